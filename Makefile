@@ -1,0 +1,49 @@
+# Novashop Edge. The whole set-up is `make demo` and `make test`.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+# The race detector and shuffling stay on: the edge and origin are concurrent code.
+TESTFLAGS ?= -race -shuffle=on -timeout 30m
+
+.PHONY: all build test test-short lint vet fmt demo up bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Integration tests start throwaway PostgreSQL and Redis servers themselves
+# (installing the Debian packages when missing) unless TEST_DATABASE_URL and
+# TEST_REDIS_URL point at existing ones.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS) || echo "staticcheck unavailable or reported problems (see above)"
+
+vet:
+	$(GO) vet $(PKGS)
+
+# up: PostgreSQL, Redis, two origins, the edge and nginx in the foreground, with their URLs.
+up: build
+	$(BIN)/stack up
+
+# demo: the main job. Starts everything, seeds a catalog, runs a comparison campaign, stops.
+demo: build
+	$(BIN)/stack demo
+
+# bench: the longer comparisons whose figures the README reports.
+bench: build
+	$(BIN)/stack bench
+
+clean:
+	rm -rf $(BIN)
