@@ -3,7 +3,6 @@ package stack
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -49,10 +48,21 @@ func (l *lockedBuffer) String() string {
 func startProc(name, path string, args []string, cred *syscall.Credential, dir string) (*Proc, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	return startProcCmd(name, cmd)
+}
+
+// startProcCmd starts cmd in its own process group with a parent-death
+// signal and captures its output.
+func startProcCmd(name string, cmd *exec.Cmd) (*Proc, error) {
 	buf := &lockedBuffer{}
 	cmd.Stdout = buf
 	cmd.Stderr = buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: cred}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("stack: start %s: %w", name, err)
 	}
@@ -144,7 +154,5 @@ func dialCheck(addr string) func() error {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-var errNotRoot = errors.New("not root")
 
 func isRoot() bool { return os.Geteuid() == 0 }

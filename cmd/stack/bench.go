@@ -1,0 +1,520 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/internal/stack"
+)
+
+// The benchmark drives each target with wrk (a C load generator, so the
+// measuring tool costs the same for every peer), in interleaved rounds, and
+// reads each proxy's own CPU time from /proc around every run: on two
+// shared cores CPU time per request is steadier than requests per second.
+
+type benchFlags struct {
+	duration    time.Duration
+	rounds      int
+	conns       int
+	scenarios   string
+	jsonOut     string
+	bodySize    int
+	browseBound time.Duration
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	var f benchFlags
+	fs.DurationVar(&f.duration, "duration", 8*time.Second, "length of one wrk run")
+	fs.IntVar(&f.rounds, "rounds", 5, "interleaved rounds per scenario")
+	fs.IntVar(&f.conns, "connections", 64, "wrk connections")
+	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), browse (browse campaign capacity)")
+	fs.StringVar(&f.jsonOut, "json", "out/bench.json", "where to write the results as JSON")
+	fs.IntVar(&f.bodySize, "body", 2048, "response body size of the fixed origins, bytes")
+	fs.DurationVar(&f.browseBound, "p99", 20*time.Millisecond, "p99 bound of the browse capacity search")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	bins, err := stack.Ensure(stdout, "wrk", "nginx")
+	if err != nil {
+		return err
+	}
+	results := map[string]any{"started": time.Now().UTC().Format(time.RFC3339), "rounds": f.rounds,
+		"duration": f.duration.String(), "connections": f.conns}
+	for _, sc := range strings.Split(f.scenarios, ",") {
+		switch strings.TrimSpace(sc) {
+		case "proxy":
+			r, err := benchProxy(ctx, f, bins["wrk"], stdout)
+			if err != nil {
+				return fmt.Errorf("proxy scenario: %w", err)
+			}
+			results["proxy"] = r
+		case "hits":
+			r, err := benchHits(ctx, f, bins["wrk"], stdout)
+			if err != nil {
+				return fmt.Errorf("hits scenario: %w", err)
+			}
+			results["hits"] = r
+		case "browse":
+			if err := benchBrowse(ctx, f, stdout, stderr); err != nil {
+				return fmt.Errorf("browse scenario: %w", err)
+			}
+		case "":
+		default:
+			return usageError{fmt.Errorf("unknown scenario %q", sc)}
+		}
+	}
+	if f.jsonOut != "" {
+		if err := os.MkdirAll(filepath.Dir(f.jsonOut), 0o755); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(f.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "bench: results in %s\n", f.jsonOut)
+	}
+	return nil
+}
+
+// target is one peer under test: where to send load and which processes'
+// CPU time to charge it with.
+type target struct {
+	name string
+	url  string
+	pids func() []int
+}
+
+// wrkRun is one wrk run against one target.
+type wrkRun struct {
+	RPS       float64 `json:"rps"`
+	P50ms     float64 `json:"p50_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	CPUusPerR float64 `json:"cpu_us_per_request"`
+}
+
+func runWrk(ctx context.Context, wrk string, t target, f benchFlags) (wrkRun, error) {
+	before := cpuTicks(t.pids())
+	cmd := exec.CommandContext(ctx, wrk, "-t1", "-c"+strconv.Itoa(f.conns), "-d"+f.duration.String(), "--latency", t.url)
+	out, err := cmd.CombinedOutput()
+	after := cpuTicks(t.pids())
+	if err != nil {
+		return wrkRun{}, fmt.Errorf("wrk %s: %w: %s", t.url, err, out)
+	}
+	r := parseWrk(string(out))
+	if r.Requests > 0 {
+		r.CPUusPerR = float64(after-before) * (1e6 / clockTicks) / float64(r.Requests)
+	}
+	return r, nil
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+// parseWrk reads requests/s, the latency distribution and errors from wrk's report.
+func parseWrk(out string) wrkRun {
+	var r wrkRun
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		switch {
+		case fields[0] == "Requests/sec:" && len(fields) > 1:
+			r.RPS, _ = strconv.ParseFloat(fields[1], 64)
+		case fields[0] == "50%" && len(fields) > 1:
+			r.P50ms = parseWrkDuration(fields[1])
+		case fields[0] == "99%" && len(fields) > 1:
+			r.P99ms = parseWrkDuration(fields[1])
+		case len(fields) > 3 && fields[1] == "requests" && fields[2] == "in":
+			r.Requests, _ = strconv.ParseInt(fields[0], 10, 64)
+		case fields[0] == "Non-2xx" && len(fields) > 4:
+			n, _ := strconv.ParseInt(fields[4], 10, 64)
+			r.Errors += n
+		case fields[0] == "Socket" && fields[1] == "errors:":
+			for i := 2; i+1 < len(fields); i += 2 {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(fields[i+1], ","), 10, 64)
+				r.Errors += n
+			}
+		}
+	}
+	return r
+}
+
+func parseWrkDuration(s string) float64 {
+	units := []struct {
+		suffix string
+		ms     float64
+	}{{"us", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 6e4}}
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			v, err := strconv.ParseFloat(strings.TrimSuffix(s, u.suffix), 64)
+			if err == nil {
+				return v * u.ms
+			}
+		}
+	}
+	return 0
+}
+
+// cpuTicks sums utime+stime of the processes (all their threads).
+func cpuTicks(pids []int) int64 {
+	var total int64
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		// The command name may contain spaces; fields restart after ")".
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += ut + st
+	}
+	return total
+}
+
+// withChildren returns pid and its direct children (nginx's workers).
+func withChildren(pid int) []int {
+	out := []int{pid}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+type spread struct {
+	Min    float64 `json:"min"`
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+}
+
+func spreadOf(xs []float64) spread {
+	if len(xs) == 0 {
+		return spread{}
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return spread{Min: s[0], Median: median(s), Max: s[len(s)-1]}
+}
+
+// scenarioResult is one scenario's table: per-target runs and ratios of
+// each target to the reference over rounds (same round, so same noise).
+type scenarioResult struct {
+	Targets map[string][]wrkRun          `json:"targets"`
+	Ratios  map[string]map[string]spread `json:"ratios"`
+}
+
+func interleave(ctx context.Context, wrk string, f benchFlags, targets []target, w io.Writer) (scenarioResult, error) {
+	res := scenarioResult{Targets: map[string][]wrkRun{}, Ratios: map[string]map[string]spread{}}
+	// Warm every target (connections, caches) before measuring.
+	warm := f
+	warm.duration = 2 * time.Second
+	for _, t := range targets {
+		if _, err := runWrk(ctx, wrk, t, warm); err != nil {
+			return res, err
+		}
+	}
+	for round := 1; round <= f.rounds; round++ {
+		for _, t := range targets {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			r, err := runWrk(ctx, wrk, t, f)
+			if err != nil {
+				return res, err
+			}
+			fmt.Fprintf(w, "  round %d %-12s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f us/req  errors %d\n",
+				round, t.name, r.RPS, r.P50ms, r.P99ms, r.CPUusPerR, r.Errors)
+			res.Targets[t.name] = append(res.Targets[t.name], r)
+		}
+	}
+	ref := targets[0].name
+	for _, t := range targets[1:] {
+		var rps, p99, cpu []float64
+		for i := range res.Targets[ref] {
+			a, b := res.Targets[ref][i], res.Targets[t.name][i]
+			if b.RPS > 0 {
+				rps = append(rps, a.RPS/b.RPS)
+			}
+			if b.P99ms > 0 {
+				p99 = append(p99, a.P99ms/b.P99ms)
+			}
+			if b.CPUusPerR > 0 {
+				cpu = append(cpu, a.CPUusPerR/b.CPUusPerR)
+			}
+		}
+		res.Ratios[ref+"/"+t.name] = map[string]spread{"throughput": spreadOf(rps), "p99": spreadOf(p99), "cpu_per_request": spreadOf(cpu)}
+	}
+	printTable(w, targets, res)
+	return res, nil
+}
+
+func printTable(w io.Writer, targets []target, res scenarioResult) {
+	fmt.Fprintf(w, "\n| target | req/s (median) | p99 ms (median) | CPU µs/req (median) | errors |\n|---|---|---|---|---|\n")
+	for _, t := range targets {
+		var rps, p99, cpu []float64
+		var errs int64
+		for _, r := range res.Targets[t.name] {
+			rps, p99, cpu = append(rps, r.RPS), append(p99, r.P99ms), append(cpu, r.CPUusPerR)
+			errs += r.Errors
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f | %d |\n", t.name, median(rps), median(p99), median(cpu), errs)
+	}
+	fmt.Fprintf(w, "\n| ratio | throughput min / median / max | p99 median | CPU/req median |\n|---|---|---|---|\n")
+	names := make([]string, 0, len(res.Ratios))
+	for n := range res.Ratios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r := res.Ratios[n]
+		fmt.Fprintf(w, "| %s | %.2f / %.2f / %.2f | %.2f | %.2f |\n", n, r["throughput"].Min, r["throughput"].Median, r["throughput"].Max, r["p99"].Median, r["cpu_per_request"].Median)
+	}
+	fmt.Fprintln(w)
+}
+
+// fixedOrigins starts n fixed-body origin processes (this binary's hidden
+// fixed-origin command) and returns them with their host:port addresses.
+func fixedOrigins(ctx context.Context, n, size int, cacheable bool) ([]*stack.Server, []string, error) {
+	var servers []*stack.Server
+	var addrs []string
+	for i := 1; i <= n; i++ {
+		port, err := stack.FreePort()
+		if err != nil {
+			return servers, nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		args := []string{"fixed-origin", "--listen", addr, "--size", strconv.Itoa(size), "--name", "fixed-" + strconv.Itoa(i)}
+		if cacheable {
+			args = append(args, "--cacheable")
+		}
+		s, err := stack.StartServer(ctx, "fixed-"+strconv.Itoa(i), filepath.Join(binDir(), "stack"), args, nil, addr)
+		if err != nil {
+			return servers, nil, err
+		}
+		servers = append(servers, s)
+		addrs = append(addrs, addr)
+	}
+	return servers, addrs, nil
+}
+
+func stopAll(servers []*stack.Server) {
+	for _, s := range servers {
+		s.Stop()
+	}
+}
+
+func startEdge(ctx context.Context, upstreams []string, redisURL, balancer string) (*stack.Server, string, error) {
+	port, err := stack.FreePort()
+	if err != nil {
+		return nil, "", err
+	}
+	aport, err := stack.FreePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"--listen", addr, "--admin-listen", "127.0.0.1:" + strconv.Itoa(aport), "--balancer", balancer, "--redis-url", redisURL}
+	for i, u := range upstreams {
+		args = append(args, "--upstream", "fixed-"+strconv.Itoa(i+1)+"=http://"+u)
+	}
+	s, err := stack.StartServer(ctx, "edge", filepath.Join(binDir(), "edge"), args, []string{"EDGE_ACCESS_LOG=off"}, addr)
+	return s, addr, err
+}
+
+func benchProxy(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scenarioResult, error) {
+	fmt.Fprintf(w, "\n## Uncached proxying: edge (round-robin, no cache) vs nginx (round-robin, keep-alive, 1 worker), 2 fixed %d-byte origins\n", f.bodySize)
+	origins, addrs, err := fixedOrigins(ctx, 2, f.bodySize, false)
+	defer stopAll(origins)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	edge, edgeAddr, err := startEdge(ctx, addrs, "", "round-robin")
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer edge.Stop()
+	dir, err := os.MkdirTemp("", "novashop-bench-nginx-")
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	conf, naddrs, err := nginxConf(dir, addrs)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	ng, err := stack.StartNginx(ctx, w, conf, naddrs...)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer ng.Stop()
+	targets := []target{
+		{name: "edge", url: "http://" + edgeAddr + "/api/products/1/", pids: func() []int { return []int{edge.Pid()} }},
+		{name: "nginx", url: "http://" + naddrs[0] + "/api/products/1/", pids: func() []int { return withChildren(ng.Pid()) }},
+	}
+	return interleave(ctx, wrk, f, targets, w)
+}
+
+func benchHits(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scenarioResult, error) {
+	fmt.Fprintf(w, "\n## Cache hits on one %d-byte JSON response: edge (Redis client-side cache) vs nginx proxy_cache (1 worker) vs a bare fasthttp handler (the ceiling)\n", f.bodySize)
+	origins, addrs, err := fixedOrigins(ctx, 2, f.bodySize, true)
+	defer stopAll(origins)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	redis, err := stack.StartRedis(ctx, w)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer redis.Stop()
+	edge, edgeAddr, err := startEdge(ctx, addrs, redis.URL, "round-robin")
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer edge.Stop()
+	dir, err := os.MkdirTemp("", "novashop-bench-nginx-")
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	conf, naddrs, err := nginxConf(dir, addrs)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	if len(naddrs) < 2 {
+		return scenarioResult{}, errors.New("the nginx template has no proxy_cache listener")
+	}
+	ng, err := stack.StartNginx(ctx, w, conf, naddrs...)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer ng.Stop()
+	path := "/api/products/1/"
+	targets := []target{
+		{name: "edge", url: "http://" + edgeAddr + path, pids: func() []int { return []int{edge.Pid()} }},
+		{name: "nginx-cache", url: "http://" + naddrs[1] + path, pids: func() []int { return withChildren(ng.Pid()) }},
+		{name: "fasthttp", url: "http://" + addrs[0] + path, pids: func() []int { return []int{origins[0].Pid()} }},
+	}
+	return interleave(ctx, wrk, f, targets, w)
+}
+
+func benchBrowse(ctx context.Context, f benchFlags, stdout, stderr io.Writer) error {
+	fmt.Fprintf(stdout, "\n## Browse campaign capacity at p99 <= %s: edge (cache on) vs nginx round-robin vs nginx proxy_cache\n", f.browseBound)
+	sf := stackFlags{origins: 2, categories: 20, products: 20000, users: 200, balancer: "p2c-ewma"}
+	l, err := stack.StartLocal(ctx, sf.options(stdout))
+	if err != nil {
+		return err
+	}
+	defer l.Stop()
+	args := []string{"capacity", "--campaign", filepath.Join(projectDir(), "configs", "campaigns", "browse.yaml"),
+		"--target", "edge=" + l.EdgeURL}
+	if len(l.NginxURLs) > 1 {
+		args = append(args, "--target", "nginx="+l.NginxURLs[0], "--target", "nginx-cache="+l.NginxURLs[1])
+	}
+	args = append(args, "--p99", f.browseBound.String(), "--json", "out/bench-browse.json")
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir(), "loadgen"), args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd.Run()
+}
+
+// cmdFixedOrigin is the bench's fixed-body origin: a bare fasthttp handler
+// answering the same bytes from memory (also the ceiling for cache hits).
+func cmdFixedOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("fixed-origin", stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	size := fs.Int("size", 2048, "body size in bytes")
+	name := fs.String("name", "fixed", "X-Served-By value")
+	cacheable := fs.Bool("cacheable", false, "mark responses public with s-maxage=3600")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	body := fixedJSON(*size)
+	cc := "no-store"
+	if *cacheable {
+		cc = "public, max-age=0, s-maxage=3600"
+	}
+	srv := &fasthttp.Server{
+		Handler: func(c *fasthttp.RequestCtx) {
+			c.Response.Header.Set("X-Served-By", *name)
+			c.Response.Header.Set("Cache-Control", cc)
+			c.Response.Header.Set("Cache-Tag", "product:1")
+			c.SetContentType("application/json")
+			c.SetBody(body)
+		},
+		Name:                          "fixed-origin",
+		NoDefaultDate:                 true,
+		DisableHeaderNamesNormalizing: false,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe(*listen) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return srv.Shutdown()
+	}
+}
+
+// fixedJSON is a product-shaped JSON document padded to size bytes.
+func fixedJSON(size int) []byte {
+	head := `{"id":1,"name":"Benchmark product","price":"129.99","stock":10,"category":{"id":1,"name":"Bench"},"description":"`
+	tail := `"}`
+	n := size - len(head) - len(tail)
+	if n < 0 {
+		n = 0
+	}
+	return []byte(head + strings.Repeat("x", n) + tail)
+}

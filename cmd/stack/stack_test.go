@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/internal/stack"
+)
+
+func TestParseWrk(t *testing.T) {
+	out := `Running 2s test @ http://127.0.0.1:8080/
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   1.05ms  300.00us   9.00ms   90.00%
+  Latency Distribution
+     50%  980.00us
+     75%    1.10ms
+     90%    1.30ms
+     99%    2.50ms
+  120000 requests in 2.00s, 30.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 5
+Requests/sec:  60000.50
+Transfer/sec:     15.00MB
+`
+	r := parseWrk(out)
+	want := wrkRun{RPS: 60000.50, P50ms: 0.98, P99ms: 2.5, Requests: 120000, Errors: 8}
+	if r != want {
+		t.Fatalf("parseWrk = %+v, want %+v", r, want)
+	}
+}
+
+func TestSpreadAndMedian(t *testing.T) {
+	cases := []struct {
+		in   []float64
+		want spread
+	}{
+		{nil, spread{}},
+		{[]float64{3}, spread{3, 3, 3}},
+		{[]float64{4, 1, 2, 3}, spread{1, 2.5, 4}},
+		{[]float64{5, 1, 3}, spread{1, 3, 5}},
+	}
+	for _, c := range cases {
+		if got := spreadOf(c.in); got != c.want {
+			t.Errorf("spreadOf(%v) = %+v, want %+v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestCPUTicksOfSelfGrows(t *testing.T) {
+	pid := os.Getpid()
+	before := cpuTicks([]int{pid})
+	deadline := time.Now().Add(200 * time.Millisecond)
+	x := 0
+	for time.Now().Before(deadline) {
+		x++
+	}
+	if after := cpuTicks([]int{pid}); after <= before {
+		t.Fatalf("cpu ticks did not grow after 200ms of work: %d -> %d (x=%d)", before, after, x)
+	}
+}
+
+func TestFixedJSONSize(t *testing.T) {
+	for _, n := range []int{2048, 512, 10} {
+		b := fixedJSON(n)
+		if n >= 200 && len(b) != n {
+			t.Errorf("fixedJSON(%d) has %d bytes", n, len(b))
+		}
+		if !bytes.HasPrefix(b, []byte("{")) || !bytes.HasSuffix(b, []byte("}")) {
+			t.Errorf("fixedJSON(%d) is not an object", n)
+		}
+	}
+}
+
+// TestNginxPeer starts the nginx peer the demo and bench use in front of a
+// real origin and checks both of its servers: round-robin passes every
+// request through, proxy_cache answers repeats without the origin.
+func TestNginxPeer(t *testing.T) {
+	var hits atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {
+		hits.Add(1)
+		c.Response.Header.Set("Cache-Control", "public, s-maxage=60")
+		c.SetBodyString(`{"ok":true}`)
+	}}
+	go srv.Serve(ln)     //nolint:errcheck
+	defer srv.Shutdown() //nolint:errcheck
+
+	dir := t.TempDir()
+	conf, addrs, err := nginxConf(dir, []string{ln.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ng, err := stack.StartNginx(ctx, os.Stderr, conf, addrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ng.Stop()
+	get := func(addr string) string {
+		resp, err := http.Get("http://" + addr + "/api/products/1/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			el, _ := os.ReadFile(dir + "/error.log")
+			t.Logf("error.log: %s", el)
+			t.Fatalf("GET via %s: %d %s", addr, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	for i := 0; i < 3; i++ {
+		if b := get(addrs[0]); !strings.Contains(b, "ok") {
+			t.Fatalf("round-robin body %q", b)
+		}
+	}
+	if n := hits.Load(); n != 3 {
+		t.Fatalf("round-robin server: origin saw %d requests, want 3", n)
+	}
+	for i := 0; i < 3; i++ {
+		get(addrs[1])
+	}
+	if n := hits.Load(); n != 4 {
+		t.Fatalf("proxy_cache server: origin saw %d requests in all, want 4 (one miss, two hits)", n)
+	}
+}
