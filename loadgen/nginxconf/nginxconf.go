@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"text/template"
 )
@@ -15,6 +17,8 @@ import (
 //
 //go:embed nginx.conf.tmpl
 var Template string
+
+var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
 
 var tmpl = template.Must(template.New("nginx.conf").Parse(Template))
 
@@ -41,6 +45,11 @@ type Params struct {
 	// TempDir holds every nginx temp directory (client bodies, proxy
 	// buffers), so nothing is written under root-owned defaults.
 	TempDir string
+	// User is the worker's user. nginx started as root otherwise drops its
+	// worker to "nobody", which cannot write CacheDir and TempDir when the
+	// launcher made them; empty means "root" when this process runs as
+	// root (nginx is normally started by the same process), else nothing.
+	User string
 }
 
 // Validate reports every problem with p at once.
@@ -86,6 +95,9 @@ func (p Params) Validate() error {
 		path("ErrorLog", p.ErrorLog)
 	}
 	path("TempDir", p.TempDir)
+	if p.User != "" && !nameRE.MatchString(p.User) {
+		probs = append(probs, fmt.Sprintf("User %q is not a user name", p.User))
+	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidParams, strings.Join(probs, "; "))
 	}
@@ -97,6 +109,9 @@ func (p Params) Validate() error {
 func Render(w io.Writer, p Params) error {
 	if err := p.Validate(); err != nil {
 		return err
+	}
+	if p.User == "" && os.Geteuid() == 0 {
+		p.User = "root"
 	}
 	if err := tmpl.Execute(w, p); err != nil {
 		return fmt.Errorf("nginxconf: render: %w", err)

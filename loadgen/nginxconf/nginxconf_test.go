@@ -23,6 +23,7 @@ func goldenParams() Params {
 		PidFile:     "/tmp/novashop/nginx/nginx.pid",
 		ErrorLog:    "/tmp/novashop/nginx/error.log",
 		TempDir:     "/tmp/novashop/nginx/tmp",
+		User:        "shop",
 	}
 }
 
@@ -97,6 +98,7 @@ func TestRenderRejectsBadParams(t *testing.T) {
 		{"injection", func(p *Params) { p.PidFile = "/tmp/x; user root" }, "PidFile"},
 		{"cache without dir", func(p *Params) { p.CacheDir = "" }, "CacheDir is empty"},
 		{"port zero", func(p *Params) { p.CacheListen = "127.0.0.1:0" }, "explicit port"},
+		{"bad user", func(p *Params) { p.User = "root; daemon on" }, "User"},
 		{"empty pid", func(p *Params) { p.PidFile = "" }, "PidFile is empty"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/novashop/edge/proxy"
+	"github.com/novashop/edge/proxy/cache"
+	"github.com/novashop/edge/proxy/config"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// errUsage marks a bad command line or configuration: exit status 2.
+var errUsage = errors.New("usage")
+
+type usageError struct{ err error }
+
+func (e usageError) Error() string   { return e.err.Error() }
+func (e usageError) Unwrap() []error { return []error{e.err, errUsage} }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// exitCode is 2 for usage and configuration errors, 1 for everything else.
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+// upstreamList is the repeatable --upstream flag.
+type upstreamList []string
+
+func (u *upstreamList) String() string { return strings.Join(*u, ",") }
+func (u *upstreamList) Set(v string) error {
+	*u = append(*u, v)
+	return nil
+}
+
+// flags holds the command line; set records which flags were given, so an
+// explicitly empty --redis-url can turn a configured cache off.
+type flags struct {
+	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL string
+	upstreams                                                              upstreamList
+	set                                                                    map[string]bool
+}
+
+const usageText = `Usage: edge --config FILE [flags]
+
+The Novashop edge: reverse proxy, balancer, JWT check, rate limits and cache in
+front of the shop's origins. Flags override the file; environment variables
+(in brackets) override the file and are overridden by flags.
+
+Flags:
+  --config FILE          YAML configuration (see configs/edge.yaml)
+  --listen ADDR          public listener [EDGE_LISTEN]
+  --admin-listen ADDR    admin API, /metrics, pprof [EDGE_ADMIN_LISTEN]
+  --upstream URL         origin, repeatable, name=URL allowed [EDGE_UPSTREAMS, comma-separated]
+  --balancer POLICY      round-robin, weighted, least-conn, p2c-ewma, random, hash [EDGE_BALANCER]
+  --redis-url URL        shared cache; empty means no cache [REDIS_URL]
+  --jwt-public-key FILE  Ed25519 or RSA public key PEM for token checks
+  --jwks-url URL         JWKS endpoint for token checks
+  The HS256 secret comes from JWT_SECRET (jwt.secret_env in the file).
+
+Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the file (upstreams,
+balancer, health, retries, timeouts, limits, rate limits).
+`
+
+func parseFlags(args []string, stdout io.Writer) (*flags, error) {
+	f := &flags{set: map[string]bool{}}
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.config, "config", "", "")
+	fs.StringVar(&f.listen, "listen", "", "")
+	fs.StringVar(&f.adminListen, "admin-listen", "", "")
+	fs.Var(&f.upstreams, "upstream", "")
+	fs.StringVar(&f.balancer, "balancer", "", "")
+	fs.StringVar(&f.redisURL, "redis-url", "", "")
+	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "")
+	fs.StringVar(&f.jwksURL, "jwks-url", "", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			_, _ = io.WriteString(stdout, usageText)
+			return nil, flag.ErrHelp
+		}
+		return nil, usagef("%v (see edge --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (see edge --help)", fs.Arg(0))
+	}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	return f, nil
+}
+
+// loadConfig builds the configuration: defaults, then the file, then environment
+// variables, then flags; the result is validated.
+func loadConfig(f *flags, getenv func(string) string) (config.Config, error) {
+	cfg := config.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = config.Read(f.config); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	pick := func(dst *string, env, flagName, flagVal string) {
+		if v := getenv(env); v != "" {
+			*dst = v
+		}
+		if f.set[flagName] {
+			*dst = flagVal
+		}
+	}
+	pick(&cfg.Listen, "EDGE_LISTEN", "listen", f.listen)
+	pick(&cfg.AdminListen, "EDGE_ADMIN_LISTEN", "admin-listen", f.adminListen)
+	pick(&cfg.Balancer.Policy, "EDGE_BALANCER", "balancer", f.balancer)
+	if getenv("REDIS_URL") != "" || f.set["redis-url"] {
+		// A Redis URL from the environment or the command line turns the cache on;
+		// an explicitly empty --redis-url turns it off.
+		pick(&cfg.Cache.RedisURL, "REDIS_URL", "redis-url", f.redisURL)
+		cfg.Cache.Enabled = cfg.Cache.RedisURL != ""
+	}
+	if f.set["jwt-public-key"] {
+		cfg.JWT.PublicKeyFile, cfg.JWT.JWKSURL = f.jwtPublicKey, ""
+	}
+	if f.set["jwks-url"] {
+		cfg.JWT.JWKSURL = f.jwksURL
+		if !f.set["jwt-public-key"] {
+			cfg.JWT.PublicKeyFile = ""
+		}
+	}
+
+	var ups []string
+	if v := getenv("EDGE_UPSTREAMS"); v != "" {
+		ups = strings.Split(v, ",")
+	}
+	if len(f.upstreams) > 0 {
+		ups = f.upstreams
+	}
+	if ups != nil {
+		cfg.Upstreams = nil
+		for _, spec := range ups {
+			spec = strings.TrimSpace(spec)
+			if spec == "" {
+				continue
+			}
+			u := config.Upstream{URL: spec, Weight: 1}
+			if name, url, ok := strings.Cut(spec, "="); ok {
+				u.Name, u.URL = name, url
+			}
+			cfg.Upstreams = append(cfg.Upstreams, u)
+		}
+	}
+	cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
+	return zap.New(core)
+}
+
+// run is the whole command: tests call it directly with their own context, args
+// and writers. It returns when ctx ends (after draining) or on a fatal error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(f, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	defer func() { _ = log.Sync() }()
+
+	opt := proxy.Options{Logger: log}
+	if cfg.JWT.PublicKeyFile == "" && cfg.JWT.JWKSURL == "" {
+		opt.JWTSecret = []byte(os.Getenv(cfg.JWT.SecretEnv))
+	}
+	if cfg.Cache.Enabled {
+		c, err := cache.New(cache.Config{RedisURL: cfg.Cache.RedisURL, MaxMemoryBytes: cfg.Cache.MaxMemoryBytes}, log)
+		if err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+		opt.Cache = c
+	}
+	srv, err := proxy.New(cfg, opt)
+	if err != nil {
+		if opt.Cache != nil {
+			opt.Cache.Close()
+		}
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	aln, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		_ = ln.Close()
+		srv.Close()
+		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	// Listen for SIGHUP before announcing readiness, so a reload sent right after
+	// the announcement cannot hit the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	fmt.Fprintf(stdout, "edge: serving on %s (admin %s), %d upstreams, balancer %s\n",
+		ln.Addr(), aln.Addr(), len(cfg.Upstreams), cfg.Balancer.Policy)
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.ServeAdmin(aln) }()
+
+	for {
+		select {
+		case <-hup:
+			next, err := loadConfig(f, os.Getenv)
+			if err == nil {
+				err = srv.Reload(next)
+			}
+			if err != nil {
+				log.Error("edge: reload rejected, keeping the running configuration", zap.Error(err))
+				continue
+			}
+			if next.Listen != cfg.Listen || next.AdminListen != cfg.AdminListen || next.JWT != cfg.JWT || next.Cache != cfg.Cache {
+				log.Warn("edge: listen addresses, jwt and cache settings change only on restart")
+			}
+			log.Info("edge: reloaded", zap.String("config", f.config))
+		case err := <-errc:
+			srv.Close()
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+			log.Info("edge: shutting down, draining connections", zap.Duration("timeout", cfg.Timeouts.Shutdown))
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return nil
+		}
+	}
+}

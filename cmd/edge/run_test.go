@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// syncBuffer is a goroutine-safe writer for run's stdout and stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestHelp(t *testing.T) {
+	var out, errOut syncBuffer
+	if err := run(context.Background(), []string{"--help"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--config FILE", "--upstream URL", "EDGE_UPSTREAMS", "JWT_SECRET", "SIGHUP"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+func TestBadInputExitsTwo(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badYAML, []byte("upstreams: [{url: 'http://127.0.0.1:1'}]\nretries: {attempts: 99}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--nope"}, "flag provided but not defined"},
+		{"stray argument", []string{"serve"}, "unexpected argument"},
+		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, "no such file"},
+		{"no upstreams", nil, "at least one upstream"},
+		{"bad upstream", []string{"--upstream", "ftp://x"}, "scheme must be http or https"},
+		{"bad policy", []string{"--upstream", "http://127.0.0.1:1", "--balancer", "fastest"}, "balancer.policy"},
+		{"bad file value", []string{"--config", badYAML}, "retries.attempts 99"},
+		{"short jwt secret", []string{"--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, "auth:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "short jwt secret" {
+				t.Setenv("JWT_SECRET", "short")
+			}
+			var out, errOut syncBuffer
+			err := run(context.Background(), tt.args, &out, &errOut)
+			if err == nil {
+				t.Fatal("run succeeded")
+			}
+			if exitCode(err) != 2 {
+				t.Errorf("exit code %d, want 2", exitCode(err))
+			}
+			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q: want one line containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestListenFailureExitsOne(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	err = run(context.Background(), []string{"--upstream", "http://127.0.0.1:1", "--listen", busy.Addr().String(),
+		"--admin-listen", "127.0.0.1:0"}, &syncBuffer{}, &syncBuffer{})
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOverridePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "edge.yaml")
+	if err := os.WriteFile(file, []byte("listen: '127.0.0.1:7000'\nupstreams: [{name: file, url: 'http://127.0.0.1:1'}]\nbalancer: {policy: random}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"EDGE_LISTEN": "127.0.0.1:7001", "EDGE_UPSTREAMS": "http://127.0.0.1:2, e2=http://127.0.0.1:3", "EDGE_BALANCER": "least-conn"}
+	getenv := func(k string) string { return env[k] }
+
+	f, err := parseFlags([]string{"--config", file}, &syncBuffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(f, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7001" || cfg.Balancer.Policy != "least-conn" || len(cfg.Upstreams) != 2 ||
+		cfg.Upstreams[0].Name != "127.0.0.1:2" || cfg.Upstreams[1].Name != "e2" {
+		t.Fatalf("env did not override the file: %+v", cfg)
+	}
+	f, _ = parseFlags([]string{"--config", file, "--listen", "127.0.0.1:7002", "--upstream", "a=http://127.0.0.1:4",
+		"--upstream", "b=http://127.0.0.1:5", "--balancer", "hash", "--redis-url", "redis://127.0.0.1:6379/0"}, &syncBuffer{})
+	cfg, err = loadConfig(f, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7002" || cfg.Balancer.Policy != "hash" || len(cfg.Upstreams) != 2 ||
+		cfg.Upstreams[1].Name != "b" || !cfg.Cache.Enabled {
+		t.Fatalf("flags did not override env: %+v", cfg)
+	}
+	env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+	f, _ = parseFlags([]string{"--config", file, "--redis-url", ""}, &syncBuffer{})
+	if cfg, _ = loadConfig(f, getenv); cfg.Cache.Enabled {
+		t.Fatal("an empty --redis-url did not turn the cache off")
+	}
+}
+
+// TestServeReloadShutdown runs the command for real: it forwards to a test origin,
+// reloads on SIGHUP (new balancer from the edited file) and drains on cancel.
+func TestServeReloadShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("X-Served-By", "o1")
+		ctx.SetBodyString("ok")
+	}}
+	go origin.Serve(ln)     //nolint:errcheck
+	defer origin.Shutdown() //nolint:errcheck
+
+	t.Setenv("JWT_SECRET", "")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "edge.yaml")
+	write := func(policy string) {
+		y := fmt.Sprintf("listen: '127.0.0.1:0'\nadmin_listen: '127.0.0.1:0'\nupstreams: [{name: o1, url: 'http://%s'}]\nbalancer: {policy: %s}\naccess_log: {enabled: false}\n", ln.Addr(), policy)
+		if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("round-robin")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--config", file}, &out, &errOut) }()
+
+	re := regexp.MustCompile(`serving on (\S+) \(admin (\S+)\)`)
+	var addr, admin string
+	deadline := time.Now().Add(5 * time.Second)
+	for addr == "" {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			addr, admin = m[1], m[2]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge did not start: %s %s", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	get := func(a, path string) (int, string, string) {
+		code, body, err := fasthttp.GetTimeout(nil, "http://"+a+path, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, string(body), ""
+	}
+	if code, body, _ := get(addr, "/"); code != 200 || body != "ok" {
+		t.Fatalf("forward: %d %s", code, body)
+	}
+
+	write("p2c-ewma")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		_, body, _ := get(admin, "/admin/upstreams")
+		if strings.Contains(body, `"balancer":"p2c-ewma"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not reload: %s\n%s", body, errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	if !strings.Contains(errOut.String(), "draining") {
+		t.Fatalf("no drain logged: %s", errOut.String())
+	}
+	if _, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		t.Fatal("edge still accepting after shutdown")
+	}
+
+}

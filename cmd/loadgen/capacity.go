@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/novashop/edge/loadgen/attack"
+	"github.com/novashop/edge/loadgen/capacity"
+	"github.com/novashop/edge/loadgen/metrics"
+)
+
+// capacityDoc is capacity's JSON output.
+type capacityDoc struct {
+	Campaign   string             `json:"campaign"`
+	Started    string             `json:"started"`
+	P99BoundMs float64            `json:"p99_bound_ms"`
+	MinSuccess float64            `json:"min_success_ratio"`
+	TrialS     float64            `json:"trial_duration_s"`
+	Targets    []*capacity.Result `json:"targets"`
+	Note       string             `json:"note"`
+}
+
+func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("capacity", "--campaign FILE --target NAME=URL ... [--p99 20ms] [--min-success 0.999] [--start R] [--max R] [--trials N] [--duration D] [--json FILE]", stdout)
+	var cf campaignFlags
+	cf.register(fs)
+	var targets stringList
+	fs.Var(&targets, "target", "a system under test, `NAME=URL` (repeatable)")
+	p99 := fs.Duration("p99", capacity.DefaultP99, "p99 latency bound a passing rate must meet")
+	minSuccess := fs.Float64("min-success", capacity.DefaultMinSuccess, "success ratio a passing rate must reach")
+	start := fs.Float64("start", capacity.DefaultStart, "first rate tried, requests/s")
+	maxRate := fs.Float64("max", capacity.DefaultMax, "highest rate ever tried, requests/s")
+	trials := fs.Int("trials", capacity.DefaultTrials, "most runs per target")
+	jsonPath := fs.String("json", "", "write the JSON result to `FILE` (- for stdout instead of the table)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if cf.rate != 0 {
+		return usageErr("capacity chooses the rates itself: use --start and --max, not --rate")
+	}
+	c, err := cf.load()
+	if err != nil {
+		return err
+	}
+	ts, err := parseTargets(targets)
+	if err != nil {
+		return err
+	}
+	cfg := capacity.Config{P99: *p99, MinSuccess: *minSuccess, Start: *start, Max: *maxRate, Trials: *trials, Precision: capacity.DefaultPrecision}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	du := cf.duration
+	if du == 0 {
+		du = min(time.Duration(c.Duration), 10*time.Second)
+	}
+	doc := capacityDoc{Campaign: c.Name, Started: time.Now().UTC().Format(time.RFC3339), P99BoundMs: float64(*p99) / 1e6, MinSuccess: *minSuccess, TrialS: du.Seconds(), Note: attack.Note}
+	progress := progressFor(stdout, stderr)
+	interrupted := false
+	for _, t := range ts {
+		res, err := capacity.Search(ctx, t.Name, cfg, func(ctx context.Context, rate float64) (metrics.Summary, error) {
+			out, err := attack.Run(ctx, c, attack.Options{Name: t.Name, URL: t.URL, Rate: rate, Duration: du, Progress: progress, Log: cf.logger(stderr)})
+			if err != nil {
+				return metrics.Summary{}, err
+			}
+			if out.Interrupted {
+				interrupted = true
+			}
+			return out.Metrics.Summary(), nil
+		})
+		if err != nil {
+			return err
+		}
+		doc.Targets = append(doc.Targets, res)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if *jsonPath != "-" {
+		writeCapacityText(stdout, &doc)
+	}
+	if *jsonPath != "" {
+		err := writeFile(*jsonPath, stdout, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(doc)
+		})
+		if err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+	}
+	if interrupted || ctx.Err() != nil {
+		return errInterrupted
+	}
+	return nil
+}
+
+func writeCapacityText(w io.Writer, d *capacityDoc) {
+	fmt.Fprintf(w, "capacity of campaign %s: highest rate with p99 <= %gms and success >= %.3f%% (%gs trials)\n", d.Campaign, d.P99BoundMs, 100*d.MinSuccess, d.TrialS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tcapacity req/s\tp99 at capacity\tsuccess\ttrials (rate: p99, success)")
+	for _, r := range d.Targets {
+		capStr, p99, succ := "none passed", "-", "-"
+		if r.Best != nil {
+			capStr = fmt.Sprintf("%.0f", r.Capacity)
+			if r.Bounded {
+				capStr = ">= " + capStr + " (max)"
+			}
+			p99 = fmt.Sprintf("%.2fms", r.Best.Summary.Latency.P99)
+			succ = fmt.Sprintf("%.3f%%", 100*r.Best.Summary.SuccessRatio)
+		}
+		trials := ""
+		for i, t := range r.Trials {
+			if i > 0 {
+				trials += "; "
+			}
+			mark := "fail"
+			if t.Pass {
+				mark = "pass"
+			}
+			trials += fmt.Sprintf("%.0f: %.2fms %.2f%% %s", t.Rate, t.Summary.Latency.P99, 100*t.Summary.SuccessRatio, mark)
+			if t.Summary.MaxSendLagMs > d.P99BoundMs/2 {
+				// The generator itself fell behind: this trial measured
+				// the load generator as much as the target.
+				trials += fmt.Sprintf(" (generator lag %.0fms)", t.Summary.MaxSendLagMs)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Target, capStr, p99, succ, trials)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, d.Note)
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/novashop/edge/loadgen/compare"
+)
+
+func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("compare", "--campaign FILE --target NAME=URL ... [--rate R] [--duration D] [--rounds N] [--warmup D] [--json FILE] [--html FILE]", stdout)
+	var cf campaignFlags
+	cf.register(fs)
+	var targets stringList
+	fs.Var(&targets, "target", "a system under test, `NAME=URL` (repeatable; ratios read first/second, e.g. edge/nginx)")
+	rounds := fs.Int("rounds", compare.DefaultRounds, "interleaved rounds: each round runs every target in turn")
+	warmup := fs.Duration("warmup", 0, "run each target this long before round 1, uncounted, so caches start warm alike")
+	jsonPath := fs.String("json", "", "write the JSON report to `FILE` (- for stdout instead of the table)")
+	htmlPath := fs.String("html", "", "write the self-contained HTML report to `FILE`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.load()
+	if err != nil {
+		return err
+	}
+	ts, err := parseTargets(targets)
+	if err != nil {
+		return err
+	}
+	if *rounds < 1 {
+		return usageErr("--rounds must be at least 1")
+	}
+	res, err := compare.Run(ctx, c, ts, compare.Options{
+		Rounds: *rounds, Rate: cf.rate, Duration: cf.duration, Warmup: *warmup,
+		Progress: progressFor(stdout, stderr), Log: cf.logger(stderr),
+	})
+	if err != nil {
+		return err
+	}
+	if err := emit(stdout, stderr, res.Doc, res.Metrics, *jsonPath, *htmlPath); err != nil {
+		return err
+	}
+	if res.Doc.Interrupted {
+		return errInterrupted
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package compare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/novashop/edge/loadgen/attack"
+	"github.com/novashop/edge/loadgen/campaign"
+	"github.com/novashop/edge/loadgen/metrics"
+	"github.com/novashop/edge/loadgen/report"
+	"go.uber.org/zap"
+)
+
+// ErrTargets is returned for a target list that cannot be compared.
+var ErrTargets = errors.New("compare: invalid targets")
+
+// DefaultRounds is the number of interleaved rounds.
+const DefaultRounds = 3
+
+// Target is one system under test.
+type Target struct {
+	Name, URL string
+}
+
+// ParseTarget reads NAME=URL.
+func ParseTarget(s string) (Target, error) {
+	name, u, ok := strings.Cut(s, "=")
+	if !ok || name == "" || u == "" {
+		return Target{}, fmt.Errorf("%w: %q is not NAME=URL", ErrTargets, s)
+	}
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return Target{}, fmt.Errorf("%w: %q: URL must be http(s)://host:port", ErrTargets, s)
+	}
+	return Target{Name: name, URL: u}, nil
+}
+
+// Options configure a comparison.
+type Options struct {
+	// Rounds is the number of interleaved rounds; DefaultRounds when 0.
+	Rounds int
+	// Rate and Duration override the campaign's (see attack.Options).
+	Rate     float64
+	Duration time.Duration
+	// Warmup, when > 0, runs each target once for this long before round
+	// 1 and discards the figures, so caches and connection pools start
+	// warm for every target alike.
+	Warmup time.Duration
+	// Progress receives the live progress line; nil keeps quiet.
+	Progress io.Writer
+	// Log receives debug events.
+	Log *zap.Logger
+}
+
+// Result is a comparison's outcome.
+type Result struct {
+	Doc *report.Document
+	// Metrics are the merged metrics per target, in the targets' order.
+	Metrics []*metrics.Metrics
+}
+
+// Run compares targets with c. When ctx ends early it returns what ran,
+// with Doc.Interrupted set.
+func Run(ctx context.Context, c *campaign.Campaign, targets []Target, o Options) (*Result, error) {
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w: give at least one --target NAME=URL", ErrTargets)
+	}
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if seen[t.Name] {
+			return nil, fmt.Errorf("%w: name %q used twice", ErrTargets, t.Name)
+		}
+		seen[t.Name] = true
+	}
+	rounds := o.Rounds
+	if rounds == 0 {
+		rounds = DefaultRounds
+	}
+	if rounds < 0 {
+		return nil, fmt.Errorf("%w: rounds %d must be positive", ErrTargets, rounds)
+	}
+	doc := &report.Document{
+		Campaign: c.Name,
+		Started:  time.Now().UTC().Format(time.RFC3339),
+		Note:     attack.Note,
+	}
+	merged := make([]*metrics.Metrics, len(targets))
+	var perRound [][]metrics.Summary
+	var lag time.Duration
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.Name
+	}
+	doc.PerRound = map[string][]report.RoundFigures{}
+	if o.Warmup < 0 {
+		return nil, fmt.Errorf("%w: warm-up %s must be positive", ErrTargets, o.Warmup)
+	}
+	if o.Warmup > 0 {
+		for _, t := range targets {
+			if ctx.Err() != nil {
+				break
+			}
+			if _, err := attack.Run(ctx, c, attack.Options{
+				Name: t.Name + " (warm-up)", URL: t.URL, Rate: o.Rate, Duration: o.Warmup,
+				Progress: o.Progress, Log: o.Log,
+			}); err != nil {
+				return nil, err
+			}
+		}
+	}
+rounds:
+	for r := 0; r < rounds; r++ {
+		var row []metrics.Summary
+		for i, t := range targets {
+			if ctx.Err() != nil {
+				doc.Interrupted = true
+				break rounds
+			}
+			out, err := attack.Run(ctx, c, attack.Options{
+				Name: t.Name, URL: t.URL, Rate: o.Rate, Duration: o.Duration,
+				Progress: o.Progress, Log: o.Log,
+			})
+			if err != nil {
+				return nil, err
+			}
+			doc.Profile = out.Profile
+			lag = max(lag, out.MaxSendLag)
+			s := out.Metrics.Summary()
+			row = append(row, s)
+			doc.PerRound[t.Name] = append(doc.PerRound[t.Name], report.RoundFigures{
+				ThroughputRPS: s.ThroughputRPS, SuccessRatio: s.SuccessRatio, P50: s.Latency.P50, P99: s.Latency.P99,
+			})
+			if merged[i] == nil {
+				merged[i] = out.Metrics
+			} else {
+				merged[i].Merge(out.Metrics)
+			}
+			if out.Interrupted {
+				doc.Interrupted = true
+			}
+		}
+		if len(row) > 0 {
+			doc.Rounds = r + 1
+		}
+		// Only complete rounds enter the ratios: a round cut short would
+		// compare a target's full run with another's fragment.
+		if len(row) == len(targets) && !doc.Interrupted {
+			perRound = append(perRound, row)
+		}
+		if doc.Interrupted {
+			break
+		}
+	}
+	res := &Result{Doc: doc}
+	for i, m := range merged {
+		if m == nil {
+			m = metrics.New(targets[i].Name, targets[i].URL, time.Now())
+		}
+		res.Metrics = append(res.Metrics, m)
+		doc.Targets = append(doc.Targets, m.Summary())
+	}
+	doc.Ratios = report.Ratios(names, perRound)
+	doc.MaxSendLagMs = float64(lag.Microseconds()) / 1000
+	return res, nil
+}

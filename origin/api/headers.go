@@ -1,0 +1,42 @@
+package api
+
+import (
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/cachekeys"
+)
+
+// Cache-Control values (RFC 9111 §5.2.2, RFC 5861 §3).
+//
+// Catalog reads are the same bytes for every visitor, so shared caches may
+// keep them: max-age=0 makes browsers revalidate (a shopper sees a price
+// change on the next load), s-maxage=60 lets the edge and nginx serve them
+// for a minute — the edge drops them earlier when a write bumps their tags —
+// and stale-while-revalidate=30 lets a cache answer at once while it
+// refetches in the background. Personal answers must never be stored.
+const (
+	CacheControlPublic  = "public, max-age=0, s-maxage=60, stale-while-revalidate=30"
+	CacheControlPrivate = "private, no-store"
+)
+
+// Public marks a response as a shared catalog read depending on tags.
+func Public(ctx *fasthttp.RequestCtx, tags ...string) {
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, CacheControlPublic)
+	ctx.Response.Header.Set(cachekeys.HeaderCacheTag, cachekeys.JoinTags(tags...))
+}
+
+// Private marks a response as personal.
+func Private(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, CacheControlPrivate)
+}
+
+// Invalidated stamps a write's answer with the tags it bumped, so the edge
+// that relayed it can bump them too.
+func Invalidated(ctx *fasthttp.RequestCtx, tags []string) {
+	if len(tags) == 0 {
+		return
+	}
+	ctx.Response.Header.Set(cachekeys.HeaderInvalidate, strings.Join(tags, ","))
+}

@@ -1,0 +1,222 @@
+package catalog
+
+import (
+	"github.com/fasthttp/router"
+	"github.com/jackc/pgx/v5"
+	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/cachekeys"
+	"github.com/novashop/edge/origin/api"
+)
+
+// Handlers serves the catalog's JSON API.
+type Handlers struct {
+	env   *api.Env
+	Store *Store
+}
+
+// NewHandlers makes the catalog handlers.
+func NewHandlers(env *api.Env) *Handlers {
+	return &Handlers{env: env, Store: &Store{Pool: env.Pool}}
+}
+
+// Register adds the catalog routes.
+func (h *Handlers) Register(r *router.Router) {
+	e := h.env
+	r.GET("/api/categories/", e.Handle(h.categories))
+	r.POST("/api/categories/", e.Handle(h.createCategory))
+	r.GET("/api/categories/{id}/", e.Handle(h.category))
+	r.PATCH("/api/categories/{id}/", e.Handle(h.updateCategory))
+	r.GET("/api/products/", e.Handle(h.list))
+	r.POST("/api/products/", e.Handle(h.createProduct))
+	r.GET("/api/products/{id}/", e.Handle(h.product))
+	r.PATCH("/api/products/{id}/", e.Handle(h.updateProduct))
+	r.DELETE("/api/products/{id}/", e.Handle(h.deleteProduct))
+}
+
+func (h *Handlers) categories(ctx *fasthttp.RequestCtx) error {
+	c, cancel := api.Context()
+	defer cancel()
+	cs, err := h.Store.Categories(c)
+	if err != nil {
+		return err
+	}
+	api.Public(ctx, cachekeys.TagCategories, cachekeys.TagCatalog)
+	api.WriteJSON(ctx, fasthttp.StatusOK, cs)
+	return nil
+}
+
+func (h *Handlers) category(ctx *fasthttp.RequestCtx) error {
+	id, err := api.PathID(ctx, "id", "category")
+	if err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	cat, err := h.Store.Category(c, id)
+	if err != nil {
+		return err
+	}
+	api.Public(ctx, cachekeys.TagCategory(id), cachekeys.TagCatalog)
+	api.WriteJSON(ctx, fasthttp.StatusOK, cat)
+	return nil
+}
+
+func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
+	q, err := ParseListQuery(api.Query(ctx))
+	if err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	page, err := h.Store.List(c, q)
+	if err != nil {
+		return err
+	}
+	if q.Category > 0 {
+		api.Public(ctx, cachekeys.TagProducts, cachekeys.TagCatalog, cachekeys.TagCategory(q.Category))
+	} else {
+		api.Public(ctx, cachekeys.TagProducts, cachekeys.TagCatalog)
+	}
+	api.WriteJSON(ctx, fasthttp.StatusOK, page)
+	return nil
+}
+
+func (h *Handlers) product(ctx *fasthttp.RequestCtx) error {
+	id, err := api.PathID(ctx, "id", "product")
+	if err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	p, err := h.Store.Product(c, id)
+	if err != nil {
+		return err
+	}
+	api.Public(ctx, cachekeys.TagProduct(id), cachekeys.TagCategory(p.Category.ID))
+	api.WriteJSON(ctx, fasthttp.StatusOK, p)
+	return nil
+}
+
+func (h *Handlers) createProduct(ctx *fasthttp.RequestCtx) error {
+	if _, err := api.Staff(ctx, h.env.Keys); err != nil {
+		return err
+	}
+	var in ProductInput
+	if err := api.Decode(ctx, &in); err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	var p Product
+	err := h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
+		p, tags, err = CreateProduct(c, tx, in)
+		return tags, err
+	})
+	if err != nil {
+		return err
+	}
+	api.Private(ctx)
+	ctx.Response.Header.Set(fasthttp.HeaderLocation, "/api/products/"+itoa(p.ID)+"/")
+	api.WriteJSON(ctx, fasthttp.StatusCreated, p)
+	return nil
+}
+
+func (h *Handlers) updateProduct(ctx *fasthttp.RequestCtx) error {
+	if _, err := api.Staff(ctx, h.env.Keys); err != nil {
+		return err
+	}
+	id, err := api.PathID(ctx, "id", "product")
+	if err != nil {
+		return err
+	}
+	var in ProductInput
+	if err := api.Decode(ctx, &in); err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	var p Product
+	err = h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
+		p, tags, err = UpdateProduct(c, tx, id, in)
+		return tags, err
+	})
+	if err != nil {
+		return err
+	}
+	api.Private(ctx)
+	api.WriteJSON(ctx, fasthttp.StatusOK, p)
+	return nil
+}
+
+func (h *Handlers) deleteProduct(ctx *fasthttp.RequestCtx) error {
+	if _, err := api.Staff(ctx, h.env.Keys); err != nil {
+		return err
+	}
+	id, err := api.PathID(ctx, "id", "product")
+	if err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	err = h.env.Write(ctx, c, func(tx pgx.Tx) ([]string, error) {
+		return DeleteProduct(c, tx, id)
+	})
+	if err != nil {
+		return err
+	}
+	api.Private(ctx)
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return nil
+}
+
+func (h *Handlers) createCategory(ctx *fasthttp.RequestCtx) error {
+	if _, err := api.Staff(ctx, h.env.Keys); err != nil {
+		return err
+	}
+	var in CategoryInput
+	if err := api.Decode(ctx, &in); err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	var cat Category
+	err := h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
+		cat, tags, err = CreateCategory(c, tx, in)
+		return tags, err
+	})
+	if err != nil {
+		return err
+	}
+	api.Private(ctx)
+	ctx.Response.Header.Set(fasthttp.HeaderLocation, "/api/categories/"+itoa(cat.ID)+"/")
+	api.WriteJSON(ctx, fasthttp.StatusCreated, cat)
+	return nil
+}
+
+func (h *Handlers) updateCategory(ctx *fasthttp.RequestCtx) error {
+	if _, err := api.Staff(ctx, h.env.Keys); err != nil {
+		return err
+	}
+	id, err := api.PathID(ctx, "id", "category")
+	if err != nil {
+		return err
+	}
+	var in CategoryInput
+	if err := api.Decode(ctx, &in); err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	var cat Category
+	err = h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
+		cat, tags, err = UpdateCategory(c, tx, id, in)
+		return tags, err
+	})
+	if err != nil {
+		return err
+	}
+	api.Private(ctx)
+	api.WriteJSON(ctx, fasthttp.StatusOK, cat)
+	return nil
+}

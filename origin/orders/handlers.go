@@ -1,0 +1,91 @@
+package orders
+
+import (
+	"github.com/fasthttp/router"
+	"github.com/jackc/pgx/v5"
+	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/origin/api"
+)
+
+// Handlers serves the order routes.
+type Handlers struct {
+	env   *api.Env
+	Store *Store
+}
+
+// NewHandlers makes the order handlers.
+func NewHandlers(env *api.Env) *Handlers {
+	return &Handlers{env: env, Store: &Store{Pool: env.Pool}}
+}
+
+// Register adds the order routes.
+func (h *Handlers) Register(r *router.Router) {
+	r.POST("/api/orders/", h.env.Handle(h.checkout))
+	r.GET("/api/orders/", h.env.Handle(h.list))
+	r.GET("/api/orders/{id}/", h.env.Handle(h.get))
+}
+
+func (h *Handlers) checkout(ctx *fasthttp.RequestCtx) error {
+	api.Private(ctx)
+	p, err := api.Caller(ctx, h.env.Keys)
+	if err != nil {
+		return err
+	}
+	// The body is optional; if one is sent it must be a JSON object.
+	if len(ctx.Request.Body()) > 0 {
+		var in struct{}
+		if err := api.Decode(ctx, &in); err != nil {
+			return err
+		}
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	var o Order
+	err = h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
+		o, tags, err = Checkout(c, tx, p.UserID)
+		return tags, err
+	})
+	if err != nil {
+		return err
+	}
+	ctx.Response.Header.Set(fasthttp.HeaderLocation, "/api/orders/"+itoa(o.ID)+"/")
+	api.WriteJSON(ctx, fasthttp.StatusCreated, o)
+	return nil
+}
+
+func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
+	api.Private(ctx)
+	p, err := api.Caller(ctx, h.env.Keys)
+	if err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	l, err := h.Store.List(c, p.UserID)
+	if err != nil {
+		return err
+	}
+	api.WriteJSON(ctx, fasthttp.StatusOK, l)
+	return nil
+}
+
+func (h *Handlers) get(ctx *fasthttp.RequestCtx) error {
+	api.Private(ctx)
+	p, err := api.Caller(ctx, h.env.Keys)
+	if err != nil {
+		return err
+	}
+	id, err := api.PathID(ctx, "id", "order")
+	if err != nil {
+		return err
+	}
+	c, cancel := api.Context()
+	defer cancel()
+	o, err := h.Store.Get(c, p.UserID, id)
+	if err != nil {
+		return err
+	}
+	api.WriteJSON(ctx, fasthttp.StatusOK, o)
+	return nil
+}

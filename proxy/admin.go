@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/novashop/edge/proxy/upstream"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
+	"go.uber.org/zap"
+)
+
+// UpstreamStatus is one host in GET /admin/upstreams.
+type UpstreamStatus struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// State is up, down, draining or slow-start.
+	State string `json:"state"`
+	// Weight is the configured weight.
+	Weight int `json:"weight"`
+	// EffectiveWeight is the weight after slow start.
+	EffectiveWeight int     `json:"effective_weight"`
+	InFlight        int64   `json:"in_flight"`
+	EWMAms          float64 `json:"ewma_ms"`
+	// Failures is the consecutive failed requests since the last success.
+	Failures int64 `json:"failures"`
+}
+
+// UpstreamsStatus is the body of GET /admin/upstreams.
+type UpstreamsStatus struct {
+	Balancer  string           `json:"balancer"`
+	Upstreams []UpstreamStatus `json:"upstreams"`
+}
+
+// Status reports the balancer and every configured host, as GET /admin/upstreams does.
+func (s *Server) Status() UpstreamsStatus {
+	rt := s.rt.Load()
+	now := time.Now()
+	out := UpstreamsStatus{Balancer: s.Policy(), Upstreams: make([]UpstreamStatus, 0, len(rt.pool.All()))}
+	for _, u := range rt.pool.All() {
+		out.Upstreams = append(out.Upstreams, statusOf(u, now))
+	}
+	return out
+}
+
+func statusOf(u *upstream.Upstream, now time.Time) UpstreamStatus {
+	return UpstreamStatus{
+		Name: u.Name, URL: u.URL, State: u.State(now).String(), Weight: u.Weight,
+		EffectiveWeight: u.EffectiveWeight(now), InFlight: u.InFlight(),
+		EWMAms: float64(u.EWMA().Microseconds()) / 1000, Failures: u.Failures(),
+	}
+}
+
+// purgeRequest is the body of POST /admin/purge.
+type purgeRequest struct {
+	Keys   []string `json:"keys"`
+	Tags   []string `json:"tags"`
+	Prefix string   `json:"prefix"`
+	Soft   bool     `json:"soft"`
+}
+
+func (s *Server) adminHandler() fasthttp.RequestHandler {
+	r := router.New()
+	r.RedirectTrailingSlash = false
+	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, map[string]string{"status": "ok"}) })
+	r.GET("/metrics", func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		s.metrics.WritePrometheus(ctx)
+	})
+	r.ANY("/debug/pprof/{profile:*}", pprofhandler.PprofHandler)
+	r.GET("/debug/pprof/", pprofhandler.PprofHandler)
+	r.GET("/admin/upstreams", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, s.Status()) })
+	r.PUT("/admin/balancer", s.adminBalancer)
+	r.POST("/admin/upstreams/{name}/drain", func(ctx *fasthttp.RequestCtx) { s.adminDrain(ctx, true) })
+	r.POST("/admin/upstreams/{name}/undrain", func(ctx *fasthttp.RequestCtx) { s.adminDrain(ctx, false) })
+	r.POST("/admin/purge", s.adminPurge)
+	r.NotFound = func(ctx *fasthttp.RequestCtx) { writeError(ctx, fasthttp.StatusNotFound, "no such admin route") }
+	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
+	}
+	h := r.Handler
+	return func(ctx *fasthttp.RequestCtx) {
+		defer s.recoverPanic(ctx)
+		h(ctx)
+	}
+}
+
+func (s *Server) adminBalancer(ctx *fasthttp.RequestCtx) {
+	var body struct {
+		Policy  string `json:"policy"`
+		HashKey string `json:"hash_key"`
+	}
+	if err := decodeJSON(ctx, &body); err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, "body must be JSON with policy and optional hash_key")
+		return
+	}
+	if err := s.SetPolicy(body.Policy, body.HashKey); err != nil {
+		writeJSON(ctx, fasthttp.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(ctx, 200, map[string]string{"balancer": s.Policy()})
+}
+
+func (s *Server) adminDrain(ctx *fasthttp.RequestCtx, drain bool) {
+	name, _ := ctx.UserValue("name").(string)
+	pool := s.rt.Load().pool
+	var err error
+	if drain {
+		err = pool.Drain(name)
+	} else {
+		err = pool.Undrain(name)
+	}
+	if errors.Is(err, upstream.ErrUnknown) {
+		writeError(ctx, fasthttp.StatusNotFound, "unknown upstream")
+		return
+	}
+	s.log.Info("proxy: upstream drain changed", zap.String("upstream", name), zap.Bool("drained", drain))
+	writeJSON(ctx, 200, statusOf(pool.Get(name), time.Now()))
+}
+
+func (s *Server) adminPurge(ctx *fasthttp.RequestCtx) {
+	if s.cache == nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "no cache configured")
+		return
+	}
+	var body purgeRequest
+	if err := decodeJSON(ctx, &body); err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, "body must be JSON with keys, tags, prefix, soft")
+		return
+	}
+	if len(body.Keys) == 0 && len(body.Tags) == 0 && body.Prefix == "" {
+		writeError(ctx, fasthttp.StatusBadRequest, "give at least one of keys, tags or prefix")
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := s.cache.Purge(pctx, body.Keys, body.Tags, body.Prefix, body.Soft)
+	if err != nil {
+		s.log.Error("proxy: purge failed", zap.Error(err))
+		writeJSON(ctx, fasthttp.StatusBadGateway, map[string]string{"error": "purge failed: " + err.Error()})
+		return
+	}
+	writeJSON(ctx, 200, map[string]int{"purged": n})
+}
+
+// decodeJSON reads a JSON body strictly: unknown fields and trailing data are errors.
+func decodeJSON(ctx *fasthttp.RequestCtx, v any) error {
+	dec := json.NewDecoder(bytesReader(ctx.PostBody()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusInternalServerError, "cannot encode answer")
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}

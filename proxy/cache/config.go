@@ -1,0 +1,173 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/novashop/edge/cachekeys"
+)
+
+// Defaults for zero Config fields, kept in one place.
+const (
+	DefaultMaxMemoryBytes    = 256 << 20
+	DefaultMaxEntryBytes     = 4 << 20
+	DefaultRedisTimeout      = 50 * time.Millisecond
+	DefaultProbeInterval     = 250 * time.Millisecond
+	DefaultMaxTTL            = 24 * time.Hour
+	DefaultRetention         = 10 * time.Minute
+	DefaultHeuristicMax      = time.Hour
+	DefaultCoalesceWait      = 10 * time.Second
+	DefaultNamespace         = "novashop:c:"
+	DefaultTagIndexNamespace = "novashop:ti:"
+	DefaultName              = "novashop-edge"
+)
+
+// ErrInvalidConfig is wrapped by every error Config.Validate returns; fix the
+// named field in the edge configuration's cache section.
+var ErrInvalidConfig = errors.New("cache: invalid config")
+
+// Config configures a Cache. Zero values mean the documented defaults.
+type Config struct {
+	// RedisURL is the Redis (or Redis Cluster seed) URL, e.g.
+	// redis://127.0.0.1:6379/0. It must be set; an edge without Redis has no
+	// cache at all and should not construct one.
+	RedisURL string `yaml:"redis_url"`
+	// MaxMemoryBytes bounds this process's copy of entries (decoded entries
+	// plus rueidis' own client-side cache, which gets one eighth). Least
+	// recently used entries are evicted first (sampled LRU). Default 256 MiB.
+	MaxMemoryBytes int64 `yaml:"max_memory_bytes"`
+	// MaxEntryBytes is the largest body stored; larger responses pass
+	// through uncached. Default 4 MiB.
+	MaxEntryBytes int `yaml:"max_entry_bytes"`
+	// RedisTimeout bounds every Redis dial and command. After the first
+	// failure the cache stops calling Redis and passes traffic straight
+	// through until a background probe succeeds. Default 50 ms.
+	RedisTimeout time.Duration `yaml:"redis_timeout"`
+	// ProbeInterval is how often an unreachable Redis is probed. Default
+	// 250 ms.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	// MaxTTL caps how long an entry stays in Redis, whatever the origin says.
+	// Default 24 h.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// Retention keeps an entry with a validator (ETag or Last-Modified) in
+	// Redis this long after it may no longer be served stale, so it can be
+	// revalidated with a cheap conditional request. Default 10 min.
+	Retention time.Duration `yaml:"retention"`
+	// HeuristicMax caps heuristic freshness (RFC 9111 section 4.2.2: 10% of
+	// the time since Last-Modified). Negative disables heuristic freshness.
+	// Default 1 h.
+	HeuristicMax time.Duration `yaml:"heuristic_max"`
+	// CoalesceWait is how long a request waits for another request's fetch
+	// of the same key before fetching itself. Default 10 s.
+	CoalesceWait time.Duration `yaml:"coalesce_wait"`
+	// Namespace prefixes every entry key in Redis. Edges that share entries
+	// must use the same namespace. Default "novashop:c:".
+	Namespace string `yaml:"namespace"`
+	// TagIndexNamespace prefixes the per-tag sets of entry keys used by soft
+	// purges by tag. It must not start with Namespace. Default "novashop:ti:".
+	TagIndexNamespace string `yaml:"tag_index_namespace"`
+	// Name is the cache's name in Cache-Status (RFC 9211 section 2).
+	// Default "novashop-edge".
+	Name string `yaml:"name"`
+	// Now is the clock; tests inject one. Default time.Now.
+	Now func() time.Time `yaml:"-"`
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.MaxMemoryBytes == 0 {
+		c.MaxMemoryBytes = DefaultMaxMemoryBytes
+	}
+	if c.MaxEntryBytes == 0 {
+		c.MaxEntryBytes = DefaultMaxEntryBytes
+	}
+	if c.RedisTimeout == 0 {
+		c.RedisTimeout = DefaultRedisTimeout
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.MaxTTL == 0 {
+		c.MaxTTL = DefaultMaxTTL
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.HeuristicMax == 0 {
+		c.HeuristicMax = DefaultHeuristicMax
+	}
+	if c.CoalesceWait == 0 {
+		c.CoalesceWait = DefaultCoalesceWait
+	}
+	if c.Namespace == "" {
+		c.Namespace = DefaultNamespace
+	}
+	if c.TagIndexNamespace == "" {
+		c.TagIndexNamespace = DefaultTagIndexNamespace
+	}
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem in c at once, each wrapping
+// ErrInvalidConfig. Zero fields are valid (they mean the defaults).
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...))
+	}
+	if c.RedisURL == "" {
+		bad("redis_url is required (an edge without Redis runs without a cache)")
+	}
+	if c.MaxMemoryBytes < 0 || (c.MaxMemoryBytes > 0 && c.MaxMemoryBytes < 1<<20) {
+		bad("max_memory_bytes must be at least 1 MiB, got %d", c.MaxMemoryBytes)
+	}
+	if c.MaxEntryBytes < 0 {
+		bad("max_entry_bytes must be >= 0, got %d", c.MaxEntryBytes)
+	}
+	if c.RedisTimeout < 0 {
+		bad("redis_timeout must be > 0, got %v", c.RedisTimeout)
+	}
+	if c.ProbeInterval < 0 {
+		bad("probe_interval must be > 0, got %v", c.ProbeInterval)
+	}
+	if c.MaxTTL < 0 || (c.MaxTTL > 0 && c.MaxTTL < time.Second) {
+		bad("max_ttl must be at least 1s, got %v", c.MaxTTL)
+	}
+	if c.Retention < 0 {
+		bad("retention must be >= 0, got %v", c.Retention)
+	}
+	if c.CoalesceWait < 0 {
+		bad("coalesce_wait must be > 0, got %v", c.CoalesceWait)
+	}
+	d := c.withDefaults()
+	if len(d.TagIndexNamespace) >= len(d.Namespace) && d.TagIndexNamespace[:len(d.Namespace)] == d.Namespace {
+		bad("tag_index_namespace %q must not start with namespace %q", d.TagIndexNamespace, d.Namespace)
+	}
+	if len(d.Namespace) >= len(d.TagIndexNamespace) && d.Namespace[:len(d.TagIndexNamespace)] == d.TagIndexNamespace {
+		bad("namespace %q must not start with tag_index_namespace %q", d.Namespace, d.TagIndexNamespace)
+	}
+	if strings.HasPrefix(d.Namespace, cachekeys.TagVersionPrefix) || strings.HasPrefix(cachekeys.TagVersionPrefix, d.Namespace) {
+		// Redis refuses overlapping broadcast-tracking prefixes.
+		bad("namespace %q must not overlap the tag version prefix %q", d.Namespace, cachekeys.TagVersionPrefix)
+	}
+	if _, err := rueidis.ParseURL(c.RedisURL); c.RedisURL != "" && err != nil {
+		bad("redis_url: %v", err)
+	}
+	for i := 0; i < len(c.Name); i++ {
+		if ch := c.Name[i]; ch <= ' ' || ch >= 0x7f || ch == ';' || ch == ',' || ch == '"' {
+			bad("name %q must be an RFC 9211 token", c.Name)
+			break
+		}
+	}
+	return errors.Join(errs...)
+}

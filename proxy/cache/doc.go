@@ -1,0 +1,21 @@
+// Package cache is the edge's shared HTTP cache (RFC 9111) in front of the
+// origins: entries live in Redis and are read through rueidis with
+// server-assisted client-side caching in broadcast mode, so a hit is answered
+// from this process's memory (a decoded, byte-bounded table) and every edge
+// drops an entry, or notices a bumped invalidation tag, as soon as Redis
+// pushes the change.
+//
+// The edge server calls Cache.Serve for every request with a fetch function
+// that forwards through the balancer; Serve answers from memory when it may,
+// coalesces concurrent misses into one fetch, stores what a shared cache may
+// store, revalidates, serves stale content where RFC 5861 allows it, and
+// answers unsafe methods by invalidating what they touched. Cache.Purge backs
+// the admin purge endpoint.
+//
+// This package must never store or serve a personal response (Set-Cookie,
+// private, no-store, or an authenticated request without public/s-maxage),
+// never serve an entry whose recorded tag versions are stale or unreadable as
+// fresh, never let a Redis outage fail or slow a request beyond
+// Config.RedisTimeout (it passes traffic straight through instead), and never
+// forward Cache-Tag or Cache-Invalidate to clients.
+package cache

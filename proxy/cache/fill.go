@@ -1,0 +1,537 @@
+package cache
+
+import (
+	"bytes"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/novashop/edge/cachekeys"
+)
+
+// fillReq describes a fetch the cache makes for a GET or HEAD.
+type fillReq struct {
+	head, personal, reqNoStore bool
+	// vary is the vary index found for the primary key, if any.
+	vary *varyIndex
+	// stale is the stored entry being revalidated (nil on a miss), under
+	// staleKey; staleServable is false when its tags were invalidated.
+	stale         *entry
+	staleKey      string
+	staleServable bool
+	// fwd is the RFC 9211 fwd reason, detail an extra Cache-Status detail.
+	fwd, detail string
+}
+
+// outcome is how to answer after a fetch.
+type outcome struct {
+	e      *entry // answer from this entry, else from resp
+	status string
+	err    error // no origin answered
+}
+
+// fill fetches for a miss or revalidation, coalescing concurrent fetches of
+// the same primary key into one.
+func (c *Cache) fill(ctx *fasthttp.RequestCtx, fetch FetchFunc, f *fillReq, kb []byte, primary int) {
+	pk := string(kb[:primary])
+	if f.stale != nil {
+		f.staleKey = string(kb)
+	}
+	cl, leader := c.flights.join(pk)
+	if !leader {
+		t := time.NewTimer(c.cfg.CoalesceWait)
+		done := false
+		select {
+		case <-cl.done:
+			done = true
+		case <-t.C:
+		}
+		t.Stop()
+		if done && cl.e != nil && sameVariant(cl, kb[:primary], &ctx.Request.Header) {
+			c.m.hit.Inc()
+			c.writeEntry(ctx, cl.e, cl.e.age(c.now()), c.status("hit; detail=coalesced"))
+			return
+		}
+		cl = nil
+	} else {
+		defer c.flights.finish(pk, cl)
+	}
+	c.m.miss.Inc()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	o := c.fetchAndStore(&ctx.Request, resp, fetch, f, kb[:primary], cl)
+	switch {
+	case o.err != nil:
+		c.originError(ctx, o.status, o.err, resp)
+	case o.e != nil:
+		c.writeEntry(ctx, o.e, o.e.age(c.now()), c.status(o.status))
+	default:
+		resp.CopyTo(&ctx.Response)
+		stripCacheHeaders(&ctx.Response.Header)
+		if len(ctx.Response.Header.Peek(fasthttp.HeaderAge)) == 0 {
+			ctx.Response.Header.Set(fasthttp.HeaderAge, "0")
+		}
+		ctx.Response.Header.Set(HeaderCacheStatus, c.cfg.Name+"; "+o.status)
+	}
+}
+
+// sameVariant reports whether the leader's stored entry is the variant this
+// follower asked for.
+func sameVariant(cl *call, primary []byte, rh *fasthttp.RequestHeader) bool {
+	if cl.vary == nil {
+		return cl.key == string(primary)
+	}
+	k := cl.vary.appendVariantKey(append([]byte(nil), primary...), rh)
+	return cl.key == string(k)
+}
+
+// revalidateInBackground refreshes a stale entry that was just served
+// (stale-while-revalidate, soft purge): at most one refresh per key at a
+// time, on a copy of the request, since ctx is gone once Serve returns.
+func (c *Cache) revalidateInBackground(in *fasthttp.Request, fetch FetchFunc, primary []byte, e *entry, vary *varyIndex, key []byte) {
+	pk := string(primary)
+	if c.revalidatedSince(pk, e.respTime) {
+		// A refresh finished after this copy was fetched: the request
+		// that read it raced with that refresh's store.
+		return
+	}
+	cl, ok := c.revals.tryLead(pk)
+	if !ok {
+		return
+	}
+	select {
+	case <-c.bgDone:
+		c.revals.finish(pk, cl)
+		return
+	default:
+	}
+	req := fasthttp.AcquireRequest()
+	in.CopyTo(req)
+	f := fillReq{stale: e, staleKey: string(key), staleServable: true, vary: vary, fwd: "stale",
+		head: req.Header.IsHead(), reqNoStore: false,
+		personal: len(req.Header.Peek(fasthttp.HeaderAuthorization)) > 0 || len(req.Header.Cookie(CookieAccess)) > 0}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.revals.finish(pk, cl)
+		defer fasthttp.ReleaseRequest(req)
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("cache: background revalidation panicked", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			}
+		}()
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(resp)
+		if o := c.fetchAndStore(req, resp, fetch, &f, []byte(pk), nil); o.e != nil && strings.HasSuffix(o.status, "; stored") {
+			c.markRevalidated(pk, o.e.respTime)
+		}
+	}()
+}
+
+// maxRevalidated bounds the map of recent background refreshes; when full
+// it is cleared, which at worst allows one redundant refresh per key.
+const maxRevalidated = 10000
+
+// markRevalidated records that a background refresh of key stored a
+// response received at t.
+func (c *Cache) markRevalidated(key string, t int64) {
+	c.revalMu.Lock()
+	defer c.revalMu.Unlock()
+	if c.revalDone == nil || len(c.revalDone) >= maxRevalidated {
+		c.revalDone = make(map[string]int64)
+	}
+	c.revalDone[key] = t
+}
+
+// revalidatedSince reports whether a background refresh of key stored a
+// response newer than one received at respTime. The refreshed entry itself
+// (same respTime) may be revalidated again, e.g. after a new soft purge.
+func (c *Cache) revalidatedSince(key string, respTime int64) bool {
+	c.revalMu.Lock()
+	defer c.revalMu.Unlock()
+	return c.revalDone[key] > respTime
+}
+
+// fetchAndStore forwards in (adjusted for filling) through fetch into resp,
+// stores what may be stored, and says how to answer. It publishes what it
+// stored to cl's waiters.
+func (c *Cache) fetchAndStore(in *fasthttp.Request, resp *fasthttp.Response, fetch FetchFunc, f *fillReq, primary []byte, cl *call) outcome {
+	fwd := "fwd=" + f.fwd
+	if f.detail != "" {
+		fwd += "; detail=" + f.detail
+	}
+	ticket := c.t.fillTicket()
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	in.CopyTo(req)
+	conditional := false
+	if !f.personal {
+		// Fill with a full GET: the cache answers HEAD, Range and the
+		// client's conditionals itself from the full response.
+		req.Header.SetMethod(fasthttp.MethodGet)
+		req.Header.Del(fasthttp.HeaderRange)
+		req.Header.Del(fasthttp.HeaderIfRange)
+		req.Header.Del(fasthttp.HeaderIfNoneMatch)
+		req.Header.Del(fasthttp.HeaderIfModifiedSince)
+		if s := f.stale; s != nil && s.status == fasthttp.StatusOK {
+			// RFC 9111 section 4.3.1: validate with the stored validators.
+			if s.etag != nil {
+				req.Header.SetBytesV(fasthttp.HeaderIfNoneMatch, s.etag)
+				conditional = true
+			}
+			if lm := s.field("last-modified"); lm != nil {
+				req.Header.SetBytesV(fasthttp.HeaderIfModifiedSince, lm)
+				conditional = true
+			}
+		}
+	}
+	reqTime := c.now()
+	err := fetch(req, resp)
+	respTime := c.now()
+	if err != nil || resp.StatusCode() >= 500 {
+		// RFC 5861 section 4: stale-if-error.
+		if s := f.stale; s != nil && f.staleServable && servableOnError(s, s.age(respTime)) {
+			fs := "502"
+			if err == nil {
+				fs = strconv.Itoa(resp.StatusCode())
+			}
+			return outcome{e: s, status: "fwd=" + f.fwd + "; fwd-status=" + fs + "; detail=stale-if-error"}
+		}
+		if err != nil {
+			return outcome{status: fwd, err: err}
+		}
+	}
+	if conditional && resp.StatusCode() == fasthttp.StatusNotModified {
+		if ne, tags, ok := c.refreshed(f.stale, resp, reqTime, respTime); ne != nil {
+			if !ok {
+				c.dropSuperseded(f)
+				return outcome{e: ne, status: fwd + "; fwd-status=304; detail=not-storable"}
+			}
+			se, detail := c.store(ne, tags, primary, f, ticket, &in.Header, cl)
+			if se == nil {
+				se = ne
+			}
+			return outcome{e: se, status: fwd + "; fwd-status=304" + detail}
+		}
+		// The 304 validated some other stored response (section 4.3.4);
+		// ours is not confirmed, so fetch it in full.
+		req.Header.Del(fasthttp.HeaderIfNoneMatch)
+		req.Header.Del(fasthttp.HeaderIfModifiedSince)
+		resp.Reset()
+		reqTime = c.now()
+		if err := fetch(req, resp); err != nil {
+			return outcome{status: fwd, err: err}
+		}
+		respTime = c.now()
+	}
+	fwd += "; fwd-status=" + strconv.Itoa(resp.StatusCode())
+	st := resp.StatusCode()
+	var ri respInfo
+	readRespInfo(st, resp.Header.Peek, hasSetCookie(&resp.Header), &ri)
+	reason := storable(&ri, f.personal, f.reqNoStore)
+	varyNames, varyOK := cachekeys.ParseVary(string(resp.Header.Peek(fasthttp.HeaderVary)), nil)
+	if reason == "" && !varyOK {
+		reason = reasonVaryStar // RFC 9111 section 4.1: Vary "*" never matches
+	}
+	if reason == "" && req.Header.IsHead() {
+		// A personal HEAD went upstream as HEAD: its empty body must never
+		// become the stored GET.
+		reason = reasonStatus
+	}
+	if reason == "" && len(resp.Body()) > c.cfg.MaxEntryBytes {
+		reason = reasonTooBig
+	}
+	if f.personal && reason != "" {
+		// The client's own conditionals and Range went to the origin.
+		c.dropSuperseded(f)
+		return outcome{status: fwd + "; detail=" + reason}
+	}
+	e := newEntry(st, &resp.Header, resp.Body(), reqTime, respTime, &ri, c.cfg.HeuristicMax)
+	e.vary = varyNames
+	if reason != "" {
+		c.dropSuperseded(f)
+		return outcome{e: e, status: fwd + "; detail=" + reason}
+	}
+	tags := cachekeys.ParseTags(string(resp.Header.Peek(cachekeys.HeaderCacheTag)))
+	se, detail := c.store(e, tags, primary, f, ticket, &in.Header, cl)
+	if se == nil {
+		if f.personal {
+			return outcome{status: fwd + detail}
+		}
+		return outcome{e: e, status: fwd + detail}
+	}
+	if f.personal {
+		return outcome{status: fwd + detail}
+	}
+	return outcome{e: se, status: fwd + detail}
+}
+
+// dropSuperseded deletes a stored entry whose refetch produced a response
+// that may not be stored: the new answer supersedes it, so it must not be
+// served stale any more.
+func (c *Cache) dropSuperseded(f *fillReq) {
+	if f.stale == nil || f.staleKey == "" {
+		return
+	}
+	if cli, err := c.t.cli(); err == nil {
+		_, _ = c.t.do(cli.B().Del().Key(f.staleKey).Build())
+	}
+	c.local.invalidate(f.staleKey)
+}
+
+// store records e's tag versions, refuses a fill that raced with a write
+// to any of its tags, and writes the entry (and its vary index and tag
+// index) to Redis. It returns the stored entry decoded from its own copy
+// of the bytes (so it outlives resp) and the Cache-Status suffix.
+func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillTicket uint64, rh *fasthttp.RequestHeader, cl *call) (*entry, string) {
+	tick := c.now() >> 30
+	tv, err := c.currentTagVersions(tags, tick)
+	if err != nil {
+		return nil, "; detail=tag-versions-unreadable"
+	}
+	keys := make([]string, len(tv))
+	for i := range tv {
+		keys[i] = tv[i].key
+	}
+	if c.t.raced(keys, fillTicket) {
+		// A tag this response depends on was bumped while it was being
+		// fetched: the response may predate the write, so it is not kept.
+		return nil, "; detail=raced-with-write"
+	}
+	e.tags = tv
+	ttl := max(e.lifetime-e.age(e.respTime), 0) + max(e.swr, e.sie)
+	if e.etag != nil || e.lastMod != 0 {
+		ttl += c.cfg.Retention
+	}
+	ttl = min(ttl, c.cfg.MaxTTL)
+	if ttl < time.Second {
+		return nil, "; detail=" + reasonNoFresh
+	}
+	cli, err := c.t.cli()
+	if err != nil {
+		return nil, "; detail=redis-unavailable"
+	}
+	enc := encodeEntry(e)
+	se, _, err := decodeRecord(enc)
+	if err != nil {
+		return nil, "; detail=encode-error"
+	}
+	cmds := make([]rueidis.Completed, 0, 3+2*len(tags))
+	key := primary
+	var idx *varyIndex
+	if len(e.vary) > 0 {
+		idx = f.vary
+		if idx == nil || !equalStrings(idx.names, e.vary) {
+			idx = &varyIndex{gen: newGen(), names: e.vary}
+			cmds = append(cmds, cli.B().Set().Key(string(primary)).Value(rueidis.BinaryString(encodeVaryIndex(idx))).Px(c.cfg.MaxTTL).Build())
+		}
+		key = idx.appendVariantKey(append([]byte(nil), primary...), rh)
+	}
+	ks := string(key)
+	cmds = append(cmds, cli.B().Set().Key(ks).Value(rueidis.BinaryString(enc)).Px(ttl).Build())
+	for _, t := range tags {
+		ik := c.cfg.TagIndexNamespace + t
+		cmds = append(cmds, cli.B().Sadd().Key(ik).Member(ks).Build(), cli.B().Expire().Key(ik).Seconds(int64(c.cfg.MaxTTL/time.Second)).Build())
+	}
+	// Tickets taken before the write: if a purge or another edge's fill
+	// touches these keys before we insert, the insert is refused. Without
+	// the insert the next request could read rueidis' cached "nil" from
+	// before our SET, until Redis' push for the SET arrives.
+	tkEntry := c.local.begin(ks)
+	var tkIdx ticket
+	if idx != nil {
+		tkIdx = c.local.begin(string(primary))
+	}
+	if _, err := c.t.do(cmds...); err != nil {
+		return nil, "; detail=redis-error"
+	}
+	if idx != nil {
+		c.local.insert(string(primary), &record{vary: idx, size: int64(len(primary)) + 128}, tkIdx, tick)
+	}
+	c.local.insert(ks, &record{e: se, size: se.size + int64(len(ks))}, tkEntry, tick)
+	if f.staleKey != "" && f.staleKey != ks {
+		// The variant key changed (new vary index): drop the old one.
+		_, _ = c.t.do(cli.B().Del().Key(f.staleKey).Build())
+	}
+	if cl != nil {
+		cl.e, cl.key, cl.vary = se, ks, idx
+	}
+	c.m.stored.Inc()
+	return se, "; stored"
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// field returns a stored field's value (name in lower case), or nil.
+func (e *entry) field(name string) []byte {
+	for i := range e.header {
+		if eqFold(e.header[i].k, name) {
+			return e.header[i].v
+		}
+	}
+	return nil
+}
+
+// newEntry builds an entry from a response; its body aliases body.
+func newEntry(status int, h *fasthttp.ResponseHeader, body []byte, reqTime, respTime int64, ri *respInfo, heuristicMax time.Duration) *entry {
+	e := &entry{status: status, reqTime: reqTime, respTime: respTime, body: body}
+	conn := h.Peek(fasthttp.HeaderConnection)
+	for k, v := range h.All() {
+		if !excludedField(k, conn) {
+			// Copied: fasthttp renders some fields (Set-Cookie) into a
+			// buffer it reuses for the next one.
+			e.header = append(e.header, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
+		}
+	}
+	if t := h.Peek(fasthttp.HeaderETag); len(t) > 0 {
+		e.etag = t
+	}
+	e.ageValue = parseAge(h.Peek(fasthttp.HeaderAge))
+	derive(e, ri, respTime, heuristicMax)
+	return e
+}
+
+// derive sets e's freshness and validation fields from ri.
+func derive(e *entry, ri *respInfo, respTime int64, heuristicMax time.Duration) {
+	e.date, e.lastMod = ri.date, ri.lastModified
+	e.lifetime, _ = freshnessLifetime(ri, respTime/1e9, heuristicMax)
+	e.swr, e.sie = 0, 0
+	if ri.cc.swr > 0 {
+		e.swr = secs(ri.cc.swr)
+	}
+	if ri.cc.sie > 0 {
+		e.sie = secs(ri.cc.sie)
+	}
+	e.opts = 0
+	if ri.cc.mustRevalidate || ri.cc.proxyRevalidate {
+		e.opts |= optMustRevalidate
+	}
+	if ri.cc.noCache {
+		e.opts |= optNoCache
+	}
+}
+
+// parseAge reads an Age value (RFC 9111 section 5.1); invalid is 0.
+func parseAge(v []byte) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		if n < maxDelta {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	return min(n, maxDelta)
+}
+
+// excludedField lists what a cache does not store (RFC 9111 section 3.1:
+// hop-by-hop fields and those named by Connection), what it recomputes
+// (Content-Length, Age, Date), what is meant for it alone, and the
+// per-request X-Request-ID.
+func excludedField(k, connection []byte) bool {
+	switch {
+	case eqFold(k, "connection"), eqFold(k, "keep-alive"), eqFold(k, "proxy-connection"), eqFold(k, "te"),
+		eqFold(k, "trailer"), eqFold(k, "transfer-encoding"), eqFold(k, "upgrade"),
+		eqFold(k, "proxy-authenticate"), eqFold(k, "proxy-authorization"),
+		eqFold(k, "content-length"), eqFold(k, "age"), eqFold(k, "date"),
+		eqFold(k, "cache-tag"), eqFold(k, "cache-invalidate"),
+		// One request's id must never be replayed to other clients.
+		eqFold(k, "x-request-id"):
+		return true
+	}
+	for len(connection) > 0 {
+		i := bytes.IndexByte(connection, ',')
+		var tok []byte
+		if i < 0 {
+			tok, connection = connection, nil
+		} else {
+			tok, connection = connection[:i], connection[i+1:]
+		}
+		if bytes.EqualFold(bytes.TrimSpace(tok), k) {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshed applies a 304 to a stored entry (RFC 9111 sections 4.3.3 and
+// 4.3.4, updating fields per section 3.2): the stored body stays, stored
+// fields are replaced by the 304's, except those the stored body depends
+// on. It returns nil when the 304 carries a different validator, i.e. it
+// does not select this entry; the tags are the 304's Cache-Tag, else the
+// entry's own; ok is false when the updated response may not be stored.
+func (c *Cache) refreshed(old *entry, resp *fasthttp.Response, reqTime, respTime int64) (ne *entry, tags []string, ok bool) {
+	if t := resp.Header.Peek(fasthttp.HeaderETag); len(t) > 0 && old.etag != nil &&
+		!bytes.Equal(bytes.TrimPrefix(t, []byte("W/")), bytes.TrimPrefix(old.etag, []byte("W/"))) {
+		return nil, nil, false
+	}
+	conn := resp.Header.Peek(fasthttp.HeaderConnection)
+	var upd []kv
+	for k, v := range resp.Header.All() {
+		if excludedField(k, conn) || eqFold(k, "content-type") || eqFold(k, "content-encoding") || eqFold(k, "content-range") {
+			continue
+		}
+		upd = append(upd, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
+	}
+	ne = &entry{status: old.status, reqTime: reqTime, respTime: respTime, body: old.body, vary: old.vary}
+	for _, h := range old.header {
+		replaced := false
+		for _, u := range upd {
+			if bytes.EqualFold(u.k, h.k) {
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			ne.header = append(ne.header, h)
+		}
+	}
+	ne.header = append(ne.header, upd...)
+	peek := func(name string) []byte {
+		if eqFold([]byte(name), "date") {
+			return resp.Header.Peek(fasthttp.HeaderDate)
+		}
+		for i := range ne.header {
+			if bytes.EqualFold(ne.header[i].k, []byte(name)) {
+				return ne.header[i].v
+			}
+		}
+		return nil
+	}
+	var ri respInfo
+	readRespInfo(old.status, peek, false, &ri)
+	if t := peek(fasthttp.HeaderETag); len(t) > 0 {
+		ne.etag = t
+	}
+	ne.ageValue = parseAge(resp.Header.Peek(fasthttp.HeaderAge))
+	derive(ne, &ri, respTime, c.cfg.HeuristicMax)
+	tags = cachekeys.ParseTags(string(resp.Header.Peek(cachekeys.HeaderCacheTag)))
+	if len(resp.Header.Peek(cachekeys.HeaderCacheTag)) == 0 {
+		for _, t := range old.tags {
+			tags = append(tags, t.tag)
+		}
+	}
+	// When the origin no longer allows storing (e.g. it now says private)
+	// the refreshed entry may answer this request but is not kept.
+	ok = storable(&ri, false, false) == "" && !hasSetCookie(&resp.Header)
+	return ne, tags, ok
+}

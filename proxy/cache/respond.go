@@ -1,0 +1,206 @@
+package cache
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// writeEntry writes a stored (or just fetched) response into ctx.Response:
+// status, stored fields, Age (RFC 9111 section 5.1), Cache-Status, and the
+// body, answering the client's own conditional request (section 4.3.2) and
+// single byte range (RFC 9110 section 14) from it. On a hit it allocates
+// nothing once the response's buffers are warm.
+func (c *Cache) writeEntry(ctx *fasthttp.RequestCtx, e *entry, age time.Duration, cacheStatus []byte) {
+	r := &ctx.Response
+	rh := &ctx.Request.Header
+	status := e.status
+	var body []byte = e.body
+	var rangeStart, rangeEnd int // inclusive, when status is 206
+	if status == fasthttp.StatusOK {
+		if notModified(rh, e) {
+			status, body = fasthttp.StatusNotModified, nil
+		} else if rs := rh.Peek(fasthttp.HeaderRange); len(rs) > 0 && ifRangeMatches(rh, e) {
+			switch a, b, ok := parseRange(rs, len(e.body)); {
+			case ok && a < 0:
+				status, body = fasthttp.StatusRequestedRangeNotSatisfiable, nil
+			case ok:
+				status, body = fasthttp.StatusPartialContent, e.body[a:b+1]
+				rangeStart, rangeEnd = a, b
+			}
+		}
+	}
+	r.Header.SetNoDefaultContentType(true)
+	r.SetStatusCode(status)
+	for i := range e.header {
+		h := &e.header[i]
+		r.Header.AddBytesKV(h.k, h.v)
+	}
+	var buf [64]byte
+	secs := int64(age / time.Second)
+	if secs < 0 {
+		secs = 0
+	}
+	r.Header.SetBytesV(fasthttp.HeaderAge, strconv.AppendInt(buf[:0], secs, 10))
+	r.Header.SetBytesV(HeaderCacheStatus, cacheStatus)
+	switch status {
+	case fasthttp.StatusPartialContent:
+		b := append(buf[:0], "bytes "...)
+		b = strconv.AppendInt(b, int64(rangeStart), 10)
+		b = append(b, '-')
+		b = strconv.AppendInt(b, int64(rangeEnd), 10)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, int64(len(e.body)), 10)
+		r.Header.SetBytesV(fasthttp.HeaderContentRange, b)
+	case fasthttp.StatusRequestedRangeNotSatisfiable:
+		b := append(buf[:0], "bytes */"...)
+		b = strconv.AppendInt(b, int64(len(e.body)), 10)
+		r.Header.SetBytesV(fasthttp.HeaderContentRange, b)
+	}
+	if status == fasthttp.StatusNotModified {
+		r.ResetBody()
+	} else {
+		r.SetBody(body)
+	}
+	if rh.IsHead() {
+		r.SkipBody = true
+	}
+}
+
+// notModified evaluates If-None-Match, else If-Modified-Since, against a
+// stored 200 (RFC 9111 section 4.3.2 with RFC 9110 sections 13.1.2, 13.1.3
+// and 13.2.2: If-None-Match takes precedence and uses weak comparison).
+func notModified(rh *fasthttp.RequestHeader, e *entry) bool {
+	if inm := rh.Peek(fasthttp.HeaderIfNoneMatch); len(inm) > 0 {
+		return e.etag != nil && etagListMatches(inm, e.etag, false)
+	}
+	ims := rh.Peek(fasthttp.HeaderIfModifiedSince)
+	if len(ims) == 0 {
+		return false
+	}
+	t := httpDate(ims)
+	if t == 0 {
+		return false // an invalid date is ignored (RFC 9110 section 13.1.3)
+	}
+	lm := e.lastMod
+	if lm == 0 {
+		lm = e.date // section 4.3.2: Date when there is no Last-Modified
+	}
+	if lm == 0 {
+		return false
+	}
+	return lm <= t
+}
+
+// ifRangeMatches applies If-Range (RFC 9110 section 13.1.5): a strong
+// entity-tag must match exactly, a date must equal Last-Modified.
+func ifRangeMatches(rh *fasthttp.RequestHeader, e *entry) bool {
+	ir := rh.Peek(fasthttp.HeaderIfRange)
+	if len(ir) == 0 {
+		return true
+	}
+	if ir[0] == '"' {
+		return e.etag != nil && e.etag[0] == '"' && bytes.Equal(ir, e.etag)
+	}
+	if bytes.HasPrefix(ir, []byte("W/")) {
+		return false
+	}
+	t := httpDate(ir)
+	return t != 0 && e.lastMod != 0 && t == e.lastMod
+}
+
+// etagListMatches reports whether the If-None-Match list contains tag
+// ("*" matches anything). Weak comparison ignores the W/ prefix.
+func etagListMatches(list, tag []byte, strong bool) bool {
+	if bytes.Equal(bytes.TrimSpace(list), []byte("*")) {
+		return true
+	}
+	if !strong {
+		tag = bytes.TrimPrefix(tag, []byte("W/"))
+	}
+	for len(list) > 0 {
+		i := bytes.IndexByte(list, ',')
+		var item []byte
+		if i < 0 {
+			item, list = list, nil
+		} else {
+			item, list = list[:i], list[i+1:]
+		}
+		item = bytes.TrimSpace(item)
+		if !strong {
+			item = bytes.TrimPrefix(item, []byte("W/"))
+		}
+		if len(item) > 0 && bytes.Equal(item, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRange parses a single-range "bytes=" Range value (RFC 9110 section
+// 14.1.2) against a representation of size n. ok false means "ignore the
+// Range field" (bad syntax, other unit, several ranges: section 14.2 lets a
+// server answer 200 then). ok with a < 0 means unsatisfiable (416).
+func parseRange(v []byte, n int) (a, b int, ok bool) {
+	const unit = "bytes="
+	if len(v) < len(unit) || !eqFold(v[:len(unit)], unit) {
+		return 0, 0, false
+	}
+	v = bytes.TrimSpace(v[len(unit):])
+	if bytes.IndexByte(v, ',') >= 0 {
+		return 0, 0, false
+	}
+	dash := bytes.IndexByte(v, '-')
+	if dash < 0 {
+		return 0, 0, false
+	}
+	first, last := bytes.TrimSpace(v[:dash]), bytes.TrimSpace(v[dash+1:])
+	if len(first) == 0 {
+		// Suffix range: the last N bytes.
+		suffix, good := parseDigits(last)
+		if !good {
+			return 0, 0, false
+		}
+		if suffix == 0 || n == 0 {
+			return -1, -1, true
+		}
+		if suffix > n {
+			suffix = n
+		}
+		return n - suffix, n - 1, true
+	}
+	start, good := parseDigits(first)
+	if !good {
+		return 0, 0, false
+	}
+	end := n - 1
+	if len(last) > 0 {
+		e, good := parseDigits(last)
+		if !good || e < start {
+			return 0, 0, false
+		}
+		if e < end {
+			end = e
+		}
+	}
+	if start >= n {
+		return -1, -1, true
+	}
+	return start, end, true
+}
+
+func parseDigits(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}

@@ -1,0 +1,264 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrInvalid is wrapped by every error Parse, Load and Validate return; the message
+// names each offending field.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is the whole edge configuration.
+type Config struct {
+	// Listen is the address shoppers' traffic arrives on, host:port.
+	Listen string `yaml:"listen"`
+	// AdminListen is the address of the admin API, /metrics and pprof; keep it private.
+	AdminListen string `yaml:"admin_listen"`
+	// Upstreams are the origin hosts; at least one is required.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// Balancer chooses the host for each request.
+	Balancer Balancer `yaml:"balancer"`
+	// Health decides which hosts take traffic.
+	Health Health `yaml:"health"`
+	// Retries says when a failed request is tried again on another host.
+	Retries Retries `yaml:"retries"`
+	// Timeouts bound every phase of a request.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Limits bound what a client may send.
+	Limits Limits `yaml:"limits"`
+	// JWT says how the edge verifies access tokens on routes that need a user.
+	JWT JWT `yaml:"jwt"`
+	// RateLimits are token-bucket limits per route group; the first matching rule applies.
+	RateLimits []RateLimit `yaml:"rate_limits"`
+	// Cache configures the shared HTTP cache in front of the origins.
+	Cache Cache `yaml:"cache"`
+	// AccessLog configures the per-request log.
+	AccessLog AccessLog `yaml:"access_log"`
+}
+
+// Upstream is one origin host.
+type Upstream struct {
+	// Name identifies the host in the admin API, metrics and logs; empty means host:port.
+	Name string `yaml:"name"`
+	// URL is http://host:port or https://host:port, without a path.
+	URL string `yaml:"url"`
+	// Weight is the host's share for weighted policies, 1 to 1000; zero means 1.
+	Weight int `yaml:"weight"`
+}
+
+// Balancer selects and tunes the balancing policy.
+type Balancer struct {
+	// Policy is round-robin, weighted, least-conn, p2c-ewma, random or hash.
+	Policy string `yaml:"policy"`
+	// HashKey is what the hash policy hashes: ip, path, header:NAME or cookie:NAME.
+	HashKey string `yaml:"hash_key"`
+}
+
+// Health configures active checks, passive ejection and slow start.
+type Health struct {
+	// Active turns periodic health checks on.
+	Active bool `yaml:"active"`
+	// Path is requested with GET on every host; any 2xx answer counts as healthy.
+	Path string `yaml:"path"`
+	// Interval is the time between two checks of one host.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds one check; it must be shorter than Interval.
+	Timeout time.Duration `yaml:"timeout"`
+	// Rise is how many consecutive passing checks bring a down host back.
+	Rise int `yaml:"rise"`
+	// Fall is how many consecutive failing checks take a host down.
+	Fall int `yaml:"fall"`
+	// PassiveFailures is how many consecutive failed requests eject a host; zero turns
+	// passive ejection off.
+	PassiveFailures int `yaml:"passive_failures"`
+	// EjectBase is the first ejection's length; each further one doubles it.
+	EjectBase time.Duration `yaml:"eject_base"`
+	// EjectMax caps the ejection length.
+	EjectMax time.Duration `yaml:"eject_max"`
+	// MaxEjectedPercent caps the share of hosts passive ejection may remove, 0 to 100,
+	// so a fault that fails every host cannot empty the pool.
+	MaxEjectedPercent int `yaml:"max_ejected_percent"`
+	// SlowStart is how long a returning host's weight ramps from 1 to its full weight;
+	// zero turns slow start off.
+	SlowStart time.Duration `yaml:"slow_start"`
+}
+
+// Retries configures safe retries.
+type Retries struct {
+	// Attempts is the most tries per request, the first one included; 1 turns retries off.
+	Attempts int `yaml:"attempts"`
+	// PerTryTimeout bounds one try; zero means the request timeout only.
+	PerTryTimeout time.Duration `yaml:"per_try_timeout"`
+	// BudgetRatio caps retries at this share of requests over Window (0.2 = 20%), so
+	// retries cannot snowball into an overload.
+	BudgetRatio float64 `yaml:"budget_ratio"`
+	// MinPerSecond retries per second are always allowed, so a quiet edge still retries.
+	MinPerSecond int `yaml:"min_per_second"`
+	// Window is the sliding window of the retry budget.
+	Window time.Duration `yaml:"window"`
+}
+
+// Timeouts bound the phases of a request.
+type Timeouts struct {
+	// Request bounds one request end to end through the edge (all tries); 504 after it.
+	Request time.Duration `yaml:"request"`
+	// Read bounds reading a client's request, headers and body.
+	Read time.Duration `yaml:"read"`
+	// Write bounds writing the response to the client.
+	Write time.Duration `yaml:"write"`
+	// Idle closes a client keep-alive connection idle this long.
+	Idle time.Duration `yaml:"idle"`
+	// Dial bounds opening a connection to an origin.
+	Dial time.Duration `yaml:"dial"`
+	// UpstreamIdle closes an origin keep-alive connection idle this long.
+	UpstreamIdle time.Duration `yaml:"upstream_idle"`
+	// Shutdown bounds the graceful drain on SIGTERM.
+	Shutdown time.Duration `yaml:"shutdown"`
+}
+
+// Limits bound what clients and origins may send.
+type Limits struct {
+	// MaxHeaderBytes bounds the request line plus headers; larger requests get 431.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds a request body; larger requests get 413.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxURIBytes bounds the request target; longer ones get 414.
+	MaxURIBytes int `yaml:"max_uri_bytes"`
+	// MaxResponseBytes bounds an origin's response body; larger ones become 502.
+	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// MaxConnsPerUpstream bounds the connection pool to each origin.
+	MaxConnsPerUpstream int `yaml:"max_conns_per_upstream"`
+}
+
+// JWT configures token verification at the edge. At most one key source may be set;
+// with none, the edge forwards protected routes unchecked (the origin still checks)
+// but still strips client-sent X-User-ID / X-User-Role.
+type JWT struct {
+	// SecretEnv names the environment variable holding the HS256 secret.
+	SecretEnv string `yaml:"secret_env"`
+	// PublicKeyFile is a PEM Ed25519 or RSA public key file (EdDSA or RS256 tokens).
+	PublicKeyFile string `yaml:"public_key_file"`
+	// JWKSURL is a JWKS endpoint refreshed in the background.
+	JWKSURL string `yaml:"jwks_url"`
+	// Issuer is the required iss claim.
+	Issuer string `yaml:"issuer"`
+	// Audience is the required aud claim.
+	Audience string `yaml:"audience"`
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration `yaml:"leeway"`
+	// CookieName is the storefront cookie holding the access token.
+	CookieName string `yaml:"cookie_name"`
+}
+
+// RateLimit is one route group's token buckets.
+type RateLimit struct {
+	// Name labels the rule in metrics and logs.
+	Name string `yaml:"name"`
+	// Match selects the requests the rule applies to.
+	Match Match `yaml:"match"`
+	// PerIP limits each client IP; a zero rate means no per-IP limit.
+	PerIP Bucket `yaml:"per_ip"`
+	// PerUser limits each verified user; a zero rate means no per-user limit.
+	PerUser Bucket `yaml:"per_user"`
+	// MaxKeys bounds the buckets kept per family so a flood of distinct keys cannot
+	// exhaust memory; zero means the limiter's default.
+	MaxKeys int `yaml:"max_keys"`
+}
+
+// Match selects requests by path prefix and method.
+type Match struct {
+	// PathPrefix matches request paths starting with it; "/" or empty matches all.
+	PathPrefix string `yaml:"path_prefix"`
+	// Methods lists upper-case methods; empty matches every method.
+	Methods []string `yaml:"methods"`
+}
+
+// Bucket is a token bucket's size.
+type Bucket struct {
+	// Rate is the sustained requests per second.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many requests may arrive at once; zero means ceil(Rate).
+	Burst int `yaml:"burst"`
+}
+
+// Cache configures the HTTP cache.
+type Cache struct {
+	// Enabled turns the cache on; it also needs RedisURL.
+	Enabled bool `yaml:"enabled"`
+	// RedisURL is the shared cache tier, redis://host:port/db.
+	RedisURL string `yaml:"redis_url"`
+	// MaxMemoryBytes bounds the in-process tier.
+	MaxMemoryBytes int64 `yaml:"max_memory_bytes"`
+}
+
+// AccessLog configures the zap access log.
+type AccessLog struct {
+	// Enabled turns the access log on.
+	Enabled bool `yaml:"enabled"`
+	// Sample is the share of requests logged, 0 to 1; errors (status ≥ 500) are always logged.
+	Sample float64 `yaml:"sample"`
+}
+
+// Load reads and validates the YAML file at path.
+func Load(path string) (Config, error) {
+	c, err := Read(path)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Read reads the YAML file at path like Decode, without validating, so that
+// command-line overrides can complete it first.
+func Read(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return Decode(b)
+}
+
+// Parse decodes YAML like Decode and validates the result.
+func Parse(b []byte) (Config, error) {
+	c, err := Decode(b)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Decode reads YAML over Default (fields left out keep their defaults), rejects
+// unknown fields and normalises the result, without validating it.
+func Decode(b []byte) (Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, oneLine(err.Error()))
+	}
+	c.Normalize()
+	return c, nil
+}
+
+// Marshal renders c as YAML (durations as strings), the golden-test form.
+func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+// oneLine folds yaml's multi-line error lists into one line for stderr.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "unmarshal errors:\n  ", "")
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}

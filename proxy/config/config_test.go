@@ -1,0 +1,126 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestGoldenEdgeYAML pins how configs/edge.yaml parses: the normalised config,
+// rendered back to YAML, must equal testdata/edge.golden.yaml (go test -update rewrites it).
+func TestGoldenEdgeYAML(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "configs", "edge.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "edge.golden.yaml")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("configs/edge.yaml parses differently from %s:\n%s", golden, got)
+	}
+}
+
+func TestDefaultsNeedOnlyUpstreams(t *testing.T) {
+	c, err := Parse([]byte("upstreams: [{url: 'http://127.0.0.1:8001'}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Upstreams[0].Name != "127.0.0.1:8001" || c.Upstreams[0].Weight != 1 {
+		t.Fatalf("upstream not normalised: %+v", c.Upstreams[0])
+	}
+	if c.Balancer.Policy != "round-robin" || c.Retries.Attempts != 3 || c.JWT.CookieName != "novashop_access" {
+		t.Fatalf("defaults lost: %+v", c)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings that must all appear
+	}{
+		{"empty", "", []string{"at least one upstream"}},
+		{"unknown field", "upstreams: [{url: 'http://a:1'}]\nlisten_port: 1", []string{"field listen_port not found"}},
+		{"bad yaml", "upstreams: [", []string{"config: invalid"}},
+		{"bad duration", "upstreams: [{url: 'http://a:1'}]\nhealth: {interval: soon}", []string{"config: invalid"}},
+		{"everything at once", `
+listen: nowhere
+upstreams:
+  - {name: a, url: 'ftp://x'}
+  - {name: a, url: 'http://b:1', weight: 5000}
+balancer: {policy: fastest, hash_key: 'query:x'}
+health: {timeout: 5s, interval: 1s, rise: 0}
+retries: {attempts: 0, budget_ratio: 2, window: 10ms}
+limits: {max_header_bytes: 10, max_uri_bytes: 5}
+jwt: {public_key_file: k.pem, jwks_url: 'http://k', cookie_name: ''}
+rate_limits: [{name: '', match: {path_prefix: api}, per_ip: {rate: -1}}]
+cache: {enabled: true}
+access_log: {sample: 2}
+`, []string{
+			`listen "nowhere"`, "upstreams[0].url", "upstreams[1].weight 5000", `upstreams[1].name "a" is used twice`,
+			"balancer.policy", "balancer.hash_key", "health.timeout", "health.rise", "retries.attempts",
+			"retries.budget_ratio", "retries.window", "limits.max_header_bytes", "limits.max_uri_bytes",
+			"set at most one", "jwt.cookie_name", "rate_limits[0].name", "rate_limits[0].match.path_prefix",
+			"rate_limits[0].per_ip", "cache.enabled needs", "access_log.sample",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seed, _ := os.ReadFile(filepath.Join("..", "..", "configs", "edge.yaml"))
+	f.Add(seed)
+	f.Add([]byte("upstreams: [{url: 'http://a:1'}]"))
+	f.Add([]byte("balancer: {policy: hash, hash_key: 'cookie:x'}"))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config Validate rejects: %v", err)
+		}
+	})
+}

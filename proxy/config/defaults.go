@@ -1,0 +1,57 @@
+package config
+
+import "time"
+
+// Default returns every default in one place; Parse starts from it.
+func Default() Config {
+	return Config{
+		Listen:      ":8080",
+		AdminListen: "127.0.0.1:9090",
+		Balancer:    Balancer{Policy: "round-robin", HashKey: "ip"},
+		Health: Health{
+			Active:            true,
+			Path:              "/healthz",
+			Interval:          2 * time.Second,
+			Timeout:           time.Second,
+			Rise:              2,
+			Fall:              2,
+			PassiveFailures:   3,
+			EjectBase:         5 * time.Second,
+			EjectMax:          60 * time.Second,
+			MaxEjectedPercent: 50,
+			SlowStart:         10 * time.Second,
+		},
+		Retries: Retries{
+			Attempts:      3,
+			PerTryTimeout: 5 * time.Second,
+			BudgetRatio:   0.2,
+			MinPerSecond:  10,
+			Window:        10 * time.Second,
+		},
+		Timeouts: Timeouts{
+			Request:      15 * time.Second,
+			Read:         30 * time.Second,
+			Write:        30 * time.Second,
+			Idle:         60 * time.Second,
+			Dial:         3 * time.Second,
+			UpstreamIdle: 10 * time.Second,
+			Shutdown:     15 * time.Second,
+		},
+		Limits: Limits{
+			MaxHeaderBytes:      16 << 10,
+			MaxBodyBytes:        10 << 20,
+			MaxURIBytes:         8 << 10,
+			MaxResponseBytes:    64 << 20,
+			MaxConnsPerUpstream: 1024,
+		},
+		JWT: JWT{
+			SecretEnv:  "JWT_SECRET",
+			Issuer:     "novashop",
+			Audience:   "novashop-api",
+			Leeway:     30 * time.Second,
+			CookieName: "novashop_access",
+		},
+		Cache:     Cache{MaxMemoryBytes: 64 << 20},
+		AccessLog: AccessLog{Enabled: true, Sample: 0.01},
+	}
+}

@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+)
+
+var (
+	// ErrNoUpstream means no host may take the request (empty pool, all down or
+	// drained); the client gets 503.
+	ErrNoUpstream = errors.New("proxy: no upstream available")
+	// ErrUpstreamTimeout means no host answered within the request timeout; 504.
+	ErrUpstreamTimeout = errors.New("proxy: upstream timed out")
+	// ErrUpstreamFailed means every try failed to get an answer; 502.
+	ErrUpstreamFailed = errors.New("proxy: upstream failed")
+	// ErrNoCache means the admin API was asked to purge an edge started without a cache.
+	ErrNoCache = errors.New("proxy: no cache configured (start the edge with --redis-url)")
+	// ErrInvalidOptions reports an unusable Options or Config given to New or Reload.
+	ErrInvalidOptions = errors.New("proxy: invalid options")
+)
+
+// errorStatus maps a forwarding error to the status the client sees. It is the one
+// place errors become statuses.
+func errorStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, ErrNoUpstream):
+		return fasthttp.StatusServiceUnavailable, "no upstream available"
+	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, fasthttp.ErrTimeout):
+		return fasthttp.StatusGatewayTimeout, "upstream timed out"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusBadGateway, "upstream response too large"
+	}
+	return fasthttp.StatusBadGateway, "no upstream could answer"
+}
+
+// neverReached reports whether err proves the request never reached the origin
+// (the connection could not be opened), which makes any method safe to retry.
+func neverReached(err error) bool {
+	if errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) ||
+		errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// writeError answers status with {"error": msg}; msg must be JSON-safe ASCII without
+// quotes or backslashes (every caller passes a constant).
+func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	b := ctx.Response.BodyWriter()
+	_, _ = b.Write([]byte(`{"error":"`))
+	_, _ = b.Write([]byte(msg))
+	_, _ = b.Write([]byte(`"}`))
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

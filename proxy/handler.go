@@ -1,0 +1,380 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/novashop/edge/proxy/auth"
+	"github.com/novashop/edge/proxy/balancer"
+	"github.com/novashop/edge/proxy/upstream"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// maxTries bounds the hosts remembered per request; config allows at most 10 tries.
+const maxTries = 10
+
+// exchange is the per-request state, pooled so the hot path allocates nothing. It
+// holds the RequestCtx only while the handler runs; release clears it.
+type exchange struct {
+	ctx     *fasthttp.RequestCtx
+	rt      *runtime
+	start   time.Time
+	note    tryNote
+	scratch []byte
+}
+
+// tryNote records, for the access log, the last host a request went to and how many
+// tries it took.
+type tryNote struct {
+	upstream string
+	tries    int
+}
+
+func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, rt *runtime) *exchange {
+	ex := s.exchanges.Get().(*exchange)
+	ex.ctx, ex.rt, ex.start = ctx, rt, time.Now()
+	return ex
+}
+
+func (s *Server) releaseExchange(ex *exchange) {
+	ex.ctx, ex.rt, ex.note = nil, nil, tryNote{}
+	if cap(ex.scratch) > 4096 {
+		ex.scratch = nil
+	}
+	s.exchanges.Put(ex)
+}
+
+// cacheFetch returns the Cache's way back to the origins for one request. The cache
+// may call it after the handler returned (background revalidation), so it holds its
+// own copy of the client IP (for hash balancing), loads the current runtime at call
+// time and touches neither the RequestCtx nor the pooled exchange. On error it fills
+// resp with the edge's JSON error answer.
+func (s *Server) cacheFetch(clientIP net.IP) func(req *fasthttp.Request, resp *fasthttp.Response) error {
+	var ip [net.IPv6len]byte
+	n := copy(ip[:], clientIP)
+	return func(req *fasthttp.Request, resp *fasthttp.Response) error {
+		err := s.forward(s.rt.Load(), req, resp, ip[:n], nil)
+		if err != nil {
+			resp.Reset()
+			status, msg := errorStatus(err)
+			resp.SetStatusCode(status)
+			resp.Header.SetContentType("application/json")
+			resp.SetBodyString(`{"error":"` + msg + `"}`)
+			return err
+		}
+		stripHopResponse(&resp.Header, nil)
+		return nil
+	}
+}
+
+// handle is the public request handler.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	rt := s.rt.Load()
+	ex := s.acquireExchange(ctx, rt)
+	defer s.finish(ex)
+	defer s.recoverPanic(ctx)
+
+	req := &ctx.Request
+	h := &req.Header
+	lim := &rt.cfg.Limits
+	if len(h.RequestURI()) > lim.MaxURIBytes {
+		writeError(ctx, fasthttp.StatusRequestURITooLong, "request URI too long")
+		return
+	}
+	if len(req.Body()) > lim.MaxBodyBytes {
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+
+	// Hop-by-hop fields go first (RFC 9110 §7.6.1), so a Connection header cannot
+	// name, and so remove, a field the edge sets or checks below.
+	ex.scratch = stripHopRequest(h, ex.scratch)
+
+	// X-Request-ID: keep a valid incoming one, else make one; echo it to the client.
+	if id := h.Peek(headerRequestID); !validRequestID(id) {
+		ex.scratch = appendRequestID(ex.scratch[:0])
+		h.SetBytesV(headerRequestID, ex.scratch)
+	}
+
+	// Identity headers come only from a token the edge verified.
+	h.Del(headerUserID)
+	h.Del(headerUserRole)
+
+	method, path := h.Method(), ctx.Path()
+	nowT := ex.start
+	r := rt.matchRule(method, path)
+	if r != nil && r.perIP != nil {
+		if ok, wait := r.perIP.Allow(ctx.RemoteIP(), nowT); !ok {
+			s.metrics.RateLimited(r.name, false)
+			tooMany(ctx, wait)
+			return
+		}
+	}
+
+	if acc := routeAccess(method, path); acc != accessPublic && s.verifier != nil {
+		token := auth.TokenFromRequest(req, rt.cfg.JWT.CookieName)
+		if len(token) == 0 {
+			s.metrics.jwtMissing.Inc()
+			s.deny(ctx, acc, "missing access token", false)
+			return
+		}
+		id, err := s.verifier.Verify(token, nowT)
+		if err != nil {
+			s.metrics.jwtInvalid.Inc()
+			msg := "invalid access token"
+			if errors.Is(err, auth.ErrExpired) {
+				msg = "access token expired"
+			} else if errors.Is(err, auth.ErrKeysUnavailable) {
+				msg = "token keys unavailable"
+			}
+			s.deny(ctx, acc, msg, true)
+			return
+		}
+		if acc == accessStaffAPI && !id.IsStaff() {
+			s.metrics.jwtForbidden.Inc()
+			writeError(ctx, fasthttp.StatusForbidden, "staff only")
+			return
+		}
+		h.Set(headerUserID, id.UserID)
+		h.Set(headerUserRole, id.Role)
+		if r != nil && r.perUser != nil {
+			if ok, wait := r.perUser.Allow([]byte(id.UserID), nowT); !ok {
+				s.metrics.RateLimited(r.name, true)
+				tooMany(ctx, wait)
+				return
+			}
+		}
+	}
+
+	// Outbound headers: X-Forwarded-*.
+	ex.scratch = appendForwardedFor(ex.scratch[:0], h.Peek(headerForwardedFor), ctx.RemoteIP())
+	h.SetBytesV(headerForwardedFor, ex.scratch)
+	if ctx.IsTLS() {
+		h.Set(headerForwardedProto, "https")
+	} else {
+		h.Set(headerForwardedProto, "http")
+	}
+	// The body is already read in full, so the origin must not be asked to send
+	// 100 Continue (RFC 9110 §10.1.1 lets a proxy that buffered the body drop Expect).
+	if len(h.Peek(fasthttp.HeaderExpect)) > 0 {
+		h.Del(fasthttp.HeaderExpect)
+	}
+	// Send the Host header as received; an HTTP/1.0 request without one gets the
+	// origin's address (nginx's default) instead of failing as an origin error.
+	req.UseHostHeader = true
+
+	if s.cache != nil {
+		s.cache.Serve(ctx, s.cacheFetch(ctx.RemoteIP()))
+	} else if err := s.forward(rt, req, &ctx.Response, ctx.RemoteIP(), &ex.note); err != nil {
+		status, msg := errorStatus(err)
+		writeError(ctx, status, msg)
+		if status == fasthttp.StatusServiceUnavailable {
+			// Health checks run every few seconds; a client may try again soon.
+			ctx.Response.Header.Set(headerRetryAfter, "1")
+		}
+	} else {
+		ex.scratch = stripHopResponse(&ctx.Response.Header, ex.scratch)
+	}
+	// Cache-Tag is for the edge only (DESIGN.md "Headers").
+	ctx.Response.Header.Del(headerCacheTag)
+}
+
+// deny answers a failed token check: JSON 401 with WWW-Authenticate on the API
+// (RFC 6750 §3; error="invalid_token" when a token was sent), a 303 to the login
+// page on storefront pages.
+func (s *Server) deny(ctx *fasthttp.RequestCtx, acc access, msg string, hadToken bool) {
+	if acc == accessUserPage {
+		ctx.Response.Header.Set("Location", "/login/?next="+url.QueryEscape(string(ctx.Path())))
+		ctx.SetStatusCode(fasthttp.StatusSeeOther)
+		return
+	}
+	if hadToken {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	} else {
+		ctx.Response.Header.Set("WWW-Authenticate", "Bearer")
+	}
+	writeError(ctx, fasthttp.StatusUnauthorized, msg)
+}
+
+// tooMany answers 429 with Retry-After in whole seconds, at least 1 (RFC 9110 §10.2.3).
+func tooMany(ctx *fasthttp.RequestCtx, wait time.Duration) {
+	secs := int64((wait + time.Second - 1) / time.Second)
+	ctx.Response.Header.Set(headerRetryAfter, strconv.FormatInt(max(secs, 1), 10))
+	writeError(ctx, fasthttp.StatusTooManyRequests, "rate limit exceeded")
+}
+
+// idempotent reports the methods the edge retries after the origin may have seen
+// them. PUT and DELETE are idempotent by RFC 9110 §9.2.2 but the shop's handlers are
+// not all written that way, so the edge stays conservative.
+func idempotent(m []byte) bool {
+	return string(m) == fasthttp.MethodGet || string(m) == fasthttp.MethodHead || string(m) == fasthttp.MethodOptions
+}
+
+func retryableStatus(code int) bool {
+	return code == fasthttp.StatusBadGateway || code == fasthttp.StatusServiceUnavailable || code == fasthttp.StatusGatewayTimeout
+}
+
+// forward sends req to a host chosen by the balancer and fills resp, retrying on
+// another host after a connection error or a 502/503/504 when that is safe
+// (idempotent method, or a connection that never opened) and the retry budget
+// allows. An origin's own 502/503/504 is passed through when no retry is possible.
+//
+// It must not touch a RequestCtx: the cache calls it through cacheFetch, possibly
+// after the handler returned. note, when not nil, receives the host and try count.
+func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Response, clientIP net.IP, note *tryNote) error {
+	cfg := &rt.cfg
+	policy := s.policy.Load().p
+	start := time.Now()
+	deadline := start.Add(cfg.Timeouts.Request)
+	idem := idempotent(req.Header.Method())
+	rt.budget.Request(start)
+
+	var tried [maxTries]*upstream.Upstream
+	var lastErr error
+	haveResp := false
+	for attempt := 0; attempt < cfg.Retries.Attempts; attempt++ {
+		tNow := start
+		if attempt > 0 {
+			tNow = time.Now()
+			if !tNow.Before(deadline) {
+				lastErr = ErrUpstreamTimeout
+				break
+			}
+			if !rt.budget.AllowRetry(tNow) {
+				s.metrics.RetriesDenied.Inc()
+				break
+			}
+			s.metrics.Retries.Inc()
+		}
+		u := pickUntried(policy, rt.pool.Available(), req, clientIP, tried[:attempt])
+		if u == nil {
+			if attempt == 0 {
+				s.metrics.NoUpstream.Inc()
+				return ErrNoUpstream
+			}
+			break // every available host has been tried
+		}
+		tried[attempt] = u
+		if note != nil {
+			note.upstream, note.tries = u.Name, attempt+1
+		}
+
+		tryDeadline := deadline
+		if pt := cfg.Retries.PerTryTimeout; pt > 0 && tNow.Add(pt).Before(deadline) {
+			tryDeadline = tNow.Add(pt)
+		}
+		if len(req.Header.Host()) == 0 {
+			req.Header.SetHost(u.Addr)
+		}
+		if tls := u.Client.IsTLS; tls != (string(req.URI().Scheme()) == "https") {
+			if tls {
+				req.URI().SetScheme("https")
+			} else {
+				req.URI().SetScheme("http")
+			}
+		}
+		resp.Reset()
+		haveResp = false
+		u.Begin()
+		err := u.Client.DoDeadline(req, resp, tryDeadline)
+		done := time.Now()
+		lat := done.Sub(tNow)
+		code := resp.StatusCode()
+		ok := err == nil && !retryableStatus(code)
+		failures := u.Done(lat, ok, done)
+		rt.health.Passive(u, failures)
+		um := rt.upMetrics[u]
+		if err == nil {
+			um.answered(code, lat)
+			if ok {
+				return nil
+			}
+			haveResp, lastErr = true, nil
+			if !idem {
+				return nil
+			}
+			continue
+		}
+		um.failed(lat)
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			lastErr = ErrUpstreamTimeout
+		} else {
+			lastErr = errors.Join(ErrUpstreamFailed, err)
+		}
+		if ce := s.log.Check(zap.DebugLevel, "proxy: try failed"); ce != nil {
+			ce.Write(zap.String("upstream", u.Name), zap.Int("attempt", attempt), zap.Error(err))
+		}
+		if !idem && !neverReached(err) {
+			break
+		}
+	}
+	if haveResp {
+		return nil
+	}
+	if lastErr == nil {
+		lastErr = ErrUpstreamFailed
+	}
+	return lastErr
+}
+
+// pickUntried asks the policy for a host and, if it was tried already on this
+// request, takes the next untried host of the set instead, so a retry goes elsewhere.
+func pickUntried(p balancer.Policy, set *upstream.Set, req *fasthttp.Request, clientIP net.IP, tried []*upstream.Upstream) *upstream.Upstream {
+	u := p.Pick(set, req, clientIP)
+	if u == nil || !contains(tried, u) {
+		return u
+	}
+	n := len(set.Hosts)
+	start := 0
+	for i, h := range set.Hosts {
+		if h == u {
+			start = i
+			break
+		}
+	}
+	for k := 1; k < n; k++ {
+		if c := set.Hosts[(start+k)%n]; !contains(tried, c) {
+			return c
+		}
+	}
+	return nil
+}
+
+func contains(list []*upstream.Upstream, u *upstream.Upstream) bool {
+	for _, x := range list {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}
+
+// finish records metrics and the access log, then recycles the exchange.
+func (s *Server) finish(ex *exchange) {
+	ctx := ex.ctx
+	// Echo the request id to the client (after forwarding, which resets the response).
+	if id := ctx.Request.Header.Peek(headerRequestID); validRequestID(id) {
+		ctx.Response.Header.SetBytesV(headerRequestID, id)
+	}
+	code := ctx.Response.StatusCode()
+	s.metrics.Request(code)
+	if rt := ex.rt; rt.logEvery > 0 {
+		if n := s.logCount.Add(1); code >= 500 || n%rt.logEvery == 0 {
+			s.log.Info("access",
+				zap.ByteString("method", ctx.Method()),
+				zap.ByteString("uri", ctx.RequestURI()),
+				zap.Int("status", code),
+				zap.String("upstream", ex.note.upstream),
+				zap.Int("tries", ex.note.tries),
+				zap.Duration("duration", time.Since(ex.start)),
+				zap.Stringer("client", ctx.RemoteIP()),
+				zap.ByteString("request_id", ctx.Request.Header.Peek(headerRequestID)),
+			)
+		}
+	}
+	s.releaseExchange(ex)
+}

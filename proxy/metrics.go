@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Metrics are the edge's Prometheus series, in their own metrics.Set so several
+// servers (tests) do not collide. Per-status counters are created on first use and
+// then found by array index, so counting a request allocates nothing.
+type Metrics struct {
+	set *metrics.Set
+
+	requests [600]atomic.Pointer[metrics.Counter]
+
+	mu        sync.Mutex
+	upstreams map[string]*upstreamMetrics
+
+	Retries         *metrics.Counter
+	RetriesDenied   *metrics.Counter
+	NoUpstream      *metrics.Counter
+	Panics          *metrics.Counter
+	jwtMissing      *metrics.Counter
+	jwtInvalid      *metrics.Counter
+	jwtForbidden    *metrics.Counter
+	rateLimitedIP   sync.Map // rule name -> *metrics.Counter
+	rateLimitedUser sync.Map
+}
+
+type upstreamMetrics struct {
+	m        *Metrics
+	name     string
+	statuses [600]atomic.Pointer[metrics.Counter]
+	errors   *metrics.Counter
+	latency  *metrics.PrometheusHistogram
+	ejected  *metrics.Counter
+}
+
+// NewMetrics builds an empty series set.
+func NewMetrics() *Metrics {
+	s := metrics.NewSet()
+	return &Metrics{
+		set:           s,
+		upstreams:     map[string]*upstreamMetrics{},
+		Retries:       s.NewCounter("edge_retries_total"),
+		RetriesDenied: s.NewCounter("edge_retries_denied_total"),
+		NoUpstream:    s.NewCounter("edge_no_upstream_total"),
+		Panics:        s.NewCounter("edge_panics_total"),
+		jwtMissing:    s.NewCounter(`edge_jwt_rejections_total{reason="missing"}`),
+		jwtInvalid:    s.NewCounter(`edge_jwt_rejections_total{reason="invalid"}`),
+		jwtForbidden:  s.NewCounter(`edge_jwt_rejections_total{reason="forbidden"}`),
+	}
+}
+
+// WritePrometheus writes every series plus the Go process metrics.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	m.set.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
+}
+
+func statusIndex(code int) int {
+	if code < 100 || code > 599 {
+		return 0
+	}
+	return code
+}
+
+// Request counts one answer to a client by status.
+func (m *Metrics) Request(code int) {
+	i := statusIndex(code)
+	c := m.requests[i].Load()
+	if c == nil {
+		c = m.set.GetOrCreateCounter(`edge_requests_total{status="` + strconv.Itoa(i) + `"}`)
+		m.requests[i].Store(c)
+	}
+	c.Inc()
+}
+
+// upstream returns (creating once) the series of the host called name.
+func (m *Metrics) upstream(name string) *upstreamMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if um := m.upstreams[name]; um != nil {
+		return um
+	}
+	q := strconv.Quote(name)
+	um := &upstreamMetrics{
+		m:       m,
+		name:    q,
+		errors:  m.set.GetOrCreateCounter("edge_upstream_errors_total{upstream=" + q + "}"),
+		latency: m.set.GetOrCreatePrometheusHistogram("edge_upstream_request_duration_seconds{upstream=" + q + "}"),
+		ejected: m.set.GetOrCreateCounter("edge_ejections_total{upstream=" + q + "}"),
+	}
+	m.upstreams[name] = um
+	return um
+}
+
+// answered counts one answer from the host and its latency.
+func (um *upstreamMetrics) answered(code int, d time.Duration) {
+	i := statusIndex(code)
+	c := um.statuses[i].Load()
+	if c == nil {
+		c = um.m.set.GetOrCreateCounter(fmt.Sprintf("edge_upstream_requests_total{upstream=%s,status=\"%d\"}", um.name, i))
+		um.statuses[i].Store(c)
+	}
+	c.Inc()
+	um.latency.Update(d.Seconds())
+}
+
+// failed counts a try that got no answer (connection error, timeout).
+func (um *upstreamMetrics) failed(d time.Duration) {
+	um.errors.Inc()
+	um.latency.Update(d.Seconds())
+}
+
+// RateLimited counts a 429 for rule; byUser tells the per-user bucket from per-IP.
+func (m *Metrics) RateLimited(rule string, byUser bool) {
+	store, key := &m.rateLimitedIP, "ip"
+	if byUser {
+		store, key = &m.rateLimitedUser, "user"
+	}
+	c, ok := store.Load(rule)
+	if !ok {
+		c, _ = store.LoadOrStore(rule, m.set.GetOrCreateCounter(
+			"edge_rate_limited_total{rule="+strconv.Quote(rule)+`,key="`+key+`"}`))
+	}
+	c.(*metrics.Counter).Inc()
+}

@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/novashop/edge/proxy/auth"
+	"github.com/novashop/edge/proxy/balancer"
+	"github.com/novashop/edge/proxy/config"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// Options are the parts of a Server that do not come from the YAML file.
+type Options struct {
+	// Cache is the HTTP cache; nil serves every request from the origins.
+	Cache Cache
+	// Logger receives the access log and operational messages; nil means no logs.
+	Logger *zap.Logger
+	// JWTSecret is the HS256 key (from JWT_SECRET). With it, or with
+	// cfg.JWT.PublicKeyFile or cfg.JWT.JWKSURL, New builds the token verifier.
+	JWTSecret []byte
+	// Verifier, when set, is used instead of building one; the Server does not close it.
+	Verifier *auth.Verifier
+	// Rand is the balancers' randomness; nil means math/rand/v2.
+	Rand balancer.Rand
+}
+
+// Server is the edge. Build it with New, serve with Serve and ServeAdmin, apply a new
+// configuration with Reload, stop with Shutdown.
+type Server struct {
+	log      *zap.Logger
+	opt      Options
+	metrics  *Metrics
+	verifier *auth.Verifier
+	ownAuth  bool
+	cache    Cache
+
+	rt     atomic.Pointer[runtime]
+	policy atomic.Pointer[policyBox]
+
+	reloadMu sync.Mutex
+	public   *fasthttp.Server
+	admin    *fasthttp.Server
+
+	exchanges sync.Pool
+	logCount  atomic.Uint64
+	closeOnce sync.Once
+}
+
+// policyBox lets the policy interface sit behind an atomic.Pointer.
+type policyBox struct {
+	p balancer.Policy
+}
+
+// New builds a Server from a valid configuration and starts its health checks.
+func New(cfg config.Config, opt Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opt.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache}
+	s.exchanges.New = func() any { return new(exchange) }
+	switch {
+	case opt.Verifier != nil:
+		s.verifier = opt.Verifier
+	case len(opt.JWTSecret) > 0 || cfg.JWT.PublicKeyFile != "" || cfg.JWT.JWKSURL != "":
+		v, err := auth.NewVerifier(auth.Config{
+			Secret:        opt.JWTSecret,
+			PublicKeyFile: cfg.JWT.PublicKeyFile,
+			JWKSURL:       cfg.JWT.JWKSURL,
+			Issuer:        cfg.JWT.Issuer,
+			Audience:      cfg.JWT.Audience,
+			Leeway:        cfg.JWT.Leeway,
+		}, log)
+		if err != nil {
+			return nil, err
+		}
+		s.verifier, s.ownAuth = v, true
+	default:
+		log.Warn("proxy: no JWT key configured; protected routes are forwarded unchecked (the origin still checks tokens)")
+	}
+	if err := s.apply(cfg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.public = &fasthttp.Server{
+		Handler:      s.handle,
+		ErrorHandler: s.handleParseError,
+		// Header and body limits of the listener are fixed at start; Reload can only
+		// tighten them, through the same checks in handle.
+		ReadBufferSize:               cfg.Limits.MaxHeaderBytes,
+		MaxRequestBodySize:           cfg.Limits.MaxBodyBytes,
+		ReadTimeout:                  cfg.Timeouts.Read,
+		WriteTimeout:                 cfg.Timeouts.Write,
+		IdleTimeout:                  cfg.Timeouts.Idle,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       zapPrintf{log},
+		// Header names must stay normalised: removing a client's "x-user-id" relies
+		// on it being stored as "X-User-Id".
+		DisableHeaderNamesNormalizing: false,
+	}
+	s.admin = &fasthttp.Server{
+		Handler:      s.adminHandler(),
+		ReadTimeout:  cfg.Timeouts.Read,
+		WriteTimeout: cfg.Timeouts.Write,
+		IdleTimeout:  cfg.Timeouts.Idle,
+		// Purge bodies are small; this bounds a careless client.
+		MaxRequestBodySize:    1 << 20,
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+		Logger:                zapPrintf{log},
+	}
+	return s, nil
+}
+
+// zapPrintf adapts zap to fasthttp's Logger.
+type zapPrintf struct{ log *zap.Logger }
+
+func (z zapPrintf) Printf(format string, args ...any) {
+	if ce := z.log.Check(zap.WarnLevel, "fasthttp"); ce != nil {
+		ce.Write(zap.String("msg", fmt.Sprintf(format, args...)))
+	}
+}
+
+// Metrics returns the server's Prometheus series.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Handler is the public request handler (for tests and custom listeners).
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// Serve answers shoppers' traffic on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.public.Serve(ln) }
+
+// ServeAdmin answers the admin API on ln until Shutdown.
+func (s *Server) ServeAdmin(ln net.Listener) error { return s.admin.Serve(ln) }
+
+// Shutdown stops accepting connections, waits for in-flight requests to finish (or
+// ctx to end), then stops health checks and releases the verifier and cache.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := errors.Join(s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx))
+	s.Close()
+	return err
+}
+
+// Close stops health checks and releases the verifier, the cache and idle upstream
+// connections, without waiting for requests. Safe to call more than once.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		if rt := s.rt.Load(); rt != nil {
+			rt.stop()
+			rt.pool.CloseIdle()
+		}
+		if s.ownAuth {
+			s.verifier.Close()
+		}
+		if s.cache != nil {
+			s.cache.Close()
+		}
+	})
+}
+
+// Policy returns the current balancing policy's name.
+func (s *Server) Policy() string { return s.policy.Load().p.Name() }
+
+// SetPolicy switches the balancing policy at run time; requests in flight finish
+// with the policy they started with, new ones use the new one. hashKey is only read
+// for "hash" ("" keeps the configured key).
+func (s *Server) SetPolicy(name, hashKey string) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if hashKey == "" {
+		hashKey = s.rt.Load().cfg.Balancer.HashKey
+	}
+	p, err := newPolicy(name, hashKey, s.opt.Rand)
+	if err != nil {
+		return err
+	}
+	s.policy.Store(&policyBox{p})
+	s.log.Info("proxy: balancer switched", zap.String("policy", name))
+	return nil
+}
+
+func newPolicy(name, hashKey string, rnd balancer.Rand) (balancer.Policy, error) {
+	key, err := balancer.ParseHashKey(hashKey)
+	if err != nil {
+		return nil, err
+	}
+	return balancer.New(name, balancer.Options{HashKey: key, Rand: rnd})
+}
+
+// handleParseError answers requests fasthttp could not read, in the edge's JSON form.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var op *net.OpError
+	switch {
+	case errors.As(err, &small):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request header too large")
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+	case errors.As(err, &op) && op.Timeout():
+		writeError(ctx, fasthttp.StatusRequestTimeout, "request timeout")
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
+	}
+	s.metrics.Request(ctx.Response.StatusCode())
+}
+
+// recoverPanic turns a panic in the handler into a JSON 500 and a logged stack.
+func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
+	if r := recover(); r != nil {
+		s.metrics.Panics.Inc()
+		s.log.Error("proxy: panic in handler", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+		ctx.Response.Reset()
+		writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
+	}
+}
