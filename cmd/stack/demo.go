@@ -17,7 +17,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("demo", stderr)
 	var f stackFlags
 	f.register(fs, 20000)
-	duration := fs.Duration("duration", 10*time.Second, "length of each target's run in a round")
+	duration := fs.Duration("duration", 5*time.Second, "length of each target's run in a round (4 targets x 3 rounds: about a minute)")
 	rounds := fs.Int("rounds", 3, "interleaved rounds")
 	rate := fs.Int("rate", 500, "requests per second of the open-model load")
 	out := fs.String("out", "out", "directory for the JSON and HTML reports")
