@@ -218,9 +218,9 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 	nextSweep := time.Now().Add(sweepEvery)
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
-		n, err := r.RelayOnce(ctx)
+		n, err := r.round(ctx, r.RelayOnce)
 		if err == nil && !time.Now().Before(nextSweep) {
-			_, err = r.SweepOnce(ctx)
+			_, err = r.round(ctx, r.SweepOnce)
 			nextSweep = time.Now().Add(sweepEvery)
 		}
 		wait := r.cfg.PollInterval
@@ -242,6 +242,15 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// round runs one batch on a context that shutdown does not cancel (bounded
+// by ProcessTimeout), so SIGTERM never abandons a batch between XADD and
+// the commit that marks it sent.
+func (r *Relay) round(ctx context.Context, batch func(context.Context) (int, error)) (int, error) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ProcessTimeout)
+	defer cancel()
+	return batch(bctx)
 }
 
 // sleep waits d or until ctx is done, reporting whether it slept fully.

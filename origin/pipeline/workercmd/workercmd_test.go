@@ -270,6 +270,15 @@ func TestRunConfirmsAndServesMetrics(t *testing.T) {
 	if b := get(t, "http://"+addr+"/nope", http.StatusNotFound); !strings.Contains(b, `"error"`) {
 		t.Errorf("404 body %q", b)
 	}
+	resp, err := http.Post("http://"+addr+"/metrics", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(b), `"error"`) {
+		t.Errorf("POST /metrics = %d %q, want 405 with a JSON error", resp.StatusCode, b)
+	}
 	stop()
 	select {
 	case err := <-done:
