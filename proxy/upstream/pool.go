@@ -93,6 +93,13 @@ func (p *Pool) SetHealthy(u *Upstream, healthy bool, slowStart time.Duration) bo
 	if !u.healthy.CompareAndSwap(!healthy, healthy) {
 		return false
 	}
+	if healthy {
+		// The peak EWMA only decays when the host answers, so the slow
+		// samples its dying requests left would otherwise make p2c-ewma
+		// starve a host that came back (found by internal/e2e): a returning
+		// host starts with no latency history, like a new one.
+		u.ewmaNs.Store(0)
+	}
 	if healthy && slowStart > 0 {
 		u.slowStartDur.Store(int64(slowStart))
 		u.slowStartSince.Store(p.now().UnixNano())
