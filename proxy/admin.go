@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/router"
+	"github.com/novashop/edge/proxy/cache"
 	"github.com/novashop/edge/proxy/upstream"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/pprofhandler"
@@ -69,6 +70,9 @@ func (s *Server) adminHandler() fasthttp.RequestHandler {
 	r.GET("/metrics", func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		s.metrics.WritePrometheus(ctx)
+		if mw, ok := s.cache.(PrometheusWriter); ok {
+			mw.WritePrometheus(ctx)
+		}
 	})
 	r.ANY("/debug/pprof/{profile:*}", pprofhandler.PprofHandler)
 	r.GET("/debug/pprof/", pprofhandler.PprofHandler)
@@ -139,11 +143,27 @@ func (s *Server) adminPurge(ctx *fasthttp.RequestCtx) {
 	defer cancel()
 	n, err := s.cache.Purge(pctx, body.Keys, body.Tags, body.Prefix, body.Soft)
 	if err != nil {
-		s.log.Error("proxy: purge failed", zap.Error(err))
-		writeJSON(ctx, fasthttp.StatusBadGateway, map[string]string{"error": "purge failed: " + err.Error()})
+		status := purgeStatus(err)
+		if status != fasthttp.StatusBadRequest {
+			s.log.Error("proxy: purge failed", zap.Error(err))
+		}
+		writeJSON(ctx, status, map[string]string{"error": "purge failed: " + err.Error()})
 		return
 	}
 	writeJSON(ctx, 200, map[string]int{"purged": n})
+}
+
+// purgeStatus maps a Cache.Purge error to the admin answer's status: the caller's
+// mistake is 400, a cache that cannot reach its store right now is 503 (retry
+// later), anything else is the store failing behind the edge, 502.
+func purgeStatus(err error) int {
+	switch {
+	case errors.Is(err, cache.ErrBadPurge):
+		return fasthttp.StatusBadRequest
+	case errors.Is(err, cache.ErrUnavailable):
+		return fasthttp.StatusServiceUnavailable
+	}
+	return fasthttp.StatusBadGateway
 }
 
 // decodeJSON reads a JSON body strictly: unknown fields and trailing data are errors.

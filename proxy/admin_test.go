@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/novashop/edge/proxy/cache"
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
 )
 
 func TestAdminUpstreamsJSON(t *testing.T) {
@@ -167,10 +170,24 @@ func TestAdminPurge(t *testing.T) {
 	if len(c.purges) != 2 || c.purges[0] != "k1,k2|product:1|/api/products/" {
 		t.Fatalf("purges = %v", c.purges)
 	}
-	c.err = errors.New("redis down")
-	if r := e.adminDo(t, "POST", "/admin/purge", `{"tags":["x"]}`); r.StatusCode() != 502 {
-		t.Fatalf("failed purge: %d", r.StatusCode())
+	// A failed purge maps through errors.Is: the caller's mistake, a store that
+	// is down for now, anything else.
+	for _, ft := range []struct {
+		err    error
+		status int
+	}{
+		{fmt.Errorf("%w: tag %q is bad", cache.ErrBadPurge, "a b"), 400},
+		{fmt.Errorf("%w: purge: dial tcp: refused", cache.ErrUnavailable), 503},
+		{errors.New("redis answered nonsense"), 502},
+	} {
+		c.err = ft.err
+		r := e.adminDo(t, "POST", "/admin/purge", `{"tags":["x"]}`)
+		wantJSONError(t, r, ft.status)
+		if !strings.Contains(string(r.Body()), "purge failed") {
+			t.Errorf("purge error %v: body %s", ft.err, r.Body())
+		}
 	}
+	c.err = nil
 	// Requests go through the cache, which still gets the edge's headers.
 	r := e.do(t, "GET", "/", "")
 	if header(r, "Cache-Status") != "novashop-edge; fwd=miss" || header(r, "X-Served-By") != "o1" {
@@ -239,5 +256,43 @@ func TestCacheFetchAfterHandlerReturns(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("background fetch did not finish")
 		}
+	}
+}
+
+// TestAdminWithRealCacheRedisDown wires the real proxy/cache (its Redis
+// unreachable, which cache.New allows) into the admin API: /metrics carries the
+// cache's own series next to the edge's, a purge the cache rejects is 400 and a
+// purge it cannot carry out now is 503, each with a JSON error.
+func TestAdminWithRealCacheRedisDown(t *testing.T) {
+	o := newOrigin(t, "o1", nil)
+	c, err := cache.New(cache.Config{RedisURL: "redis://127.0.0.1:1/0", RedisTimeout: 20 * time.Millisecond}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEdge(t, testConfig(o), Options{Cache: c})
+	// Traffic still flows straight through the origins.
+	if r := e.do(t, "GET", "/", ""); r.StatusCode() != 200 || header(r, "X-Served-By") != "o1" {
+		t.Fatalf("pass-through: %d %s", r.StatusCode(), r.Header.String())
+	}
+	r := e.adminDo(t, "GET", "/metrics", "")
+	body := string(r.Body())
+	for _, want := range []string{`edge_requests_total{status="200"} 1`, "edge_cache_redis_up 0",
+		`edge_cache_requests_total{result="bypass"}`, "edge_cache_local_bytes"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	tests := []struct {
+		name, body string
+		status     int
+	}{
+		{"bad tag", `{"tags":["no spaces allowed"]}`, 400},
+		{"bad prefix", `{"prefix":"api/"}`, 400},
+		{"redis down", `{"tags":["product:1"]}`, 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantJSONError(t, e.adminDo(t, "POST", "/admin/purge", tt.body), tt.status)
+		})
 	}
 }

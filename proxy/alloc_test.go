@@ -58,3 +58,29 @@ func BenchmarkEdgeParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestCacheHitAllocatesNothing pins the edge's side of a cache hit: handing the
+// request to the Cache (with its fetch function) allocates nothing unless the
+// balancer hashes on the client IP.
+func TestCacheHitAllocatesNothing(t *testing.T) {
+	o := newOrigin(t, "o1", nil)
+	cfg := testConfig(o)
+	cfg.Health.Active = false
+	s, err := New(cfg, Options{Cache: &memCache{body: []byte(`{"id":1}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	serve := handlerLoop(s)
+	for range 50 {
+		serve()
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		if code := serve(); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a cache hit allocates %v times in the edge", allocs)
+	}
+}

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"io"
 
+	"github.com/novashop/edge/proxy/cache"
 	"github.com/valyala/fasthttp"
 )
 
@@ -27,3 +29,16 @@ type Cache interface {
 	// Close releases the cache's connections; Server.Close calls it.
 	Close()
 }
+
+// PrometheusWriter is implemented by a Cache that has its own series
+// (proxy/cache's edge_cache_*); the admin /metrics answer appends them after the
+// edge's own, so one scrape sees both.
+type PrometheusWriter interface {
+	WritePrometheus(w io.Writer)
+}
+
+// Interface guards: the real cache is what cmd/edge passes as Options.Cache.
+var (
+	_ Cache            = (*cache.Cache)(nil)
+	_ PrometheusWriter = (*cache.Cache)(nil)
+)

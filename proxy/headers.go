@@ -40,6 +40,52 @@ const (
 	headerRetryAfter     = "Retry-After"
 )
 
+// Header names as fasthttp stores them (it normalises names to this form), for the
+// hot path's SetCanonical calls, which skip normalising a constant every request.
+var (
+	keyRequestID      = []byte("X-Request-Id")
+	keyForwardedFor   = []byte("X-Forwarded-For")
+	keyForwardedProto = []byte("X-Forwarded-Proto")
+	valueHTTP         = []byte("http")
+	valueHTTPS        = []byte("https")
+)
+
+// inbound is what one pass over a request's headers found.
+type inbound struct {
+	hop          bool // a hop-by-hop field, or Connection: close, is present
+	validID      bool // the first X-Request-ID is one the edge keeps
+	userID       bool // a client-sent X-User-ID is present
+	userRole     bool // a client-sent X-User-Role is present
+	forwardedFor bool // an X-Forwarded-For list is present
+	expect       bool // a non-empty Expect is present
+}
+
+// scanInbound walks the request headers once. It relies on fasthttp's name
+// normalisation (the server keeps it on), as isHopName does.
+func scanInbound(h *fasthttp.RequestHeader) inbound {
+	in := inbound{hop: h.ConnectionClose()}
+	seenID := false
+	for k, v := range h.All() {
+		switch string(k) {
+		case "X-Request-Id":
+			if !seenID {
+				seenID, in.validID = true, validRequestID(v)
+			}
+		case "X-User-Id":
+			in.userID = true
+		case "X-User-Role":
+			in.userRole = true
+		case "X-Forwarded-For":
+			in.forwardedFor = true
+		case "Expect":
+			in.expect = in.expect || len(v) > 0
+		default:
+			in.hop = in.hop || isHopName(k)
+		}
+	}
+	return in
+}
+
 // stripHopRequest removes hop-by-hop fields from a request: first every field the
 // Connection header names (RFC 9110 §7.6.1: "a proxy … MUST parse the Connection
 // header field … and remove … any header or trailer field(s) … identified"), then

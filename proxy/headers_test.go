@@ -119,3 +119,70 @@ func BenchmarkStripHopRequestClean(b *testing.B) {
 		scratch = stripHopRequest(&h, scratch)
 	}
 }
+
+func TestScanInbound(t *testing.T) {
+	tests := []struct {
+		name  string
+		block string
+		want  inbound
+	}{
+		{"plain", "Accept: */*\r\n", inbound{}},
+		{"valid id kept", "X-Request-ID: abc-1\r\n", inbound{validID: true}},
+		{"invalid id", "X-Request-ID: a b\r\n", inbound{}},
+		{"first id decides", "X-Request-ID: ok\r\nX-Request-ID: \"bad\"\r\n", inbound{validID: true}},
+		{"lower-case identity", "x-user-id: 7\r\nX-USER-ROLE: staff\r\n", inbound{userID: true, userRole: true}},
+		{"xff and expect", "X-Forwarded-For: 1.2.3.4\r\nExpect: 100-continue\r\n", inbound{forwardedFor: true, expect: true}},
+		{"empty expect", "Expect: \r\n", inbound{}},
+		{"hop field", "Keep-Alive: 5\r\n", inbound{hop: true}},
+		{"connection close", "Connection: close\r\n", inbound{hop: true}},
+		{"connection names a field", "Connection: X-A\r\nX-A: 1\r\n", inbound{hop: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h fasthttp.RequestHeader
+			if err := h.Read(bufioReader("GET / HTTP/1.1\r\nHost: x\r\n" + tt.block + "\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if got := scanInbound(&h); got != tt.want {
+				t.Fatalf("scanInbound = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzScanInbound checks the one-pass scan against the plain look-ups it
+// replaced: after the handler's steps no client identity header survives, and
+// the request-id and Expect decisions match Peek's.
+func FuzzScanInbound(f *testing.F) {
+	f.Add("X-Request-ID: abc\r\nX-User-ID: 1\r\n")
+	f.Add("Connection: X-User-Role, X-Request-ID\r\nX-User-Role: staff\r\nX-Request-ID: ok\r\n")
+	f.Add("x-user-id: 1\r\nX-User-Id: 2\r\nExpect: 100-continue\r\n")
+	f.Fuzz(func(t *testing.T, block string) {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufioReader("GET / HTTP/1.1\r\nHost: x\r\n" + block + "\r\n")); err != nil {
+			return
+		}
+		in := scanInbound(&h)
+		if in.hop {
+			stripHopRequest(&h, nil)
+			in = scanInbound(&h)
+		}
+		if in.validID != validRequestID(h.Peek("X-Request-ID")) {
+			t.Fatalf("validID = %v, Peek = %q", in.validID, h.Peek("X-Request-ID"))
+		}
+		if in.expect != (len(h.Peek("Expect")) > 0) {
+			t.Fatalf("expect = %v, Peek = %q", in.expect, h.Peek("Expect"))
+		}
+		if in.userID {
+			h.Del("X-User-ID")
+		}
+		if in.userRole {
+			h.Del("X-User-Role")
+		}
+		for k := range h.All() {
+			if s := strings.ToLower(string(k)); s == "x-user-id" || s == "x-user-role" {
+				t.Fatalf("%s survived", k)
+			}
+		}
+	})
+}

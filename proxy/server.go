@@ -49,8 +49,11 @@ type Server struct {
 	admin    *fasthttp.Server
 
 	exchanges sync.Pool
-	logCount  atomic.Uint64
-	closeOnce sync.Once
+	// sharedFetch is the Cache's way to the origins for requests whose balancing
+	// does not depend on the client address (see fetchFor).
+	sharedFetch func(req *fasthttp.Request, resp *fasthttp.Response) error
+	logCount    atomic.Uint64
+	closeOnce   sync.Once
 }
 
 // policyBox lets the policy interface sit behind an atomic.Pointer.
@@ -69,6 +72,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 	}
 	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache}
 	s.exchanges.New = func() any { return new(exchange) }
+	s.sharedFetch = s.cacheFetch(nil)
 	switch {
 	case opt.Verifier != nil:
 		s.verifier = opt.Verifier
@@ -105,9 +109,13 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
-		CloseOnShutdown:              true,
-		SecureErrorLogMessage:        true,
-		Logger:                       zapPrintf{log},
+		// The handler reads the clock once per request itself; without this
+		// fasthttp would read it again for RequestCtx.Time, which the edge does
+		// not use (a clock read costs 70–200 ns on the benchmark VM).
+		LazyRequestTime:       true,
+		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true,
+		Logger:                zapPrintf{log},
 		// Header names must stay normalised: removing a client's "x-user-id" relies
 		// on it being stored as "X-User-Id".
 		DisableHeaderNamesNormalizing: false,

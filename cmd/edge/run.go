@@ -70,6 +70,7 @@ Flags:
   --jwt-public-key FILE  Ed25519 or RSA public key PEM for token checks
   --jwks-url URL         JWKS endpoint for token checks
   The HS256 secret comes from JWT_SECRET (jwt.secret_env in the file).
+  EDGE_ACCESS_LOG=off|on overrides access_log.enabled.
 
 Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the file (upstreams,
 balancer, health, retries, timeouts, limits, rate limits).
@@ -127,6 +128,15 @@ func loadConfig(f *flags, getenv func(string) string) (config.Config, error) {
 		// an explicitly empty --redis-url turns it off.
 		pick(&cfg.Cache.RedisURL, "REDIS_URL", "redis-url", f.redisURL)
 		cfg.Cache.Enabled = cfg.Cache.RedisURL != ""
+	}
+	switch v := strings.ToLower(getenv("EDGE_ACCESS_LOG")); v {
+	case "":
+	case "off", "false", "0":
+		cfg.AccessLog.Enabled = false
+	case "on", "true", "1":
+		cfg.AccessLog.Enabled = true
+	default:
+		return cfg, usagef("EDGE_ACCESS_LOG=%q must be on or off", v)
 	}
 	if f.set["jwt-public-key"] {
 		cfg.JWT.PublicKeyFile, cfg.JWT.JWKSURL = f.jwtPublicKey, ""
@@ -195,7 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opt.JWTSecret = []byte(os.Getenv(cfg.JWT.SecretEnv))
 	}
 	if cfg.Cache.Enabled {
-		c, err := cache.New(cache.Config{RedisURL: cfg.Cache.RedisURL, MaxMemoryBytes: cfg.Cache.MaxMemoryBytes}, log)
+		c, err := cache.New(cfg.Cache.CacheConfig(), log)
 		if err != nil {
 			return fmt.Errorf("cache: %w", err)
 		}

@@ -53,6 +53,10 @@ func TestBadInputExitsTwo(t *testing.T) {
 	if err := os.WriteFile(badYAML, []byte("upstreams: [{url: 'http://127.0.0.1:1'}]\nretries: {attempts: 99}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badCache := filepath.Join(dir, "badcache.yaml")
+	if err := os.WriteFile(badCache, []byte("upstreams: [{url: 'http://127.0.0.1:1'}]\ncache: {max_ttl: 10ms}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -65,6 +69,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"bad upstream", []string{"--upstream", "ftp://x"}, "scheme must be http or https"},
 		{"bad policy", []string{"--upstream", "http://127.0.0.1:1", "--balancer", "fastest"}, "balancer.policy"},
 		{"bad file value", []string{"--config", badYAML}, "retries.attempts 99"},
+		{"bad cache value", []string{"--config", badCache}, "cache.max_ttl"},
 		{"short jwt secret", []string{"--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, "auth:"},
 	}
 	for _, tt := range tests {
@@ -131,6 +136,15 @@ func TestOverridePrecedence(t *testing.T) {
 		cfg.Upstreams[1].Name != "b" || !cfg.Cache.Enabled {
 		t.Fatalf("flags did not override env: %+v", cfg)
 	}
+	env["EDGE_ACCESS_LOG"] = "off"
+	if cfg, _ = loadConfig(f, getenv); cfg.AccessLog.Enabled {
+		t.Fatal("EDGE_ACCESS_LOG=off did not turn the access log off")
+	}
+	env["EDGE_ACCESS_LOG"] = "maybe"
+	if _, err := loadConfig(f, getenv); exitCode(err) != 2 {
+		t.Fatalf("bad EDGE_ACCESS_LOG: %v", err)
+	}
+	delete(env, "EDGE_ACCESS_LOG")
 	env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
 	f, _ = parseFlags([]string{"--config", file, "--redis-url", ""}, &syncBuffer{})
 	if cfg, _ = loadConfig(f, getenv); cfg.Cache.Enabled {
@@ -223,4 +237,66 @@ func TestServeReloadShutdown(t *testing.T) {
 		t.Fatal("edge still accepting after shutdown")
 	}
 
+}
+
+// TestCacheSectionReachesCache runs the command with the file's cache section
+// (Redis unreachable, which the cache tolerates): the configured cache name shows
+// in Cache-Status, so the section's fields reach cache.New, and the admin
+// /metrics carries the cache's series.
+func TestCacheSectionReachesCache(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }}
+	go origin.Serve(ln)     //nolint:errcheck
+	defer origin.Shutdown() //nolint:errcheck
+
+	t.Setenv("JWT_SECRET", "")
+	t.Setenv("REDIS_URL", "")
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	y := fmt.Sprintf("listen: '127.0.0.1:0'\nadmin_listen: '127.0.0.1:0'\nupstreams: [{name: o1, url: 'http://%s'}]\n"+
+		"access_log: {enabled: false}\ncache: {enabled: true, redis_url: 'redis://127.0.0.1:1/0', redis_timeout: 20ms, name: shop-edge}\n", ln.Addr())
+	if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--config", file}, &out, &errOut) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	}()
+	re := regexp.MustCompile(`serving on (\S+) \(admin (\S+)\)`)
+	var addr, admin string
+	for deadline := time.Now().Add(5 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			addr, admin = m[1], m[2]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge did not start: %s %s", out.String(), errOut.String())
+		}
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + "/api/products/")
+	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if cs := string(resp.Header.Peek("Cache-Status")); resp.StatusCode() != 200 || !strings.HasPrefix(cs, "shop-edge;") {
+		t.Fatalf("status %d, Cache-Status %q: the cache section did not reach the cache", resp.StatusCode(), cs)
+	}
+	_, body, err := fasthttp.GetTimeout(nil, "http://"+admin+"/metrics", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), "edge_cache_redis_up 0") {
+		t.Fatalf("metrics lack the cache's series:\n%s", body)
+	}
 }

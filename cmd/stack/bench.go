@@ -48,6 +48,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if f.jsonOut != "" {
+		if err := os.MkdirAll(filepath.Dir(f.jsonOut), 0o755); err != nil {
+			return err
+		}
+	}
 	bins, err := stack.Ensure(stdout, "wrk", "nginx")
 	if err != nil {
 		return err
@@ -464,9 +469,13 @@ func benchBrowse(ctx context.Context, f benchFlags, stdout, stderr io.Writer) er
 	if len(l.NginxURLs) > 1 {
 		args = append(args, "--target", "nginx="+l.NginxURLs[0], "--target", "nginx-cache="+l.NginxURLs[1])
 	}
-	args = append(args, "--p99", f.browseBound.String(), "--json", "out/bench-browse.json")
+	args = append(args, "--p99", f.browseBound.String(), "--duration", f.duration.String(),
+		"--start", "200", "--trials", "10", "--json", filepath.Join(filepath.Dir(f.jsonOut), "bench-browse.json"))
+	fmt.Fprintf(stdout, "bench: loadgen %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir(), "loadgen"), args...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Env = append(os.Environ(), "NOVASHOP_PRODUCTS="+strconv.Itoa(sf.products),
+		"NOVASHOP_CATEGORIES="+strconv.Itoa(sf.categories), "NOVASHOP_USERS="+strconv.Itoa(sf.users))
 	return cmd.Run()
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/novashop/edge/proxy/cache"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -189,14 +190,60 @@ type Bucket struct {
 	Burst int `yaml:"burst"`
 }
 
-// Cache configures the HTTP cache.
+// Cache configures the HTTP cache (proxy/cache). Every field but Enabled maps one to
+// one onto cache.Config, whose doc comments hold the full semantics; Default fills
+// each from cache's Default* constants, so the file and the library cannot disagree.
 type Cache struct {
 	// Enabled turns the cache on; it also needs RedisURL.
 	Enabled bool `yaml:"enabled"`
-	// RedisURL is the shared cache tier, redis://host:port/db.
+	// RedisURL is the shared cache tier, redis://host:port/db (or a Redis Cluster seed).
 	RedisURL string `yaml:"redis_url"`
-	// MaxMemoryBytes bounds the in-process tier.
+	// MaxMemoryBytes bounds the in-process tier: decoded entries plus rueidis' own
+	// client-side cache (one eighth of it). At least 1 MiB.
 	MaxMemoryBytes int64 `yaml:"max_memory_bytes"`
+	// MaxEntryBytes is the largest body stored; larger responses pass through uncached.
+	MaxEntryBytes int `yaml:"max_entry_bytes"`
+	// RedisTimeout bounds every Redis dial and command; the first failure trips the
+	// breaker and the edge serves straight from the origins until a probe succeeds.
+	RedisTimeout time.Duration `yaml:"redis_timeout"`
+	// ProbeInterval is how often an unreachable Redis is probed.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	// MaxTTL caps how long an entry stays in Redis, whatever the origin says.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// Retention keeps entries with validators this long past their usable life, so
+	// they can be revalidated with a cheap conditional request.
+	Retention time.Duration `yaml:"retention"`
+	// HeuristicMax caps heuristic freshness (RFC 9111 §4.2.2); negative turns it off.
+	HeuristicMax time.Duration `yaml:"heuristic_max"`
+	// CoalesceWait is how long a request waits for another request's fetch of the
+	// same key before it fetches itself.
+	CoalesceWait time.Duration `yaml:"coalesce_wait"`
+	// Namespace prefixes entry keys in Redis; edges that share entries must agree.
+	Namespace string `yaml:"namespace"`
+	// TagIndexNamespace prefixes the per-tag key sets soft purges use; it must not
+	// start with Namespace.
+	TagIndexNamespace string `yaml:"tag_index_namespace"`
+	// Name is the cache's name in Cache-Status (RFC 9211 §2), a token.
+	Name string `yaml:"name"`
+}
+
+// CacheConfig returns the cache.Config this section describes (the clock is
+// left to the cache's default).
+func (c Cache) CacheConfig() cache.Config {
+	return cache.Config{
+		RedisURL:          c.RedisURL,
+		MaxMemoryBytes:    c.MaxMemoryBytes,
+		MaxEntryBytes:     c.MaxEntryBytes,
+		RedisTimeout:      c.RedisTimeout,
+		ProbeInterval:     c.ProbeInterval,
+		MaxTTL:            c.MaxTTL,
+		Retention:         c.Retention,
+		HeuristicMax:      c.HeuristicMax,
+		CoalesceWait:      c.CoalesceWait,
+		Namespace:         c.Namespace,
+		TagIndexNamespace: c.TagIndexNamespace,
+		Name:              c.Name,
+	}
 }
 
 // AccessLog configures the zap access log.

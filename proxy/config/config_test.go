@@ -5,8 +5,12 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/novashop/edge/proxy/cache"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -71,14 +75,15 @@ retries: {attempts: 0, budget_ratio: 2, window: 10ms}
 limits: {max_header_bytes: 10, max_uri_bytes: 5}
 jwt: {public_key_file: k.pem, jwks_url: 'http://k', cookie_name: ''}
 rate_limits: [{name: '', match: {path_prefix: api}, per_ip: {rate: -1}}]
-cache: {enabled: true}
+cache: {enabled: true, max_memory_bytes: 10, max_ttl: 10ms, redis_timeout: -1s, namespace: 'x:', tag_index_namespace: 'x:ti:', name: 'a b'}
 access_log: {sample: 2}
 `, []string{
 			`listen "nowhere"`, "upstreams[0].url", "upstreams[1].weight 5000", `upstreams[1].name "a" is used twice`,
 			"balancer.policy", "balancer.hash_key", "health.timeout", "health.rise", "retries.attempts",
 			"retries.budget_ratio", "retries.window", "limits.max_header_bytes", "limits.max_uri_bytes",
 			"set at most one", "jwt.cookie_name", "rate_limits[0].name", "rate_limits[0].match.path_prefix",
-			"rate_limits[0].per_ip", "cache.enabled needs", "access_log.sample",
+			"rate_limits[0].per_ip", "cache.enabled needs", "cache.max_memory_bytes", "cache.max_ttl",
+			"cache.redis_timeout", "cache.tag_index_namespace", "cache.name", "access_log.sample",
 		}},
 	}
 	for _, tt := range tests {
@@ -123,4 +128,57 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted a config Validate rejects: %v", err)
 		}
 	})
+}
+
+// TestCacheSection checks the cache section end to end: every field reaches
+// cache.Config, omitted fields keep the cache library's defaults, and a bad
+// section is rejected even while the cache is off.
+func TestCacheSection(t *testing.T) {
+	c, err := Parse([]byte(`
+upstreams: [{url: 'http://a:1'}]
+cache:
+  enabled: true
+  redis_url: redis://127.0.0.1:6379/2
+  max_memory_bytes: 2097152
+  max_entry_bytes: 1000
+  redis_timeout: 20ms
+  probe_interval: 1s
+  max_ttl: 1h
+  retention: 0s
+  heuristic_max: -1s
+  coalesce_wait: 2s
+  namespace: 'shop:c:'
+  tag_index_namespace: 'shop:ti:'
+  name: shop-edge
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cache.Config{RedisURL: "redis://127.0.0.1:6379/2", MaxMemoryBytes: 2 << 20, MaxEntryBytes: 1000,
+		RedisTimeout: 20 * time.Millisecond, ProbeInterval: time.Second, MaxTTL: time.Hour, HeuristicMax: -time.Second,
+		CoalesceWait: 2 * time.Second, Namespace: "shop:c:", TagIndexNamespace: "shop:ti:", Name: "shop-edge"}
+	if got := c.Cache.CacheConfig(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("CacheConfig() =\n%+v\nwant\n%+v", got, want)
+	}
+
+	d, err := Parse([]byte("upstreams: [{url: 'http://a:1'}]\ncache: {redis_url: 'redis://r:6379'}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc := d.Cache; dc.RedisTimeout != cache.DefaultRedisTimeout || dc.MaxEntryBytes != cache.DefaultMaxEntryBytes ||
+		dc.Namespace != cache.DefaultNamespace || dc.Name != cache.DefaultName || dc.MaxMemoryBytes != 64<<20 {
+		t.Fatalf("defaults lost: %+v", dc)
+	}
+
+	for _, tt := range []struct{ yaml, want string }{
+		{"cache: {max_memory_bytes: 1000}", "cache.max_memory_bytes"},
+		{"cache: {coalesce_wait: -1s}", "cache.coalesce_wait"},
+		{"cache: {namespace: 'novashop:tagv:x'}", "cache.namespace"},
+		{"cache: {redis_url: 'http://r:6379'}", "cache.redis_url"},
+	} {
+		_, err := Parse([]byte("upstreams: [{url: 'http://a:1'}]\n" + tt.yaml))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want one naming %s", tt.yaml, err, tt.want)
+		}
+	}
 }

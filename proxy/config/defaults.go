@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/novashop/edge/proxy/cache"
+)
 
 // Default returns every default in one place; Parse starts from it.
 func Default() Config {
@@ -51,7 +55,21 @@ func Default() Config {
 			Leeway:     30 * time.Second,
 			CookieName: "novashop_access",
 		},
-		Cache:     Cache{MaxMemoryBytes: 64 << 20},
+		// The edge keeps a smaller local tier than the cache library's 256 MiB
+		// default: entries live in Redis, the local copy only holds the hot ones.
+		Cache: Cache{
+			MaxMemoryBytes:    64 << 20,
+			MaxEntryBytes:     cache.DefaultMaxEntryBytes,
+			RedisTimeout:      cache.DefaultRedisTimeout,
+			ProbeInterval:     cache.DefaultProbeInterval,
+			MaxTTL:            cache.DefaultMaxTTL,
+			Retention:         cache.DefaultRetention,
+			HeuristicMax:      cache.DefaultHeuristicMax,
+			CoalesceWait:      cache.DefaultCoalesceWait,
+			Namespace:         cache.DefaultNamespace,
+			TagIndexNamespace: cache.DefaultTagIndexNamespace,
+			Name:              cache.DefaultName,
+		},
 		AccessLog: AccessLog{Enabled: true, Sample: 0.01},
 	}
 }

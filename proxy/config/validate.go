@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/novashop/edge/proxy/balancer"
+	"github.com/novashop/edge/proxy/cache"
 	"github.com/novashop/edge/proxy/upstream"
 )
 
@@ -203,8 +204,13 @@ func (c Config) Validate() error {
 			bad("cache.redis_url %q must be redis:// or rediss://", c.Cache.RedisURL)
 		}
 	}
-	if c.Cache.MaxMemoryBytes < 0 {
-		bad("cache.max_memory_bytes must be >= 0")
+	// The cache library owns the rules for its own fields; its problems are reported
+	// here under their cache.* names, whether or not the cache is enabled, so a bad
+	// section is caught before someone turns it on. The URL was checked above.
+	cc := c.Cache.CacheConfig()
+	cc.RedisURL = "redis://127.0.0.1:6379/0"
+	for _, msg := range cacheProblems(cc.Validate()) {
+		bad("cache.%s", msg)
 	}
 	if math.IsNaN(c.AccessLog.Sample) || c.AccessLog.Sample < 0 || c.AccessLog.Sample > 1 {
 		bad("access_log.sample %v must be 0..1", c.AccessLog.Sample)
@@ -213,4 +219,21 @@ func (c Config) Validate() error {
 		return nil
 	}
 	return p
+}
+
+// cacheProblems splits cache.Config.Validate's joined error into one message per
+// problem, without the library's "cache: invalid config: " prefix.
+func cacheProblems(err error) []string {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, strings.TrimPrefix(e.Error(), cache.ErrInvalidConfig.Error()+": "))
+	}
+	return out
 }
