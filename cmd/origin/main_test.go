@@ -30,6 +30,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--help"}, false, "commands:", ""},
 		{[]string{"frobnicate"}, true, "", "unknown command"},
 		{[]string{"serve", "--help"}, false, "-inject-error-rate", ""},
+		{[]string{"serve", "--help"}, false, "REPLICA_URL", ""},
 		{[]string{"seed", "--help"}, false, "-user-password", ""},
 		{[]string{"migrate", "--help"}, false, "-database-url", ""},
 		{[]string{"serve", "--bogus"}, true, "", "flag provided but not defined"},
@@ -75,6 +76,19 @@ func TestUnreachableDatabase(t *testing.T) {
 		if line := oneLine(err.Error()); strings.Contains(line, "\n") {
 			t.Fatalf("not one line: %q", line)
 		}
+	}
+}
+
+// TestUnreachableReplica: a reachable primary with an unreachable
+// --replica-url is one clear line and a non-usage error (exit 1).
+func TestUnreachableReplica(t *testing.T) {
+	t.Setenv("JWT_SECRET", strings.Repeat("s", 32))
+	url := testenv.Postgres(t)
+	err := run(context.Background(), []string{"serve", "--database-url", url, "--listen", "127.0.0.1:0",
+		"--replica-url", "postgres://u:pw@127.0.0.1:1/x?connect_timeout=1"}, io.Discard, io.Discard)
+	if err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "replica") ||
+		!strings.Contains(err.Error(), "unreachable") || strings.Contains(err.Error(), "pw@") {
+		t.Fatalf("serve with an unreachable replica: %v", err)
 	}
 }
 

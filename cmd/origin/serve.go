@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/router"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -29,6 +30,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	listen := fs.String("listen", env("ORIGIN_LISTEN", "127.0.0.1:8001"), "address to listen on [ORIGIN_LISTEN]")
 	name := fs.String("name", env("ORIGIN_NAME", "origin-1"), "instance name sent as X-Served-By [ORIGIN_NAME]")
 	dbURL := fs.String("database-url", env("DATABASE_URL", ""), "PostgreSQL URL [DATABASE_URL]")
+	replicaURL := fs.String("replica-url", env("REPLICA_URL", ""),
+		"PostgreSQL read replica for catalog reads; empty: the primary serves them [REPLICA_URL]")
 	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "Redis URL for cache-tag bumps; empty: none [REDIS_URL]")
 	keyFile := fs.String("jwt-private-key", "", "Ed25519 private key (PKCS#8 PEM) for EdDSA tokens; default HS256 with JWT_SECRET")
 	latency := fs.Duration("inject-latency", 0, "lab knob: delay every answer (not /healthz, /readyz, /metrics) by this much")
@@ -61,6 +64,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer pool.Close()
+	var replica *pgxpool.Pool
+	if *replicaURL != "" {
+		replica, err = db.Open(ctx, *replicaURL, db.Options{MaxConns: int32(*maxConns)})
+		if err != nil {
+			return fmt.Errorf("replica: %w", err)
+		}
+		defer replica.Close()
+	}
 	var rdb rueidis.Client
 	if *redisURL != "" {
 		opt, err := rueidis.ParseURL(*redisURL)
@@ -75,7 +86,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer rdb.Close()
 	}
 	srv, err := server.New(server.Deps{
-		Name: *name, Pool: pool, Redis: rdb, Keys: keys, Log: log, AccessLog: *accessLog,
+		Name: *name, Pool: pool, Replica: replica, Redis: rdb, Keys: keys, Log: log, AccessLog: *accessLog,
 		InjectLatency: *latency, InjectErrorRate: *errRate,
 		// The server-rendered storefront shares the API's domain packages.
 		Mount: []func(*router.Router, *api.Env){web.Mount},
@@ -88,7 +99,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: cannot listen on %s: %v", *listen, err)
 	}
 	log.Info("origin listening", zap.String("addr", ln.Addr().String()), zap.String("jwt_alg", keys.Algorithm()),
-		zap.Bool("redis", rdb != nil), zap.Duration("inject_latency", *latency), zap.Float64("inject_error_rate", *errRate))
+		zap.Bool("redis", rdb != nil), zap.Bool("replica", replica != nil), zap.Duration("inject_latency", *latency), zap.Float64("inject_error_rate", *errRate))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

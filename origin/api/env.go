@@ -12,16 +12,40 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/novashop/edge/origin/loginguard"
 	"github.com/novashop/edge/origin/tagbump"
 	"github.com/novashop/edge/origin/tokens"
 )
 
 // Env is what every domain's handlers need.
 type Env struct {
-	Pool  *pgxpool.Pool
-	Keys  *tokens.Keys
-	Bumps *tagbump.Bumper
-	Log   *zap.Logger
+	// Pool is the primary: every write, and every read that must see the
+	// caller's own writes (cart, orders, me, checkout, login).
+	Pool *pgxpool.Pool
+	// Replica, when set, serves the shared catalog reads (categories,
+	// product lists and pages, review lists): those answers are cached by
+	// the edge and invalidated by tags anyway, so a replica's lag of a few
+	// seconds is no worse than the cache's. Nil means the primary.
+	Replica *pgxpool.Pool
+	Keys    *tokens.Keys
+	Bumps   *tagbump.Bumper
+	Log     *zap.Logger
+	// BcryptCost hashes new passwords (0: bcrypt.DefaultCost); the API and
+	// the storefront both read it, so every account gets the same cost.
+	BcryptCost int
+	// Logins throttles failed logins per username; the API and the
+	// storefront share it, so neither is a way around the other. Nil
+	// means no origin-side throttle.
+	Logins *loginguard.Guard
+}
+
+// CatalogPool is where shared catalog reads go: the replica when there is
+// one, else the primary.
+func (e *Env) CatalogPool() *pgxpool.Pool {
+	if e.Replica != nil {
+		return e.Replica
+	}
+	return e.Pool
 }
 
 // RequestTimeout bounds the database work of one request.

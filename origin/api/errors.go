@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -28,6 +30,9 @@ var (
 	ErrMediaType = errors.New("api: unsupported media type")
 	// ErrInvalid: the body parsed but a field fails validation (422).
 	ErrInvalid = errors.New("api: validation failed")
+	// ErrTooManyRequests: the caller must wait before trying again (429,
+	// with Retry-After when the error says how long; see TooMany).
+	ErrTooManyRequests = errors.New("api: too many requests")
 	// ErrUnavailable: a dependency is down or an error was injected (503).
 	ErrUnavailable = errors.New("api: service unavailable")
 )
@@ -51,6 +56,8 @@ func Status(err error) int {
 		return fasthttp.StatusUnsupportedMediaType
 	case errors.Is(err, ErrInvalid):
 		return fasthttp.StatusUnprocessableEntity
+	case errors.Is(err, ErrTooManyRequests):
+		return fasthttp.StatusTooManyRequests
 	case errors.Is(err, ErrUnavailable):
 		return fasthttp.StatusServiceUnavailable
 	}
@@ -81,12 +88,51 @@ func NotFound(what string) error {
 	return &userError{class: ErrNotFound, msg: what + " not found"}
 }
 
+// retryError is a 429 that knows when the caller may try again.
+type retryError struct {
+	userError
+	wait time.Duration
+}
+
+// TooMany is a 429 whose answer carries Retry-After: wait (RFC 9110 §10.2.3,
+// RFC 6585 §4).
+func TooMany(wait time.Duration, msg string) error {
+	return &retryError{userError: userError{class: ErrTooManyRequests, msg: msg}, wait: wait}
+}
+
+// RetryAfter returns the wait a TooMany error carries.
+func RetryAfter(err error) (time.Duration, bool) {
+	var re *retryError
+	if errors.As(err, &re) {
+		return re.wait, true
+	}
+	return 0, false
+}
+
+// SetRetryAfter stamps Retry-After in whole seconds, rounded up (never 0,
+// which would invite an immediate retry), when err carries a wait.
+func SetRetryAfter(ctx *fasthttp.RequestCtx, err error) {
+	wait, ok := RetryAfter(err)
+	if !ok {
+		return
+	}
+	secs := int64((wait + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.FormatInt(secs, 10))
+}
+
 // Message is the client-facing text of err. Internal errors never leak
 // their details (they may contain SQL or addresses); they are logged instead.
 func Message(err error) string {
 	var ue *userError
 	if errors.As(err, &ue) {
 		return ue.msg
+	}
+	var re *retryError
+	if errors.As(err, &re) {
+		return re.msg
 	}
 	switch Status(err) {
 	case fasthttp.StatusInternalServerError:
@@ -102,6 +148,7 @@ func WriteError(ctx *fasthttp.RequestCtx, log *zap.Logger, err error) {
 	if st == fasthttp.StatusUnauthorized {
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="novashop"`)
 	}
+	SetRetryAfter(ctx, err)
 	if st >= 500 && log != nil {
 		log.Error("request failed", zap.ByteString("path", ctx.Path()), zap.Int("status", st), zap.Error(err))
 	}

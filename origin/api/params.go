@@ -27,3 +27,11 @@ func Query(ctx *fasthttp.RequestCtx) url.Values {
 	}
 	return q
 }
+
+// Args reads a fasthttp query string through the Get(name) string method
+// the domain parsers take (url.Values has it too), without copying the
+// whole query into a map as Query does.
+type Args struct{ Args *fasthttp.Args }
+
+// Get returns the first value of name, or "".
+func (a Args) Get(name string) string { return string(a.Args.Peek(name)) }

@@ -17,7 +17,10 @@ type Handlers struct {
 
 // NewHandlers makes the catalog handlers.
 func NewHandlers(env *api.Env) *Handlers {
-	return &Handlers{env: env, Store: &Store{Pool: env.Pool}}
+	// The store reads from env.CatalogPool (the replica when there is one):
+	// every read it serves is a shared, cached catalog answer, while writes
+	// go through env.Write on the primary.
+	return &Handlers{env: env, Store: &Store{Pool: env.CatalogPool()}}
 }
 
 // Register adds the catalog routes.
@@ -63,13 +66,16 @@ func (h *Handlers) category(ctx *fasthttp.RequestCtx) error {
 }
 
 func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
-	q, err := ParseListQuery(api.Query(ctx))
+	q, err := ParseListQuery(api.Args{Args: ctx.QueryArgs()})
 	if err != nil {
 		return err
 	}
 	c, cancel := api.Context()
 	defer cancel()
-	page, err := h.Store.List(c, q)
+	// The hot path: JSON appended from the rows (see jsonenc.go).
+	err = api.WriteJSONAppend(ctx, fasthttp.StatusOK, func(dst []byte) ([]byte, error) {
+		return h.Store.AppendListJSON(c, dst, q)
+	})
 	if err != nil {
 		return err
 	}
@@ -78,7 +84,6 @@ func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
 	} else {
 		api.Public(ctx, cachekeys.TagProducts, cachekeys.TagCatalog)
 	}
-	api.WriteJSON(ctx, fasthttp.StatusOK, page)
 	return nil
 }
 
@@ -89,12 +94,15 @@ func (h *Handlers) product(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := api.Context()
 	defer cancel()
-	p, err := h.Store.Product(c, id)
+	var catID int64
+	err = api.WriteJSONAppend(ctx, fasthttp.StatusOK, func(dst []byte) (out []byte, err error) {
+		out, catID, err = h.Store.AppendProductJSON(c, dst, id)
+		return out, err
+	})
 	if err != nil {
 		return err
 	}
-	api.Public(ctx, cachekeys.TagProduct(id), cachekeys.TagCategory(p.Category.ID))
-	api.WriteJSON(ctx, fasthttp.StatusOK, p)
+	api.Public(ctx, cachekeys.TagProduct(id), cachekeys.TagCategory(catID))
 	return nil
 }
 

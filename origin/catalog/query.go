@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -59,9 +58,13 @@ type Cursor struct {
 	Created  int64  `json:"t,omitempty"` // unix microseconds
 }
 
+// Getter reads one query parameter: url.Values, or api.Args over a
+// fasthttp query string (which spares the handler a map per request).
+type Getter interface{ Get(name string) string }
+
 // ParseListQuery validates the list's query string. Unknown parameters are
 // ignored (caches and trackers add them); bad values are 422 naming the field.
-func ParseListQuery(q url.Values) (ListQuery, error) {
+func ParseListQuery(q Getter) (ListQuery, error) {
 	lq := ListQuery{MinCents: -1, MaxCents: -1, Limit: DefaultLimit}
 	if s := q.Get("category"); s != "" {
 		id, err := strconv.ParseInt(s, 10, 64)
@@ -150,9 +153,46 @@ func searchQuery(s string) (string, error) {
 
 // EncodeCursor renders a cursor as base64url JSON; it is opaque to clients.
 func EncodeCursor(c Cursor) string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
+	var buf [192]byte
+	return string(appendCursor(buf[:0], c))
 }
+
+// appendCursor appends EncodeCursor(c) to dst: the base64url of the JSON
+// encoding/json makes of c, built without reflection for the list's hot
+// path.
+func appendCursor(dst []byte, c Cursor) []byte {
+	var buf [128]byte
+	j := append(buf[:0], `{"o":`...)
+	if s, ok := orderingJSON[c.Ordering]; ok {
+		j = append(j, s...)
+	} else {
+		q, _ := json.Marshal(c.Ordering)
+		j = append(j, q...)
+	}
+	j = append(j, `,"id":`...)
+	j = strconv.AppendInt(j, c.ID, 10)
+	if c.Price != 0 {
+		j = append(j, `,"p":`...)
+		j = strconv.AppendInt(j, c.Price, 10)
+	}
+	if c.Name != "" {
+		// Names are rare cursors (ordering=name) and may hold characters
+		// encoding/json escapes for HTML; let it do so.
+		q, _ := json.Marshal(c.Name)
+		j = append(j, `,"n":`...)
+		j = append(j, q...)
+	}
+	if c.Created != 0 {
+		j = append(j, `,"t":`...)
+		j = strconv.AppendInt(j, c.Created, 10)
+	}
+	j = append(j, '}')
+	return base64.RawURLEncoding.AppendEncode(dst, j)
+}
+
+// orderingJSON holds the orderings as JSON strings.
+var orderingJSON = map[string]string{OrderID: `""`, OrderPrice: `"price"`, OrderPriceDsc: `"-price"`,
+	OrderName: `"name"`, OrderNewest: `"-created"`}
 
 // DecodeCursor parses and validates a cursor for the given ordering.
 func DecodeCursor(s, ordering string) (Cursor, error) {

@@ -89,10 +89,12 @@ func (s *Store) Product(ctx context.Context, id int64) (Product, error) {
 	return getProduct(ctx, s.Pool, id)
 }
 
+// productSQL reads one product (productCols, in that order).
+const productSQL = `SELECT ` + productCols + ` FROM products p JOIN categories c ON c.id = p.category_id WHERE p.id = $1`
+
 func getProduct(ctx context.Context, q querier, id int64) (Product, error) {
 	var p Product
-	err := scanProduct(q.QueryRow(ctx, `SELECT `+productCols+`
-		FROM products p JOIN categories c ON c.id = p.category_id WHERE p.id = $1`, id), &p)
+	err := scanProduct(q.QueryRow(ctx, productSQL, id), &p)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrProductNotFound
 	}
@@ -115,11 +117,13 @@ func ListSQL(q ListQuery) (string, []any) {
 	if q.Category > 0 {
 		b.WriteString(` AND p.category_id = ` + arg(q.Category))
 	}
+	// Prices travel as int8 cents, cast to numeric in SQL: pgx encodes an
+	// int8 without allocating, a numeric parameter through math/big.
 	if q.MinCents >= 0 {
-		b.WriteString(` AND p.price >= ` + arg(q.MinCents) + `::numeric / 100`)
+		b.WriteString(` AND p.price >= ` + arg(q.MinCents) + `::int8::numeric / 100`)
 	}
 	if q.MaxCents >= 0 {
-		b.WriteString(` AND p.price <= ` + arg(q.MaxCents) + `::numeric / 100`)
+		b.WriteString(` AND p.price <= ` + arg(q.MaxCents) + `::int8::numeric / 100`)
 	}
 	if q.InStock {
 		b.WriteString(` AND p.stock > 0`)
@@ -130,9 +134,9 @@ func ListSQL(q ListQuery) (string, []any) {
 	if c := q.After; c != nil {
 		switch q.Ordering {
 		case OrderPrice:
-			b.WriteString(` AND (p.price, p.id) > (` + arg(c.Price) + `::numeric / 100, ` + arg(c.ID) + `)`)
+			b.WriteString(` AND (p.price, p.id) > (` + arg(c.Price) + `::int8::numeric / 100, ` + arg(c.ID) + `)`)
 		case OrderPriceDsc:
-			b.WriteString(` AND (p.price, p.id) < (` + arg(c.Price) + `::numeric / 100, ` + arg(c.ID) + `)`)
+			b.WriteString(` AND (p.price, p.id) < (` + arg(c.Price) + `::int8::numeric / 100, ` + arg(c.ID) + `)`)
 		case OrderName:
 			b.WriteString(` AND (p.name, p.id) > (` + arg(c.Name) + `, ` + arg(c.ID) + `)`)
 		case OrderNewest:

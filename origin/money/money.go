@@ -2,6 +2,7 @@ package money
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -49,17 +50,25 @@ func Parse(s string) (int64, error) {
 
 // Format writes cents as "129.99".
 func Format(cents int64) string {
-	neg := cents < 0
-	if neg {
+	var buf [24]byte
+	return string(Append(buf[:0], cents))
+}
+
+// Append appends cents as "129.99" to dst; the JSON encoders of hot
+// handlers use it so a price costs no allocation.
+func Append(dst []byte, cents int64) []byte {
+	if cents < 0 {
+		dst = append(dst, '-')
+		if cents == math.MinInt64 {
+			// -MinInt64 overflows; its digits are written from uint64.
+			u := uint64(1) << 63
+			dst = strconv.AppendUint(dst, u/100, 10)
+			f := u % 100
+			return append(dst, '.', byte('0'+f/10), byte('0'+f%10))
+		}
 		cents = -cents
 	}
-	b := make([]byte, 0, 16)
-	if neg {
-		b = append(b, '-')
-	}
-	b = strconv.AppendInt(b, cents/100, 10)
-	b = append(b, '.')
+	dst = strconv.AppendInt(dst, cents/100, 10)
 	f := cents % 100
-	b = append(b, byte('0'+f/10), byte('0'+f%10))
-	return string(b)
+	return append(dst, '.', byte('0'+f/10), byte('0'+f%10))
 }

@@ -2,6 +2,7 @@ package money
 
 import (
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -69,4 +70,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip %q -> %d -> %q -> %d, %v", s, c, Format(c), back, err)
 		}
 	})
+}
+
+func TestAppend(t *testing.T) {
+	for _, tt := range []struct {
+		in   int64
+		want string
+	}{{0, "0.00"}, {5, "0.05"}, {12999, "129.99"}, {-150, "-1.50"}, {MaxCents, "99999999.99"},
+		{math.MinInt64, "-92233720368547758.08"}} {
+		if got := string(Append([]byte("x"), tt.in)); got != "x"+tt.want {
+			t.Errorf("Append(%d) = %q, want %q", tt.in, got, "x"+tt.want)
+		}
+	}
+	buf := make([]byte, 0, 32)
+	if n := testing.AllocsPerRun(100, func() { buf = Append(buf[:0], 12999) }); n != 0 {
+		t.Fatalf("Append allocates %v times", n)
+	}
 }

@@ -152,7 +152,9 @@ type Handlers struct {
 
 // NewHandlers makes the review handlers.
 func NewHandlers(env *api.Env) *Handlers {
-	return &Handlers{env: env, Store: &Store{Pool: env.Pool}}
+	// Review lists are shared catalog reads (env.CatalogPool, the replica
+	// when there is one); adding a review is a write on the primary.
+	return &Handlers{env: env, Store: &Store{Pool: env.CatalogPool()}}
 }
 
 // Register adds the review routes.

@@ -18,6 +18,7 @@ import (
 	"github.com/novashop/edge/origin/api"
 	"github.com/novashop/edge/origin/cart"
 	"github.com/novashop/edge/origin/catalog"
+	"github.com/novashop/edge/origin/loginguard"
 	"github.com/novashop/edge/origin/orders"
 	"github.com/novashop/edge/origin/reviews"
 	"github.com/novashop/edge/origin/tagbump"
@@ -57,6 +58,17 @@ type Deps struct {
 	Rand func() float64
 	// BumpRetryEvery is the period of the tag-bump retry loop; default 2 s.
 	BumpRetryEvery time.Duration
+	// Replica, when set, is a read replica of Pool: shared catalog reads
+	// (categories, product lists and pages, review lists, on the API and
+	// the storefront) go there; writes and reads that must see the
+	// caller's own writes stay on Pool. Nil reads everything from Pool.
+	Replica *pgxpool.Pool
+	// LoginThrottle limits failed logins per username (API and storefront
+	// together); the zero value means 10 failures per minute.
+	LoginThrottle loginguard.Config
+	// RefreshSweepEvery is the period of the expired-refresh-token sweep;
+	// 0 means users.DefaultSweepEvery (10 minutes).
+	RefreshSweepEvery time.Duration
 	// Mount hooks add routes (the storefront) after the API's.
 	Mount []func(r *router.Router, env *api.Env)
 }
@@ -111,8 +123,13 @@ func New(d Deps) (*Server, error) {
 	if d.BumpRetryEvery <= 0 {
 		d.BumpRetryEvery = 2 * time.Second
 	}
-	env := &api.Env{Pool: d.Pool, Keys: d.Keys, Bumps: tagbump.New(d.Pool, d.Redis, d.Log), Log: d.Log}
-	usvc, err := users.NewService(d.Pool, d.Keys, d.BcryptCost)
+	logins, err := loginguard.New(d.LoginThrottle)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	env := &api.Env{Pool: d.Pool, Replica: d.Replica, Keys: d.Keys, Bumps: tagbump.New(d.Pool, d.Redis, d.Log),
+		Log: d.Log, BcryptCost: d.BcryptCost, Logins: logins}
+	usvc, err := users.ForEnv(env)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +139,8 @@ func New(d Deps) (*Server, error) {
 		api.WriteErrorMessage(ctx, fasthttp.StatusNotFound, "no such route: "+string(ctx.Path()))
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		api.WriteErrorMessage(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed here")
+		api.WriteErrorMessage(ctx, fasthttp.StatusMethodNotAllowed,
+			"method not allowed here; allowed: "+string(ctx.Response.Header.Peek(fasthttp.HeaderAllow)))
 	}
 	s := &Server{Router: r, Env: env, deps: d, metrics: newMetricsSet(d.Pool)}
 	cat := catalog.NewHandlers(env)
@@ -140,7 +158,7 @@ func New(d Deps) (*Server, error) {
 	for _, m := range d.Mount {
 		m(r, env)
 	}
-	s.handler = s.wrap(func(ctx *fasthttp.RequestCtx) { s.Router.Handler(ctx) })
+	s.handler = s.wrap(s.route)
 	s.http = &fasthttp.Server{
 		Handler:               s.handler,
 		Name:                  "novashop-origin",
@@ -153,6 +171,22 @@ func New(d Deps) (*Server, error) {
 		Logger:                zapPrintf{d.Log},
 	}
 	return s, nil
+}
+
+// route runs the router, with HEAD routed as GET: RFC 9110 §9.3.2 says HEAD
+// is GET without the body and a server should answer it wherever it
+// answers GET. Routing it as GET covers every route (the storefront's and
+// routes added after New too) and keeps GET's redirects, 404s and 405s.
+// The method is restored before the answer is written, so fasthttp drops
+// the body while keeping every header, Content-Length included.
+func (s *Server) route(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsHead() {
+		s.Router.Handler(ctx)
+		return
+	}
+	ctx.Request.Header.SetMethod(fasthttp.MethodGet)
+	defer ctx.Request.Header.SetMethod(fasthttp.MethodHead)
+	s.Router.Handler(ctx)
 }
 
 // Handler is the full middleware chain, for in-process tests and benchmarks.
@@ -173,6 +207,11 @@ func (s *Server) startBackground() {
 		go func() {
 			defer s.bg.Done()
 			s.Env.Bumps.Run(ctx, s.deps.BumpRetryEvery)
+		}()
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.Domains.Users.RunSweeper(ctx, s.deps.RefreshSweepEvery, s.deps.Log)
 		}()
 	})
 }
@@ -204,6 +243,14 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	if err := s.deps.Pool.Ping(c); err != nil {
 		api.WriteErrorMessage(ctx, fasthttp.StatusServiceUnavailable, "database unreachable")
 		return
+	}
+	// Catalog pages are read from the replica: an origin that cannot reach
+	// it would answer them 500, so it is not ready either.
+	if s.deps.Replica != nil {
+		if err := s.deps.Replica.Ping(c); err != nil {
+			api.WriteErrorMessage(ctx, fasthttp.StatusServiceUnavailable, "read replica unreachable")
+			return
+		}
 	}
 	api.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready", "name": s.deps.Name})
 }

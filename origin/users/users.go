@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/novashop/edge/origin/api"
+	"github.com/novashop/edge/origin/loginguard"
 	"github.com/novashop/edge/origin/tokens"
 )
 
@@ -80,7 +81,10 @@ type RegisterInput struct {
 type Service struct {
 	Pool *pgxpool.Pool
 	Keys *tokens.Keys
-	cost int
+	// Logins throttles failed logins per username; nil means none. Set it
+	// before the Service is shared.
+	Logins *loginguard.Guard
+	cost   int
 	// dummy is compared against when the username is unknown.
 	dummy []byte
 }
@@ -96,6 +100,21 @@ func NewService(pool *pgxpool.Pool, keys *tokens.Keys, cost int) (*Service, erro
 	}
 	return &Service{Pool: pool, Keys: keys, cost: cost, dummy: dummy}, nil
 }
+
+// ForEnv makes the Service every route of one server shares the settings
+// of: the API and the storefront both build theirs here, so accounts get
+// the same bcrypt cost and failed logins count against one throttle.
+func ForEnv(env *api.Env) (*Service, error) {
+	s, err := NewService(env.Pool, env.Keys, env.BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	s.Logins = env.Logins
+	return s, nil
+}
+
+// Cost is the bcrypt cost new passwords are hashed with.
+func (s *Service) Cost() int { return s.cost }
 
 func validUsername(s string) bool {
 	if len(s) < 3 || len(s) > 150 {
@@ -178,8 +197,25 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 	return u, nil
 }
 
-// Login checks the password and issues a token pair.
+// Login checks the password and issues a token pair. A username with too
+// many recent failures is refused (429) before any password is compared,
+// so a guesser learns nothing while it is throttled, and spends no bcrypt
+// time of ours either.
 func (s *Service) Login(ctx context.Context, username, password string) (TokenPair, error) {
+	if wait, ok := s.Logins.Allow(username); !ok {
+		return TokenPair{}, api.TooMany(wait, "too many failed logins for this username; try again later")
+	}
+	pair, err := s.login(ctx, username, password)
+	switch {
+	case errors.Is(err, ErrBadCredentials):
+		s.Logins.Fail(username)
+	case err == nil:
+		s.Logins.Succeed(username)
+	}
+	return pair, err
+}
+
+func (s *Service) login(ctx context.Context, username, password string) (TokenPair, error) {
 	var id int64
 	var hash string
 	var staff bool

@@ -63,6 +63,7 @@ func (h *handlers) loginAgain(ctx *fasthttp.RequestCtx, in Login, err error) err
 		// one the shop's tokens use.
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="novashop"`)
 	}
+	api.SetRetryAfter(ctx, err) // 429: too many failed logins for this username
 	msg := api.Message(err)
 	v := &view{Title: "Log in", CSRF: h.ensureCSRF(ctx), Next: in.Next, Error: msg, Field: fieldOf(msg),
 		Form: map[string]string{"username": in.Username}}

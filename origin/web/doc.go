@@ -1,7 +1,9 @@
 // Package web is the shop's server-rendered storefront: the HTML pages at
 // the seed's paths (home, category, product list, product page, cart,
 // orders, login, register, logout), their html/template templates and the
-// embedded CSS and JavaScript they load.
+// embedded CSS and JavaScript they load. The product grid, the bulk of
+// every catalog page, is rendered in Go (cards.go) with the same escaping,
+// since html/template's reflective escapers cost ~85 allocations per card.
 //
 // Catalog pages (home, category, product list, product page) render the
 // same bytes for every visitor so the edge can share them; the personal

@@ -1,13 +1,13 @@
 package web
 
 import (
-	"bytes"
 	"fmt"
 	"html/template"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 
 	"github.com/novashop/edge/origin/cart"
@@ -86,26 +86,6 @@ func colour(categoryID int64) (bg, fg string) {
 	return c.bg, c.fg
 }
 
-// placeholder draws a product picture as an inline SVG in its category's
-// colour with the product's initial: no image files, no external requests.
-func placeholder(categoryID int64, name string) template.HTML {
-	bg, fg := colour(categoryID)
-	initial := "?"
-	for _, r := range name {
-		initial = string(r)
-		break
-	}
-	label := template.HTMLEscapeString(name)
-	return template.HTML(`<svg class="ph" viewBox="0 0 400 300" preserveAspectRatio="xMidYMid slice" role="img" aria-label="` + label + `" xmlns="http://www.w3.org/2000/svg">` +
-		`<rect width="400" height="300" fill="` + bg + `"/>` +
-		`<circle cx="330" cy="40" r="110" fill="` + fg + `" opacity=".10"/>` +
-		`<circle cx="60" cy="280" r="90" fill="` + fg + `" opacity=".08"/>` +
-		`<path d="M160 120h80l10 100h-100z" fill="` + fg + `" opacity=".9"/>` +
-		`<path d="M178 120v-12a22 22 0 0 1 44 0v12" fill="none" stroke="` + fg + `" stroke-width="8" stroke-linecap="round"/>` +
-		`<text x="200" y="192" text-anchor="middle" font-family="system-ui,sans-serif" font-size="48" font-weight="700" fill="#fff">` +
-		template.HTMLEscapeString(initial) + `</text></svg>`)
-}
-
 // stars renders a rating (rounded to whole stars) as five glyphs.
 func stars(r float64) string {
 	n := int(r + 0.5)
@@ -127,20 +107,14 @@ func loadTemplates(asset func(string) string) (map[string]*template.Template, er
 	funcs := template.FuncMap{
 		"asset":       asset,
 		"placeholder": placeholder,
+		"grid":        gridHTML,
 		"stars":       stars,
 		"starsInt":    func(n int) string { return stars(float64(n)) },
 		"date":        date,
 		"dateTime":    dateTime,
 		"itoa":        func(n int64) string { return strconv.FormatInt(n, 10) },
-		"seq": func(a, b int) []int {
-			var s []int
-			for i := a; i <= b; i++ {
-				s = append(s, i)
-			}
-			return s
-		},
-		"field":    func(m map[string]string, k string) string { return m[k] },
-		"lowStock": func(n int) bool { return n > 0 && n <= 5 },
+		"field":       func(m map[string]string, k string) string { return m[k] },
+		"lowStock":    func(n int) bool { return n > 0 && n <= 5 },
 	}
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, p := range pageNames {
@@ -155,9 +129,11 @@ func loadTemplates(asset func(string) string) (map[string]*template.Template, er
 
 // write renders page into the response with status. Rendering goes to a
 // buffer first, so a failing template never sends half a page.
+// The buffer comes from a pool, so a page allocates no body buffer.
 func (h *handlers) write(ctx *fasthttp.RequestCtx, status int, page string, v *view) error {
-	var buf bytes.Buffer
-	if err := h.tmpl[page].ExecuteTemplate(&buf, "layout", v); err != nil {
+	buf := bytebufferpool.Get()
+	if err := h.tmpl[page].ExecuteTemplate(buf, "layout", v); err != nil {
+		bytebufferpool.Put(buf)
 		return fmt.Errorf("web: render %s: %w", page, err)
 	}
 	ctx.Response.Header.Set("Content-Security-Policy", contentSecurityPolicy)
@@ -165,6 +141,7 @@ func (h *handlers) write(ctx *fasthttp.RequestCtx, status int, page string, v *v
 	ctx.Response.Header.Set("Referrer-Policy", "same-origin")
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.SetStatusCode(status)
-	ctx.SetBody(buf.Bytes())
+	ctx.SetBody(buf.B)
+	bytebufferpool.Put(buf)
 	return nil
 }

@@ -31,7 +31,8 @@ type Options struct {
 	// it from the token keys (api.Env.Keys), which the origins share anyway.
 	CSRFKey []byte
 	// BcryptCost hashes passwords of accounts registered on the storefront;
-	// 0 means bcrypt.DefaultCost. Tests lower it.
+	// 0 (the default) means the server's (api.Env.BcryptCost, from
+	// server.Deps.BcryptCost), so both ways of registering hash alike.
 	BcryptCost int
 	// Featured is how many products the home page shows; 0 means 8.
 	Featured int
@@ -109,20 +110,30 @@ func Mount(r *router.Router, env *api.Env) {
 func newHandlers(o Options, env *api.Env, assets assetSet, tmpl map[string]*template.Template) (*handlers, error) {
 	key := o.CSRFKey
 	if key == nil {
-		k, err := deriveCSRFKey(env.Keys)
-		if err != nil {
-			return nil, fmt.Errorf("web: derive CSRF key: %w", err)
-		}
-		key = k
+		key = deriveCSRFKey(env.Keys)
 	}
-	acc, err := users.NewService(env.Pool, env.Keys, o.BcryptCost)
+	if o.BcryptCost == 0 {
+		// The server's cost (server.Deps.BcryptCost), so an account made
+		// on the register page is hashed like one made through the API.
+		o.BcryptCost = env.BcryptCost
+	}
+	acc, err := users.ForEnv(env)
 	if err != nil {
 		return nil, err
 	}
+	if o.BcryptCost != acc.Cost() {
+		if acc, err = users.NewService(env.Pool, env.Keys, o.BcryptCost); err != nil {
+			return nil, err
+		}
+		acc.Logins = env.Logins
+	}
 	return &handlers{
 		env: env, opt: o, csrf: csrf{key: key}, tmpl: tmpl, assets: assets,
-		catalog: &catalog.Store{Pool: env.Pool}, cart: &cart.Store{Pool: env.Pool},
-		orders: &orders.Store{Pool: env.Pool}, reviews: &reviews.Store{Pool: env.Pool},
+		// Catalog pages and their review lists are shared and cached: they
+		// read from the replica when there is one. The cart, orders and
+		// accounts must see the shopper's own writes: primary.
+		catalog: &catalog.Store{Pool: env.CatalogPool()}, cart: &cart.Store{Pool: env.Pool},
+		orders: &orders.Store{Pool: env.Pool}, reviews: &reviews.Store{Pool: env.CatalogPool()},
 		accounts: acc,
 	}, nil
 }
@@ -130,16 +141,14 @@ func newHandlers(o Options, env *api.Env, assets assetSet, tmpl map[string]*temp
 // Register adds the storefront's routes. Static segments win over the
 // category parameter in the router, so "/products/" is never a category.
 func (h *handlers) Register(r *router.Router) {
+	// Every GET page answers HEAD too: the origin's server routes HEAD as
+	// GET and fasthttp drops the body (link checkers and caches probe
+	// before fetching).
 	r.GET("/static/{name}", h.assets.serve)
-	r.HEAD("/static/{name}", h.assets.serve)
-	// Catalog pages answer HEAD too (fasthttp drops the body), for link
-	// checkers and caches that probe before fetching.
-	for path, fn := range map[string]func(*fasthttp.RequestCtx) error{
-		"/": h.home, "/{category_id}/": h.categoryPage, "/products/": h.productList, "/products/{id}/": h.productPage,
-	} {
-		r.GET(path, h.handle(fn))
-		r.HEAD(path, h.handle(fn))
-	}
+	r.GET("/", h.handle(h.home))
+	r.GET("/{category_id}/", h.handle(h.categoryPage))
+	r.GET("/products/", h.handle(h.productList))
+	r.GET("/products/{id}/", h.handle(h.productPage))
 	r.POST("/products/{id}/reviews/add/", h.handle(h.addReview))
 	r.GET("/cart/", h.handle(h.cartPage))
 	r.POST("/cart/add/{product_id}/", h.handle(h.addToCart))
