@@ -46,12 +46,13 @@ type Cache struct {
 	revalMu   sync.Mutex
 	revalDone map[string]int64
 
-	m         *cacheMetrics
-	bufs      sync.Pool // *[]byte key buffers
-	statusHit []byte
-	bg        sync.WaitGroup
-	bgDone    chan struct{}
-	closeOnce sync.Once
+	m           *cacheMetrics
+	bufs        sync.Pool // *[]byte key buffers
+	statusHit   []byte
+	statusHitRV []byte
+	bg          sync.WaitGroup
+	bgDone      chan struct{}
+	closeOnce   sync.Once
 }
 
 // New builds a Cache. It fails only on an invalid configuration: when Redis
@@ -74,7 +75,9 @@ func New(cfg Config, log *zap.Logger) (*Cache, error) {
 		log:       log,
 		local:     newLocalTable(localBytes),
 		statusHit: []byte(cfg.Name + "; hit"),
-		bgDone:    make(chan struct{}),
+		// A hit checked against Redis for a read-your-writes token.
+		statusHitRV: []byte(cfg.Name + "; hit; detail=rv-checked"),
+		bgDone:      make(chan struct{}),
 	}
 	c.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	c.m = newCacheMetrics(c)
@@ -104,13 +107,20 @@ func (c *Cache) now() int64 { return c.cfg.Now().UnixNano() }
 // stores the answer if a shared cache may, and writes the final answer into
 // ctx.Response with Cache-Status and Age and without Cache-Tag. Unsafe
 // methods are forwarded, then invalidate the target URI, Location and
-// Content-Location and bump the tags listed in Cache-Invalidate.
+// Content-Location and bump the tags listed in Cache-Invalidate; their
+// successful answers carry a read-your-writes token (token.go), and a
+// request that brings a live one back has its entry checked against Redis
+// before it is served.
 //
 // fetch may be called after Serve returned (background revalidation for
 // stale-while-revalidate and soft purges), so it must use only its
 // arguments, never ctx.
 func (c *Cache) Serve(ctx *fasthttp.RequestCtx, fetch func(req *fasthttp.Request, resp *fasthttp.Response) error) {
 	defer c.recoverServe(ctx)
+	now := c.now()
+	// A live read-your-writes token (token.go) makes this request check
+	// its entry against Redis itself instead of the local copies.
+	strict := c.takeToken(&ctx.Request.Header, now)
 	m := ctx.Request.Header.Method()
 	head := string(m) == fasthttp.MethodHead
 	if !head && string(m) != fasthttp.MethodGet {
@@ -138,7 +148,6 @@ func (c *Cache) Serve(ctx *fasthttp.RequestCtx, fetch func(req *fasthttp.Request
 		return
 	}
 	primary := len(kb)
-	now := c.now()
 	tick := now >> 30
 
 	lk := c.lookup(kb, &ctx.Request.Header, tick)
@@ -147,9 +156,15 @@ func (c *Cache) Serve(ctx *fasthttp.RequestCtx, fetch func(req *fasthttp.Request
 		c.pass(ctx, fetch, "fwd=bypass; detail=redis-unavailable")
 		return
 	}
-	f := fillReq{head: head, personal: personal, reqNoStore: rc.noStore, vary: lk.vary, fwd: lk.fwd}
+	f := fillReq{head: head, personal: personal, reqNoStore: rc.noStore, vary: lk.vary, fwd: lk.fwd, strict: strict}
 	if e := lk.e; e != nil {
-		tagsOK, err := c.tagsCurrent(e, tick)
+		var tagsOK bool
+		if strict {
+			tagsOK, err = c.verifyInRedis(kb, primary, &lk, tick)
+			f.vary = lk.vary // nil when Redis no longer holds that index
+		} else {
+			tagsOK, err = c.tagsCurrent(e, tick)
+		}
 		if err != nil && !c.t.ok() {
 			c.pass(ctx, fetch, "fwd=bypass; detail=redis-unavailable")
 			return
@@ -165,7 +180,11 @@ func (c *Cache) Serve(ctx *fasthttp.RequestCtx, fetch func(req *fasthttp.Request
 			switch judge(e, age, &rc) {
 			case useFresh:
 				c.m.hit.Inc()
-				c.writeEntry(ctx, e, age, c.statusHit)
+				st := c.statusHit
+				if strict {
+					st = c.statusHitRV
+				}
+				c.writeEntry(ctx, e, age, st)
 				return
 			case useMaxStale:
 				c.m.stale.Inc()
@@ -451,8 +470,8 @@ func (c *Cache) serveOther(ctx *fasthttp.RequestCtx, fetch FetchFunc) {
 	m := string(ctx.Request.Header.Method())
 	st := ctx.Response.StatusCode()
 	safe := m == fasthttp.MethodOptions || m == fasthttp.MethodTrace
-	if !safe && st >= 200 && st < 400 {
-		c.invalidateAfterWrite(ctx)
+	if !safe && st >= 200 && st < 400 && c.invalidateAfterWrite(ctx) {
+		c.issueToken(ctx)
 	}
 	stripCacheHeaders(&ctx.Response.Header)
 	ctx.Response.Header.Set(HeaderCacheStatus, c.cfg.Name+"; fwd=method")
@@ -463,7 +482,10 @@ func (c *Cache) serveOther(ctx *fasthttp.RequestCtx, fetch FetchFunc) {
 // forbids trusting other hosts), and bumps the Cache-Invalidate tags. Our
 // own bumps are applied to the local table at once, so the next request
 // through this edge reads its own write even before Redis' push arrives.
-func (c *Cache) invalidateAfterWrite(ctx *fasthttp.RequestCtx) {
+// It reports whether the write changed what an edge may serve: Redis took
+// our deletions and bumps, or the origin named tags (which it bumps
+// itself), so the client gets a read-your-writes token for other edges.
+func (c *Cache) invalidateAfterWrite(ctx *fasthttp.RequestCtx) bool {
 	tags := cachekeys.ParseTags(string(ctx.Response.Header.Peek(cachekeys.HeaderInvalidate)))
 	if !c.t.ok() {
 		// The outage itself was logged once; the origin's own bump (kept
@@ -471,7 +493,7 @@ func (c *Cache) invalidateAfterWrite(ctx *fasthttp.RequestCtx) {
 		if ce := c.log.Check(zap.DebugLevel, "cache: cannot bump invalidation tags, Redis unavailable"); ce != nil && len(tags) > 0 {
 			ce.Write(zap.Strings("tags", tags))
 		}
-		return
+		return len(tags) > 0
 	}
 	host := ctx.Request.Header.Host()
 	var keys []string
@@ -497,7 +519,7 @@ func (c *Cache) invalidateAfterWrite(ctx *fasthttp.RequestCtx) {
 	}
 	cli, err := c.t.cli()
 	if err != nil {
-		return
+		return len(tags) > 0
 	}
 	cmds := make([]rueidis.Completed, 0, len(keys)+len(tags))
 	for _, k := range keys {
@@ -532,6 +554,7 @@ func (c *Cache) invalidateAfterWrite(ctx *fasthttp.RequestCtx) {
 			c.local.invalidate(k)
 		}
 	}
+	return len(tags) > 0 || (err == nil && len(cmds) > 0)
 }
 
 // ErrBadPurge is wrapped by Purge errors caused by the request itself

@@ -24,6 +24,12 @@ const (
 	DefaultNamespace         = "novashop:c:"
 	DefaultTagIndexNamespace = "novashop:ti:"
 	DefaultName              = "novashop-edge"
+	// DefaultReadYourWritesWindow is how long a client that wrote carries
+	// its read-your-writes token (see Config.ReadYourWritesWindow).
+	DefaultReadYourWritesWindow = 5 * time.Second
+	// maxReadYourWritesWindow bounds the window: every request carrying a
+	// live token costs one Redis round trip, so the token must stay short.
+	maxReadYourWritesWindow = 5 * time.Minute
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns; fix the
@@ -73,6 +79,18 @@ type Config struct {
 	// Name is the cache's name in Cache-Status (RFC 9211 section 2).
 	// Default "novashop-edge".
 	Name string `yaml:"name"`
+	// ReadYourWritesWindow is how long after a successful write relayed by
+	// this edge the client carries a read-your-writes token (the
+	// novashop_rv cookie and the Novashop-RV response header, both holding
+	// the deadline in unix milliseconds). Any edge that receives a request
+	// with a live token checks the stored entry and its tag versions
+	// against Redis itself (one round trip) instead of trusting what it
+	// holds locally, since another edge's bump reaches it only with Redis'
+	// asynchronous invalidation push. The window must cover that push
+	// delay with a wide margin (measured p99 well under 100 ms); at least
+	// 1 s, at most 5 min. Negative turns the token off: no edge issues it
+	// and this edge ignores it. Default 5 s.
+	ReadYourWritesWindow time.Duration `yaml:"read_your_writes_window"`
 	// Now is the clock; tests inject one. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 }
@@ -112,6 +130,9 @@ func (c Config) withDefaults() Config {
 	if c.Name == "" {
 		c.Name = DefaultName
 	}
+	if c.ReadYourWritesWindow == 0 {
+		c.ReadYourWritesWindow = DefaultReadYourWritesWindow
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -148,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.CoalesceWait < 0 {
 		bad("coalesce_wait must be > 0, got %v", c.CoalesceWait)
+	}
+	if w := c.ReadYourWritesWindow; w > 0 && (w < time.Second || w > maxReadYourWritesWindow) {
+		bad("read_your_writes_window must be between 1s and %v (negative turns it off), got %v", maxReadYourWritesWindow, w)
 	}
 	d := c.withDefaults()
 	if len(d.TagIndexNamespace) >= len(d.Namespace) && d.TagIndexNamespace[:len(d.Namespace)] == d.Namespace {

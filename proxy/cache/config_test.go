@@ -26,6 +26,10 @@ func TestConfigValidate(t *testing.T) {
 		{"overlapping namespaces", func(c *Config) { c.Namespace = "a:"; c.TagIndexNamespace = "a:ti:" }, []string{"tag_index_namespace"}},
 		{"namespace overlapping tag versions", func(c *Config) { c.Namespace = "novashop:" }, []string{"namespace"}},
 		{"bad name", func(c *Config) { c.Name = "my cache" }, []string{"name"}},
+		{"read-your-writes window off", func(c *Config) { c.ReadYourWritesWindow = -1 }, nil},
+		{"read-your-writes window 1 s", func(c *Config) { c.ReadYourWritesWindow = time.Second }, nil},
+		{"read-your-writes window too short", func(c *Config) { c.ReadYourWritesWindow = 10 * time.Millisecond }, []string{"read_your_writes_window"}},
+		{"read-your-writes window too long", func(c *Config) { c.ReadYourWritesWindow = time.Hour }, []string{"read_your_writes_window"}},
 	}
 	for _, tc := range cases {
 		c := ok

@@ -9,13 +9,17 @@
 // that forwards through the balancer; Serve answers from memory when it may,
 // coalesces concurrent misses into one fetch, stores what a shared cache may
 // store, revalidates, serves stale content where RFC 5861 allows it, and
-// answers unsafe methods by invalidating what they touched. Cache.Purge backs
-// the admin purge endpoint.
+// answers unsafe methods by invalidating what they touched. A successful
+// write's answer carries a short-lived read-your-writes token (cookie
+// novashop_rv, header Novashop-RV); any edge that gets it back checks the
+// entry against Redis before serving it, so the writer reads its write
+// through every edge. Cache.Purge backs the admin purge endpoint.
 //
 // This package must never store or serve a personal response (Set-Cookie,
 // private, no-store, or an authenticated request without public/s-maxage),
 // never serve an entry whose recorded tag versions are stale or unreadable as
 // fresh, never let a Redis outage fail or slow a request beyond
-// Config.RedisTimeout (it passes traffic straight through instead), and never
-// forward Cache-Tag or Cache-Invalidate to clients.
+// Config.RedisTimeout (it passes traffic straight through instead), never
+// forward Cache-Tag or Cache-Invalidate to clients, and never let the
+// read-your-writes token reach a cache key, a stored entry or the origin.
 package cache

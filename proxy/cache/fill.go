@@ -26,6 +26,10 @@ type fillReq struct {
 	staleServable bool
 	// fwd is the RFC 9211 fwd reason, detail an extra Cache-Status detail.
 	fwd, detail string
+	// strict is set for a request with a live read-your-writes token: it
+	// never takes a coalesced answer, since a fetch it would wait for may
+	// have begun before the client's write was committed.
+	strict bool
 }
 
 // outcome is how to answer after a fetch.
@@ -44,17 +48,7 @@ func (c *Cache) fill(ctx *fasthttp.RequestCtx, fetch FetchFunc, f *fillReq, kb [
 	}
 	cl, leader := c.flights.join(pk)
 	if !leader {
-		t := time.NewTimer(c.cfg.CoalesceWait)
-		done := false
-		select {
-		case <-cl.done:
-			done = true
-		case <-t.C:
-		}
-		t.Stop()
-		if done && cl.e != nil && sameVariant(cl, kb[:primary], &ctx.Request.Header) {
-			c.m.hit.Inc()
-			c.writeEntry(ctx, cl.e, cl.e.age(c.now()), c.status("hit; detail=coalesced"))
+		if !f.strict && c.waitForLeader(ctx, cl, kb[:primary]) {
 			return
 		}
 		cl = nil
@@ -78,6 +72,25 @@ func (c *Cache) fill(ctx *fasthttp.RequestCtx, fetch FetchFunc, f *fillReq, kb [
 		}
 		ctx.Response.Header.Set(HeaderCacheStatus, c.cfg.Name+"; "+o.status)
 	}
+}
+
+// waitForLeader waits for another request's fetch of the same primary key
+// and answers with what it stored when that is this request's variant;
+// false means this request must fetch for itself.
+func (c *Cache) waitForLeader(ctx *fasthttp.RequestCtx, cl *call, primary []byte) bool {
+	t := time.NewTimer(c.cfg.CoalesceWait)
+	defer t.Stop()
+	select {
+	case <-cl.done:
+	case <-t.C:
+		return false
+	}
+	if cl.e == nil || !sameVariant(cl, primary, &ctx.Request.Header) {
+		return false
+	}
+	c.m.hit.Inc()
+	c.writeEntry(ctx, cl.e, cl.e.age(c.now()), c.status("hit; detail=coalesced"))
+	return true
 }
 
 // sameVariant reports whether the leader's stored entry is the variant this
@@ -324,9 +337,16 @@ func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillT
 	cmds := make([]rueidis.Completed, 0, 3+2*len(tags))
 	key := primary
 	var idx *varyIndex
+	// newIdx: this fill writes a vary index. Only then is the index put in
+	// the local table below: an index the lookup found may since have been
+	// deleted from Redis (a write or purge of the primary key), and
+	// inserting it again would keep serving its old variants here with no
+	// push ever coming to remove it.
+	newIdx := false
 	if len(e.vary) > 0 {
 		idx = f.vary
 		if idx == nil || !equalStrings(idx.names, e.vary) {
+			newIdx = true
 			idx = &varyIndex{gen: newGen(), names: e.vary}
 			cmds = append(cmds, cli.B().Set().Key(string(primary)).Value(rueidis.BinaryString(encodeVaryIndex(idx))).Px(c.cfg.MaxTTL).Build())
 		}
@@ -344,13 +364,13 @@ func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillT
 	// before our SET, until Redis' push for the SET arrives.
 	tkEntry := c.local.begin(ks)
 	var tkIdx ticket
-	if idx != nil {
+	if newIdx {
 		tkIdx = c.local.begin(string(primary))
 	}
 	if _, err := c.t.do(cmds...); err != nil {
 		return nil, "; detail=redis-error"
 	}
-	if idx != nil {
+	if newIdx {
 		c.local.insert(string(primary), &record{vary: idx, size: int64(len(primary)) + 128}, tkIdx, tick)
 	}
 	c.local.insert(ks, &record{e: se, size: se.size + int64(len(ks))}, tkEntry, tick)

@@ -225,6 +225,10 @@ type Cache struct {
 	TagIndexNamespace string `yaml:"tag_index_namespace"`
 	// Name is the cache's name in Cache-Status (RFC 9211 §2), a token.
 	Name string `yaml:"name"`
+	// ReadYourWritesWindow is how long after a write the client's novashop_rv
+	// token makes every edge check its entries' tag versions with Redis, so the
+	// writer reads its write through any edge; negative turns the token off.
+	ReadYourWritesWindow time.Duration `yaml:"read_your_writes_window"`
 }
 
 // CacheConfig returns the cache.Config this section describes (the clock is
@@ -243,6 +247,8 @@ func (c Cache) CacheConfig() cache.Config {
 		Namespace:         c.Namespace,
 		TagIndexNamespace: c.TagIndexNamespace,
 		Name:              c.Name,
+
+		ReadYourWritesWindow: c.ReadYourWritesWindow,
 	}
 }
 

@@ -150,13 +150,15 @@ cache:
   namespace: 'shop:c:'
   tag_index_namespace: 'shop:ti:'
   name: shop-edge
+  read_your_writes_window: 2s
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := cache.Config{RedisURL: "redis://127.0.0.1:6379/2", MaxMemoryBytes: 2 << 20, MaxEntryBytes: 1000,
 		RedisTimeout: 20 * time.Millisecond, ProbeInterval: time.Second, MaxTTL: time.Hour, HeuristicMax: -time.Second,
-		CoalesceWait: 2 * time.Second, Namespace: "shop:c:", TagIndexNamespace: "shop:ti:", Name: "shop-edge"}
+		CoalesceWait: 2 * time.Second, Namespace: "shop:c:", TagIndexNamespace: "shop:ti:", Name: "shop-edge",
+		ReadYourWritesWindow: 2 * time.Second}
 	if got := c.Cache.CacheConfig(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("CacheConfig() =\n%+v\nwant\n%+v", got, want)
 	}
