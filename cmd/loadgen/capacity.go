@@ -25,7 +25,7 @@ type capacityDoc struct {
 }
 
 func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("capacity", "--campaign FILE --target NAME=URL ... [--p99 20ms] [--min-success 0.999] [--start R] [--max R] [--trials N] [--duration D] [--json FILE]", stdout)
+	fs := newFlagSet("capacity", "--campaign FILE --target NAME=URL ... [--p99 20ms] [--min-success 0.999] [--start R] [--max R] [--trials N] [--duration D] [--warmup D] [--json FILE]", stdout)
 	var cf campaignFlags
 	cf.register(fs)
 	var targets stringList
@@ -36,8 +36,13 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	maxRate := fs.Float64("max", capacity.DefaultMax, "highest rate ever tried, requests/s")
 	trials := fs.Int("trials", capacity.DefaultTrials, "most runs per target")
 	jsonPath := fs.String("json", "", "write the JSON result to `FILE` (- for stdout instead of the table)")
+	warmup := fs.Duration("warmup", 0, "before a target's search, run the campaign this long at --warmup-rate, uncounted, so every target's caches start warm alike")
+	warmupRate := fs.Float64("warmup-rate", 500, "rate of the warm-up run, requests/s")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *warmup < 0 || *warmupRate <= 0 {
+		return usageErr("--warmup must not be negative and --warmup-rate must be positive")
 	}
 	if cf.rate != 0 {
 		return usageErr("capacity chooses the rates itself: use --start and --max, not --rate")
@@ -62,6 +67,11 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	progress := progressFor(stdout, stderr)
 	interrupted := false
 	for _, t := range ts {
+		if *warmup > 0 {
+			if _, err := attack.Run(ctx, c, attack.Options{Name: t.Name + " (warm-up)", URL: t.URL, Rate: *warmupRate, Duration: *warmup, Progress: progress, Log: cf.logger(stderr)}); err != nil {
+				return err
+			}
+		}
 		res, err := capacity.Search(ctx, t.Name, cfg, func(ctx context.Context, rate float64) (metrics.Summary, error) {
 			out, err := attack.Run(ctx, c, attack.Options{Name: t.Name, URL: t.URL, Rate: rate, Duration: du, Progress: progress, Log: cf.logger(stderr)})
 			if err != nil {

@@ -381,3 +381,27 @@ func TestApplyCatalogEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestCapacityWarmupIsNotATrial: the warm-up reaches the target but is not
+// one of the search's trials.
+func TestCapacityWarmupIsNotATrial(t *testing.T) {
+	var hits atomic.Int64
+	srv := shop(t, "", &hits)
+	out, _, err := runArgs(t, "capacity", "--campaign", browse, "--target", "a="+srv, "--start", "50", "--max", "50",
+		"--trials", "1", "--duration", "200ms", "--p99", "10s", "--min-success", "0.99",
+		"--warmup", "400ms", "--warmup-rate", "100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One 200 ms trial at 50/s is about 10 requests; the 400 ms warm-up at
+	// 100/s adds about 40 more.
+	if n := hits.Load(); n < 30 {
+		t.Errorf("the target saw %d requests; the warm-up did not run", n)
+	}
+	if strings.Count(out, " pass")+strings.Count(out, " fail") != 1 || strings.Contains(out, "100: ") {
+		t.Errorf("capacity output lists the warm-up as a trial:\n%s", out)
+	}
+	if _, _, err := runArgs(t, "capacity", "--campaign", browse, "--target", "a="+srv, "--warmup", "-1s"); err == nil {
+		t.Error("a negative --warmup was accepted")
+	}
+}
