@@ -36,6 +36,7 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	maxRate := fs.Float64("max", capacity.DefaultMax, "highest rate ever tried, requests/s")
 	trials := fs.Int("trials", capacity.DefaultTrials, "most runs per target")
 	jsonPath := fs.String("json", "", "write the JSON result to `FILE` (- for stdout instead of the table)")
+	confirm := fs.Bool("confirm", false, "re-run a failed trial once: a rate fails only when two runs in a row fail it (for shared, noisy machines)")
 	warmup := fs.Duration("warmup", 0, "before a target's search, run the campaign this long at --warmup-rate, uncounted, so every target's caches start warm alike")
 	warmupRate := fs.Float64("warmup-rate", 500, "rate of the warm-up run, requests/s")
 	if err := parseFlags(fs, args); err != nil {
@@ -55,7 +56,7 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	cfg := capacity.Config{P99: *p99, MinSuccess: *minSuccess, Start: *start, Max: *maxRate, Trials: *trials, Precision: capacity.DefaultPrecision}
+	cfg := capacity.Config{P99: *p99, MinSuccess: *minSuccess, Start: *start, Max: *maxRate, Trials: *trials, Precision: capacity.DefaultPrecision, Confirm: *confirm}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -36,6 +36,10 @@ type Config struct {
 	Trials int
 	// Precision stops bisecting when (fail−pass)/pass falls below it.
 	Precision float64
+	// Confirm re-runs a failed trial once: a rate fails only when two runs
+	// in a row fail it, so one transient stall of a shared machine does not
+	// end the search. The confirming run counts as a trial.
+	Confirm bool
 }
 
 // Validate reports every problem at once.
@@ -100,6 +104,14 @@ func Search(ctx context.Context, target string, c Config, run RunFunc) (*Result,
 		}
 		t := Trial{Rate: rate, Pass: c.Pass(s), Summary: s}
 		res.Trials = append(res.Trials, t)
+		if !t.Pass && c.Confirm && len(res.Trials) < c.Trials && ctx.Err() == nil {
+			s, err = run(ctx, rate)
+			if err != nil {
+				return false, err
+			}
+			t = Trial{Rate: rate, Pass: c.Pass(s), Summary: s}
+			res.Trials = append(res.Trials, t)
+		}
 		if t.Pass && rate > res.Capacity {
 			res.Capacity = rate
 			best := t

@@ -126,3 +126,46 @@ func TestValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestConfirmIgnoresOneTransientFailure: with Confirm, a rate that fails
+// once (a stall of the shared machine) and passes on the re-run counts as
+// passed; without it the same stall ends the growth phase.
+func TestConfirmIgnoresOneTransientFailure(t *testing.T) {
+	flaky := func(stallAt float64) RunFunc {
+		stalled := false
+		return func(_ context.Context, rate float64) (metrics.Summary, error) {
+			s := metrics.Summary{Requests: 1000, SuccessRatio: 1, Latency: metrics.Latency{P99: 1}}
+			if rate > 1000 || (rate == stallAt && !stalled) {
+				stalled = stalled || rate == stallAt
+				s.Latency.P99 = 500
+			}
+			return s, nil
+		}
+	}
+	c := cfg()
+	c.Trials = 30
+	plain, err := Search(context.Background(), "t", c, flaky(400))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Capacity >= 400 {
+		t.Fatalf("without Confirm a stall at 400 should end growth; capacity %g", plain.Capacity)
+	}
+	c.Confirm = true
+	confirmed, err := Search(context.Background(), "t", c, flaky(400))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if confirmed.Capacity < 950 || confirmed.Capacity > 1000 {
+		t.Fatalf("with Confirm capacity = %g, want 950..1000; trials %+v", confirmed.Capacity, confirmed.Trials)
+	}
+	reruns := 0
+	for i := 1; i < len(confirmed.Trials); i++ {
+		if confirmed.Trials[i].Rate == confirmed.Trials[i-1].Rate {
+			reruns++
+		}
+	}
+	if reruns == 0 {
+		t.Fatal("no failed trial was re-run")
+	}
+}
