@@ -21,7 +21,7 @@ var debianPackage = map[string]string{
 	"initdb":       "postgresql",
 	"postgres":     "postgresql",
 	"redis-server": "redis-server",
-	"nginx":        "nginx-light",
+	"nginx":        "nginx",
 	"chromium":     "chromium",
 	"wrk":          "wrk",
 }
@@ -142,7 +142,7 @@ func install(w io.Writer, names []string) error {
 	if out, err := up.CombinedOutput(); err != nil {
 		return fmt.Errorf("stack: apt-get update: %w: %s", err, tail(out))
 	}
-	args := append([]string{"install", "-y", "-qq", "--no-install-recommends"}, still...)
+	args := append([]string{"install", "-y", "-qq"}, still...)
 	in := exec.Command("apt-get", args...)
 	in.Env = env
 	if out, err := in.CombinedOutput(); err != nil {
