@@ -5,7 +5,7 @@ PKGS    := ./...
 # The race detector and shuffling stay on: the edge and origin are concurrent code.
 TESTFLAGS ?= -race -shuffle=on -timeout 30m
 
-.PHONY: all build test test-short lint vet fmt demo up bench clean
+.PHONY: all build test test-short lint vet fmt demo up bench tune clean
 
 all: build
 
@@ -44,6 +44,10 @@ demo: build
 # bench: the longer comparisons whose figures the README reports.
 bench: build
 	$(BIN)/stack bench
+
+# tune: which balancing policy? loadgen tune on two edges, one of them with a slow origin.
+tune: build
+	$(BIN)/stack tune
 
 clean:
 	rm -rf $(BIN)

@@ -39,6 +39,7 @@ Commands:
   up      start PostgreSQL, Redis, origins, worker, edge and nginx; print URLs; run until Ctrl-C
   demo    the same, seed a catalog, run loadgen compare with the browse campaign, print the table
   bench   the long comparisons (uncached proxying, cache hits, browse capacity) for the README
+  tune    recommend a balancing policy: loadgen tune on two edges, one with a slow origin
 
 Run 'stack COMMAND --help' for the flags of a command.
 `
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, args[1:], stdout, stderr)
+	case "tune":
+		return cmdTune(ctx, args[1:], stdout, stderr)
 	case "fixed-origin":
 		return cmdFixedOrigin(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
