@@ -9,6 +9,13 @@
 // (token verification), ratelimit (token buckets); the cache plugs in through the
 // Cache interface.
 //
+// Large bodies stream (stream.go): a request body above limits.stream_request_bytes
+// (or chunked) goes to one origin as it arrives, never retried, cut at
+// max_body_bytes; without a cache, a response body above limits.stream_response_bytes
+// (or chunked) goes to the client as the origin sends it, its origin connection
+// released when fasthttp's writer has finished with it. Everything smaller is held
+// whole, so retries, the cache and the allocation-free hot path are unchanged.
+//
 // It must never panic on bad input (a recover middleware turns a bug into a JSON 500),
 // never keep a fasthttp.RequestCtx or anything taken from it after the handler
 // returns, never forward client-sent X-User-ID / X-User-Role, and never retry a

@@ -17,6 +17,9 @@ var (
 	ErrUpstreamTimeout = errors.New("proxy: upstream timed out")
 	// ErrUpstreamFailed means every try failed to get an answer; 502.
 	ErrUpstreamFailed = errors.New("proxy: upstream failed")
+	// ErrResponseTruncated means an origin's body ended before its Content-Length;
+	// the try counts as failed (502, retried when safe).
+	ErrResponseTruncated = errors.New("proxy: upstream response truncated")
 	// ErrNoCache means the admin API was asked to purge an edge started without a cache.
 	ErrNoCache = errors.New("proxy: no cache configured (start the edge with --redis-url)")
 	// ErrInvalidOptions reports an unusable Options or Config given to New or Reload.

@@ -25,6 +25,9 @@ type exchange struct {
 	start   time.Time
 	note    tryNote
 	scratch []byte
+	// body holds a small request body read from a streaming listener (see
+	// settleRequestBody), so reading it allocates nothing once warm.
+	body []byte
 }
 
 // tryNote records, for the access log, the last host a request went to and how many
@@ -45,6 +48,9 @@ func (s *Server) releaseExchange(ex *exchange) {
 	if cap(ex.scratch) > 4096 {
 		ex.scratch = nil
 	}
+	if cap(ex.body) > maxPooledBody {
+		ex.body = nil
+	}
 	s.exchanges.Put(ex)
 }
 
@@ -57,7 +63,7 @@ func (s *Server) cacheFetch(clientIP net.IP) func(req *fasthttp.Request, resp *f
 	var ip [net.IPv6len]byte
 	n := copy(ip[:], clientIP)
 	return func(req *fasthttp.Request, resp *fasthttp.Response) error {
-		err := s.forward(s.rt.Load(), req, resp, ip[:n], time.Now(), nil)
+		err := s.forward(s.rt.Load(), req, resp, ip[:n], time.Now(), nil, false)
 		if err != nil {
 			resp.Reset()
 			status, msg := errorStatus(err)
@@ -98,8 +104,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusRequestURITooLong, "request URI too long")
 		return
 	}
-	if len(req.Body()) > lim.MaxBodyBytes {
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+	limit, ok := s.settleRequestBody(ctx, ex, lim.MaxBodyBytes)
+	if !ok {
 		return
 	}
 
@@ -185,8 +191,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	} else {
 		h.SetCanonical(keyForwardedProto, valueHTTP)
 	}
-	// The body is already read in full, so the origin must not be asked to send
-	// 100 Continue (RFC 9110 §10.1.1 lets a proxy that buffered the body drop Expect).
+	// The client already got its 100 Continue from fasthttp and the body is read or
+	// streaming, so the origin must not be asked to send another (RFC 9110 §10.1.1
+	// lets a proxy drop Expect once it has taken the body on).
 	if in.expect {
 		h.Del(fasthttp.HeaderExpect)
 	}
@@ -196,7 +203,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	if s.cache != nil {
 		s.cache.Serve(ctx, s.fetchFor(ctx))
-	} else if err := s.forward(rt, req, &ctx.Response, ctx.RemoteIP(), ex.start, &ex.note); err != nil {
+		if limit != nil && limit.exceeded {
+			ctx.SetConnectionClose()
+			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+		}
+	} else if err := s.forward(rt, req, &ctx.Response, ctx.RemoteIP(), ex.start, &ex.note, true); err != nil {
+		if limit != nil && limit.exceeded {
+			ctx.SetConnectionClose()
+			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
 		status, msg := errorStatus(err)
 		writeError(ctx, status, msg)
 		if status == fasthttp.StatusServiceUnavailable {
@@ -255,11 +271,19 @@ func retryableStatus(code int) bool {
 // the time it already read, because a forwarded request reads the clock about
 // fifteen times (deadlines included) and each read costs 70–200 ns on the
 // benchmark VM. note, when not nil, receives the host and try count.
-func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Response, clientIP net.IP, start time.Time, note *tryNote) error {
+//
+// stream lets a large response body pass through without being held in memory
+// (see settleStream); only a caller that hands resp straight to fasthttp's writer
+// may set it, because the body then belongs to the origin's connection until the
+// writer has read it.
+func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Response, clientIP net.IP, start time.Time, note *tryNote, stream bool) error {
 	cfg := &rt.cfg
 	policy := s.policy.Load().p
 	deadline := start.Add(cfg.Timeouts.Request)
-	idem := idempotent(req.Header.Method())
+	// A streamed body can be sent only once, so such a request is never retried
+	// once its first byte may have left (see settleRequestBody).
+	streamedBody := req.IsBodyStream()
+	idem := idempotent(req.Header.Method()) && !streamedBody
 	rt.budget.Request(start)
 
 	var tried [maxTries]*upstream.Upstream
@@ -293,7 +317,7 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 		}
 
 		tryDeadline := deadline
-		if pt := cfg.Retries.PerTryTimeout; pt > 0 && tNow.Add(pt).Before(deadline) {
+		if pt := cfg.Retries.PerTryTimeout; pt > 0 && !streamedBody && tNow.Add(pt).Before(deadline) {
 			tryDeadline = tNow.Add(pt)
 		}
 		if len(req.Header.Host()) == 0 {
@@ -314,11 +338,16 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 			break
 		}
 		resp.Reset()
+		// Reset clears StreamBody; HostClient.Do keeps a value set afterwards.
+		resp.StreamBody = stream && cfg.Limits.StreamResponseBytes > 0
 		haveResp = false
 		u.Begin()
 		req.SetTimeout(timeout)
 		err := u.Client.Do(req, resp)
 		req.SetTimeout(0)
+		if err == nil && resp.StreamBody {
+			err = settleStream(resp, cfg.Limits.StreamResponseBytes, cfg.Limits.MaxResponseBytes)
+		}
 		done := time.Now()
 		lat := done.Sub(tNow)
 		code := resp.StatusCode()

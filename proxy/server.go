@@ -54,6 +54,9 @@ type Server struct {
 	sharedFetch func(req *fasthttp.Request, resp *fasthttp.Response) error
 	logCount    atomic.Uint64
 	closeOnce   sync.Once
+	// streamRequestAbove is limits.stream_request_bytes as the listener was built
+	// with (0: bodies are read whole by fasthttp and never streamed).
+	streamRequestAbove int
 }
 
 // policyBox lets the policy interface sit behind an atomic.Pointer.
@@ -70,7 +73,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache}
+	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache, streamRequestAbove: cfg.Limits.StreamRequestBytes}
 	s.exchanges.New = func() any { return new(exchange) }
 	s.sharedFetch = s.cacheFetch(nil)
 	switch {
@@ -101,8 +104,11 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		ErrorHandler: s.handleParseError,
 		// Header and body limits of the listener are fixed at start; Reload can only
 		// tighten them, through the same checks in handle.
-		ReadBufferSize:               cfg.Limits.MaxHeaderBytes,
-		MaxRequestBodySize:           cfg.Limits.MaxBodyBytes,
+		ReadBufferSize:     cfg.Limits.MaxHeaderBytes,
+		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
+		// With streaming, fasthttp hands the handler a body stream instead of
+		// refusing a large body; settleRequestBody enforces MaxBodyBytes then.
+		StreamRequestBody:            cfg.Limits.StreamRequestBytes > 0,
 		ReadTimeout:                  cfg.Timeouts.Read,
 		WriteTimeout:                 cfg.Timeouts.Write,
 		IdleTimeout:                  cfg.Timeouts.Idle,

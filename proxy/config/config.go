@@ -137,6 +137,18 @@ type Limits struct {
 	MaxResponseBytes int `yaml:"max_response_bytes"`
 	// MaxConnsPerUpstream bounds the connection pool to each origin.
 	MaxConnsPerUpstream int `yaml:"max_conns_per_upstream"`
+	// StreamRequestBytes is the request body size above which the edge streams the
+	// body to one origin instead of reading it whole (a chunked body always streams
+	// then). A streamed request is never retried, so small bodies stay whole and
+	// retryable. Zero reads every body whole. Fixed at start, like MaxBodyBytes; a
+	// value at or above MaxBodyBytes streams only chunked bodies.
+	StreamRequestBytes int `yaml:"stream_request_bytes"`
+	// StreamResponseBytes is the response body size above which the edge streams the
+	// origin's body to the client (chunked answers too) instead of holding it, when it
+	// runs without a cache. Zero holds every body (and keeps a forwarded request free
+	// of allocations: fasthttp's streamed responses cost four small ones), and is the
+	// default. Responses the cache handles are always held whole.
+	StreamResponseBytes int `yaml:"stream_response_bytes"`
 }
 
 // JWT configures token verification at the edge. At most one key source may be set;

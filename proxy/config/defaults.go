@@ -47,6 +47,11 @@ func Default() Config {
 			MaxURIBytes:         8 << 10,
 			MaxResponseBytes:    64 << 20,
 			MaxConnsPerUpstream: 1024,
+			StreamRequestBytes:  64 << 10,
+			// Off by default: streaming a response costs four allocations per
+			// forwarded request in fasthttp, and with the cache on (the usual
+			// set-up) every response is held anyway.
+			StreamResponseBytes: 0,
 		},
 		JWT: JWT{
 			SecretEnv:  "JWT_SECRET",

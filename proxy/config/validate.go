@@ -156,6 +156,12 @@ func (c Config) Validate() error {
 	if l.MaxConnsPerUpstream < 1 {
 		bad("limits.max_conns_per_upstream must be positive")
 	}
+	if l.StreamRequestBytes < 0 {
+		bad("limits.stream_request_bytes must be >= 0")
+	}
+	if l.StreamResponseBytes < 0 {
+		bad("limits.stream_response_bytes must be >= 0")
+	}
 
 	j := c.JWT
 	if j.PublicKeyFile != "" && j.JWKSURL != "" {
