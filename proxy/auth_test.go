@@ -191,3 +191,31 @@ func TestPolicySwitchUnderLoad(t *testing.T) {
 		t.Fatalf("%d requests failed during policy switches", failed)
 	}
 }
+
+// TestNoKeyFailsClosed: an edge with no token key cannot vouch for any
+// token, so routes that need a user answer 401 (pages: 303 to login) and
+// never reach the origin, unless jwt.disabled says to leave the check to the
+// origin.
+func TestNoKeyFailsClosed(t *testing.T) {
+	o := newOrigin(t, "o1", nil)
+	e := startEdge(t, testConfig(o), Options{})
+	bearer := "Authorization: Bearer " + token(t, "42", "shopper", time.Minute, testSecret)
+	wantJSONError(t, e.do(t, "GET", "/api/me/", "", bearer), 401)
+	if r := e.do(t, "GET", "/orders/", "", "Cookie: novashop_access=x"); r.StatusCode() != 303 {
+		t.Fatalf("storefront page without a key: status %d, want 303", r.StatusCode())
+	}
+	if n := o.hits.Load(); n != 0 {
+		t.Fatalf("origin saw %d protected requests from an edge without a key", n)
+	}
+	if r := e.do(t, "GET", "/api/products/", ""); r.StatusCode() != 200 {
+		t.Fatalf("public route without a key: status %d, want 200", r.StatusCode())
+	}
+
+	cfg := testConfig(o)
+	cfg.JWT.Disabled = true
+	open := startEdge(t, cfg, Options{})
+	r := open.do(t, "GET", "/api/me/", "", bearer, "X-User-ID: 1")
+	if r.StatusCode() != 200 {
+		t.Fatalf("jwt.disabled: status %d, want the origin's 200", r.StatusCode())
+	}
+}

@@ -144,7 +144,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
-	if acc := routeAccess(method, path); acc != accessPublic && s.verifier != nil {
+	if acc := routeAccess(method, path); acc != accessPublic && !rt.cfg.JWT.Disabled {
+		if s.verifier == nil {
+			// No key to check with: fail closed rather than pass a token
+			// the edge cannot vouch for.
+			s.metrics.jwtInvalid.Inc()
+			s.deny(ctx, acc, "the edge has no token key configured", false)
+			return
+		}
 		token := auth.TokenFromRequest(req, rt.cfg.JWT.CookieName)
 		if len(token) == 0 {
 			s.metrics.jwtMissing.Inc()

@@ -93,7 +93,11 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		}
 		s.verifier, s.ownAuth = v, true
 	default:
-		log.Warn("proxy: no JWT key configured; protected routes are forwarded unchecked (the origin still checks tokens)")
+		if cfg.JWT.Disabled {
+			log.Warn("proxy: jwt.disabled: protected routes are forwarded unchecked (the origin still checks tokens)")
+		} else {
+			log.Warn("proxy: no JWT key configured (JWT_SECRET, jwt.public_key_file or jwt.jwks_url): protected routes answer 401 at the edge")
+		}
 	}
 	if err := s.apply(cfg); err != nil {
 		s.Close()

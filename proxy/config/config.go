@@ -169,6 +169,11 @@ type JWT struct {
 	Leeway time.Duration `yaml:"leeway"`
 	// CookieName is the storefront cookie holding the access token.
 	CookieName string `yaml:"cookie_name"`
+	// Disabled forwards routes that need a user without checking their token,
+	// leaving the check to the origin. Without it, an edge that has no key
+	// (JWT_SECRET, public_key_file or jwks_url) fails closed: those routes
+	// answer 401 (storefront pages: 303 to the login page), never unchecked.
+	Disabled bool `yaml:"disabled"`
 }
 
 // RateLimit is one route group's token buckets.
