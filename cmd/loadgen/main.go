@@ -8,12 +8,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startCPUProfile(os.Getenv("LOADGEN_CPUPROFILE"), os.Stderr)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
@@ -77,4 +80,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	usage(stderr)
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+// startCPUProfile writes a pprof CPU profile of the whole run to path
+// (LOADGEN_CPUPROFILE), so the generator's own cost can be profiled: on a
+// small machine it shares the CPU with the system under test. An empty
+// path does nothing; a profile that cannot start is reported, not fatal.
+func startCPUProfile(path string, stderr io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen: cpu profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(stderr, "loadgen: cpu profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

@@ -401,12 +401,12 @@ func (t *Targeter) follow(r *vegeta.Result, f *campaign.Follow) {
 	if !ok {
 		return
 	}
-	var doc map[string]json.RawMessage
-	if json.Unmarshal(r.Body, &doc) != nil {
+	raw, ok := topField(r.Body, f.Field)
+	if !ok {
 		return
 	}
 	var cursor string
-	if json.Unmarshal(doc[f.Field], &cursor) != nil || cursor == "" {
+	if json.Unmarshal(raw, &cursor) != nil || cursor == "" {
 		return
 	}
 	// Relative to the base, which fill puts back in front.
@@ -427,12 +427,8 @@ func (t *Targeter) extract(body []byte, spec map[string]string, vars map[string]
 	if len(spec) == 0 || len(body) == 0 {
 		return
 	}
-	var doc map[string]json.RawMessage
-	if json.Unmarshal(body, &doc) != nil {
-		return
-	}
 	for dst, field := range spec {
-		raw, ok := doc[field]
+		raw, ok := topField(body, field)
 		if !ok {
 			continue
 		}
