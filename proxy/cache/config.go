@@ -49,9 +49,12 @@ type Config struct {
 	// MaxEntryBytes is the largest body stored; larger responses pass
 	// through uncached. Default 4 MiB.
 	MaxEntryBytes int `yaml:"max_entry_bytes"`
-	// RedisTimeout bounds every Redis dial and command. After the first
-	// failure the cache stops calling Redis and passes traffic straight
-	// through until a background probe succeeds. Default 50 ms.
+	// RedisTimeout bounds every Redis dial and command. After a
+	// connection failure, or after commands kept timing out with none
+	// succeeding for max(4×RedisTimeout, 500 ms), the cache stops calling
+	// Redis and passes traffic straight through until a background probe
+	// succeeds; a lone timeout only passes its own request through.
+	// Default 50 ms.
 	RedisTimeout time.Duration `yaml:"redis_timeout"`
 	// ProbeInterval is how often an unreachable Redis is probed. Default
 	// 250 ms.

@@ -64,6 +64,10 @@ type entry struct {
 	body     []byte
 	// size approximates the memory this entry holds.
 	size int64
+	// borrowed marks an entry built by newEntry from a fetch's pooled
+	// response, whose buffers are reused after the fill returns: such an
+	// entry's body is copied into an answer, never referenced by it.
+	borrowed bool
 }
 
 func (e *entry) softPurged() bool     { return e.flags&flagSoftPurged != 0 }

@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -99,4 +101,36 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	eventually(t, 10*time.Second, "caching to resume", c.Available)
 	do(c, o, "GET", "/o")
 	eventually(t, 2*time.Second, "hit after recovery", func() bool { return isHit(do(c, o, "GET", "/o")) })
+}
+
+// TestBreakerToleratesLoneTimeouts: a command that only timed out (the
+// edge's run queue at peak, with Redis fine) does not trip the breaker;
+// timeouts that go on with nothing succeeding for breakerWindow do, and a
+// connection error trips it at once.
+func TestBreakerToleratesLoneTimeouts(t *testing.T) {
+	c := newTestCache(t, testenv.Redis(t), randName(t), nil)
+	timeout := fmt.Errorf("rueidis: %w", context.DeadlineExceeded)
+
+	c.t.fail(timeout)
+	c.t.fail(timeout)
+	if !c.Available() {
+		t.Fatal("two timeouts in a row tripped the breaker")
+	}
+	c.t.succeeded()
+	time.Sleep(breakerWindow(c.cfg) + 50*time.Millisecond)
+	c.t.fail(timeout)
+	if !c.Available() {
+		t.Fatal("a timeout after a success tripped the breaker: the window did not restart")
+	}
+	time.Sleep(breakerWindow(c.cfg) + 50*time.Millisecond)
+	c.t.fail(timeout)
+	if c.Available() {
+		t.Fatalf("timeouts for %v with no success did not trip the breaker", breakerWindow(c.cfg))
+	}
+	eventually(t, 10*time.Second, "the probe to restore caching", c.Available)
+
+	c.t.fail(io.ErrUnexpectedEOF)
+	if c.Available() {
+		t.Fatal("a connection error did not trip the breaker at once")
+	}
 }

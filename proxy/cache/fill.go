@@ -409,7 +409,7 @@ func (e *entry) field(name string) []byte {
 
 // newEntry builds an entry from a response; its body aliases body.
 func newEntry(status int, h *fasthttp.ResponseHeader, body []byte, reqTime, respTime int64, ri *respInfo, heuristicMax time.Duration) *entry {
-	e := &entry{status: status, reqTime: reqTime, respTime: respTime, body: body}
+	e := &entry{status: status, reqTime: reqTime, respTime: respTime, body: body, borrowed: true}
 	conn := h.Peek(fasthttp.HeaderConnection)
 	for k, v := range h.All() {
 		if !excludedField(k, conn) {
@@ -512,7 +512,7 @@ func (c *Cache) refreshed(old *entry, resp *fasthttp.Response, reqTime, respTime
 		}
 		upd = append(upd, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
 	}
-	ne = &entry{status: old.status, reqTime: reqTime, respTime: respTime, body: old.body, vary: old.vary}
+	ne = &entry{status: old.status, reqTime: reqTime, respTime: respTime, body: old.body, vary: old.vary, borrowed: old.borrowed}
 	for _, h := range old.header {
 		replaced := false
 		for _, u := range upd {

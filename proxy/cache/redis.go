@@ -50,9 +50,12 @@ type tier struct {
 
 	client atomic.Pointer[rueidis.Client]
 	up     atomic.Bool
-	probe  atomic.Bool
-	done   chan struct{}
-	wg     sync.WaitGroup
+	// slowSince is when (unix ns) the first command timed out since the
+	// last one succeeded; 0 while commands succeed.
+	slowSince atomic.Int64
+	probe     atomic.Bool
+	done      chan struct{}
+	wg        sync.WaitGroup
 
 	// seq counts tag-version invalidations; tagSeq remembers the last one
 	// per tag version key; floor is raised by flushes so that fills begun
@@ -116,15 +119,51 @@ func (t *tier) connect() error {
 // ok reports whether Redis is believed reachable.
 func (t *tier) ok() bool { return t.up.Load() }
 
+// breakerWindow is how long commands may keep timing out, with none
+// succeeding, before the breaker trips: rueidis' own ConnWriteTimeout, after
+// which it closes a connection whose server stopped answering.
+func breakerWindow(cfg Config) time.Duration {
+	return max(4*cfg.RedisTimeout, 500*time.Millisecond)
+}
+
+// succeeded notes a command that completed, ending a run of timeouts. It is
+// on the hot path: a load, and a store only after a timeout.
+func (t *tier) succeeded() {
+	if t.slowSince.Load() != 0 {
+		t.slowSince.Store(0)
+	}
+}
+
 // fail trips the breaker on a connection-level error (not on a nil reply
 // nor on an error reply from a healthy server): the first failure logs,
 // drops local state and starts the background probe.
+//
+// A command that only timed out trips it when commands have kept timing
+// out, none succeeding, for breakerWindow. Why not at once: at peak load
+// the edge's own CPU queue can hold one Redis reply past RedisTimeout while
+// the connection is sound, and tripping then emptied the local table and
+// sent every request to the origins, which made Redis slower still; a
+// load run at 8,000 req/s turned into 502s that way. The one request that
+// timed out goes to the origin, and a dead server or connection still
+// trips at once (rueidis reports those as errors other than the deadline,
+// and flushes invalidation state through onInvalidations(nil)).
 func (t *tier) fail(err error) {
 	if err == nil || rueidis.IsRedisNil(err) {
 		return
 	}
 	if _, ok := rueidis.IsRedisErr(err); ok {
 		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		now := time.Now().UnixNano()
+		first := t.slowSince.Load()
+		if first == 0 {
+			t.slowSince.CompareAndSwap(0, now)
+			return
+		}
+		if now-first < int64(breakerWindow(t.cfg)) {
+			return
+		}
 	}
 	if t.up.CompareAndSwap(true, false) {
 		t.log.Warn("cache: Redis unreachable, passing requests straight through until it answers",
@@ -175,6 +214,7 @@ func (t *tier) probeLoop() {
 		}
 		t.local.flush()
 		t.floor.Store(t.seq.Add(1))
+		t.slowSince.Store(0)
 		t.up.Store(true)
 		t.log.Info("cache: Redis reachable again, caching resumed", zap.String("redis", redactURL(t.cfg.RedisURL)))
 		return
@@ -252,12 +292,14 @@ func (t *tier) get(key string) ([]byte, error) {
 	defer cancel()
 	b, err := c.DoCache(ctx, c.B().Get().Key(key).Cache(), clientTTL).AsBytes()
 	if rueidis.IsRedisNil(err) {
+		t.succeeded()
 		return nil, nil
 	}
 	if err != nil {
 		t.fail(err)
 		return nil, err
 	}
+	t.succeeded()
 	return b, nil
 }
 
@@ -291,6 +333,7 @@ func (t *tier) tagVersions(keys []string, out []int64) ([]int64, error) {
 			out = append(out, v)
 		}
 	}
+	t.succeeded()
 	return out, nil
 }
 
@@ -309,6 +352,7 @@ func (t *tier) do(cmds ...rueidis.Completed) ([]rueidis.RedisResult, error) {
 			return res, err
 		}
 	}
+	t.succeeded()
 	return res, nil
 }
 

@@ -78,3 +78,26 @@ func TestNotModified(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteEntryBodyOwnership pins the rule that lets hits skip a copy: a
+// stored (decoded) entry's body is referenced by the answer, a borrowed
+// one (built from a fetch's pooled response, reused after the fill) is
+// copied, so reusing the fetch's buffer cannot change an answer not yet
+// written.
+func TestWriteEntryBodyOwnership(t *testing.T) {
+	c := &Cache{}
+	for _, borrowed := range []bool{false, true} {
+		body := []byte("original body")
+		e := &entry{status: fasthttp.StatusOK, body: body, borrowed: borrowed}
+		var ctx fasthttp.RequestCtx
+		c.writeEntry(&ctx, e, 0, []byte("edge; hit"))
+		copy(body, "OVERWRITTEN!!")
+		got := string(ctx.Response.Body())
+		if borrowed && got != "original body" {
+			t.Fatalf("borrowed entry: answer changed with the fetch buffer: %q", got)
+		}
+		if !borrowed && got != "OVERWRITTEN!!" {
+			t.Fatalf("stored entry: answer copied the body (%q), the hit path should reference it", got)
+		}
+	}
+}
