@@ -11,8 +11,9 @@
 //
 // Large bodies stream (stream.go): a request body above limits.stream_request_bytes
 // (or chunked) goes to one origin as it arrives, never retried, cut at
-// max_body_bytes; without a cache, a response body above limits.stream_response_bytes
-// (or chunked) goes to the client as the origin sends it, its origin connection
+// max_body_bytes; a response body above limits.stream_response_bytes (with a
+// cache: above the larger of it and cache.max_entry_bytes, and then not stored)
+// or chunked goes to the client as the origin sends it, its origin connection
 // released when fasthttp's writer has finished with it. Everything smaller is held
 // whole, so retries, the cache and the allocation-free hot path are unchanged.
 //

@@ -89,6 +89,7 @@ func heapPeak() (stop func() uint64) {
 // body. hits counts requests.
 type streamOrigin struct {
 	url  string
+	srv  *fasthttp.Server
 	hits atomic.Int64
 	// status, when set, answers every request with it after reading the body.
 	status atomic.Int64
@@ -111,6 +112,9 @@ func newStreamOrigin(t *testing.T) *streamOrigin {
 				size := int(n)
 				if string(ctx.QueryArgs().Peek("chunked")) == "1" {
 					size = -1
+				}
+				if string(ctx.QueryArgs().Peek("cacheable")) == "1" {
+					ctx.Response.Header.Set("Cache-Control", "public, max-age=600")
 				}
 				ctx.SetBodyStream(newGenBody(n), size)
 				return
@@ -144,6 +148,7 @@ func newStreamOrigin(t *testing.T) *streamOrigin {
 	go srv.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() { _ = srv.Shutdown() })
 	o.url = "http://" + ln.Addr().String()
+	o.srv = srv
 	return o
 }
 

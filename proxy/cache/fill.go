@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"io"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type outcome struct {
 	e      *entry // answer from this entry, else from resp
 	status string
 	err    error // no origin answered
+	// stream: resp's body is still a stream from the origin (larger than
+	// the fetch holds, so never stored); it is handed to the client.
+	stream bool
 }
 
 // fill fetches for a miss or revalidation, coalescing concurrent fetches of
@@ -57,11 +61,19 @@ func (c *Cache) fill(ctx *fasthttp.RequestCtx, fetch FetchFunc, f *fillReq, kb [
 	}
 	c.m.miss.Inc()
 	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			fasthttp.ReleaseResponse(resp)
+		}
+	}()
 	o := c.fetchAndStore(&ctx.Request, resp, fetch, f, kb[:primary], cl)
 	switch {
 	case o.err != nil:
 		c.originError(ctx, o.status, o.err, resp)
+	case o.stream:
+		c.streamAnswer(ctx, resp, o.status)
+		handedOver = true
 	case o.e != nil:
 		c.writeEntry(ctx, o.e, o.e.age(c.now()), c.status(o.status))
 	default:
@@ -72,6 +84,50 @@ func (c *Cache) fill(ctx *fasthttp.RequestCtx, fetch FetchFunc, f *fillReq, kb [
 		}
 		ctx.Response.Header.Set(HeaderCacheStatus, c.cfg.Name+"; "+o.status)
 	}
+}
+
+// streamAnswer hands resp, whose body is still streaming from the origin, to
+// the client's answer: fasthttp's writer copies the stream after the handler
+// returns and then closes it, which releases resp and the origin connection.
+// fasthttp cannot move a body stream from one Response to another without
+// closing it, hence the reader that owns resp.
+func (c *Cache) streamAnswer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, status string) {
+	r := &ctx.Response
+	r.Reset()
+	resp.Header.CopyTo(&r.Header)
+	r.SetBodyStream(&ownedStream{resp: resp}, resp.Header.ContentLength())
+	stripCacheHeaders(&r.Header)
+	if len(r.Header.Peek(fasthttp.HeaderAge)) == 0 {
+		r.Header.Set(fasthttp.HeaderAge, "0")
+	}
+	r.Header.Set(HeaderCacheStatus, c.cfg.Name+"; "+status)
+	if ctx.Request.Header.IsHead() {
+		r.SkipBody = true
+	}
+}
+
+// ownedStream reads a pooled Response's body stream and, when fasthttp closes
+// it after the write (or resets the answer unwritten), closes that stream and
+// releases the Response.
+type ownedStream struct {
+	resp *fasthttp.Response
+}
+
+func (s *ownedStream) Read(p []byte) (int, error) {
+	if s.resp == nil {
+		return 0, io.EOF
+	}
+	return s.resp.BodyStream().Read(p)
+}
+
+func (s *ownedStream) Close() error {
+	if s.resp == nil {
+		return nil
+	}
+	err := s.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(s.resp)
+	s.resp = nil
+	return err
 }
 
 // waitForLeader waits for another request's fetch of the same primary key
@@ -243,6 +299,12 @@ func (c *Cache) fetchAndStore(in *fasthttp.Request, resp *fasthttp.Response, fet
 		respTime = c.now()
 	}
 	fwd += "; fwd-status=" + strconv.Itoa(resp.StatusCode())
+	if resp.IsBodyStream() {
+		// Larger than the fetch holds (above max_entry_bytes): never stored,
+		// passed to the client as it arrives.
+		c.dropSuperseded(f)
+		return outcome{status: fwd + "; detail=" + reasonTooBig, stream: true}
+	}
 	st := resp.StatusCode()
 	var ri respInfo
 	readRespInfo(st, resp.Header.Peek, hasSetCookie(&resp.Header), &ri)

@@ -144,10 +144,11 @@ type Limits struct {
 	// value at or above MaxBodyBytes streams only chunked bodies.
 	StreamRequestBytes int `yaml:"stream_request_bytes"`
 	// StreamResponseBytes is the response body size above which the edge streams the
-	// origin's body to the client (chunked answers too) instead of holding it, when it
-	// runs without a cache. Zero holds every body (and keeps a forwarded request free
-	// of allocations: fasthttp's streamed responses cost four small ones), and is the
-	// default. Responses the cache handles are always held whole.
+	// origin's body to the client (chunked answers too) instead of holding it. With a
+	// cache the threshold is the larger of this and Cache.MaxEntryBytes, and a
+	// streamed answer is passed through, never stored. Zero holds every body (and
+	// keeps a forwarded request free of allocations: fasthttp's streamed responses
+	// cost four small ones), and is the default.
 	StreamResponseBytes int `yaml:"stream_response_bytes"`
 }
 
