@@ -459,7 +459,10 @@ func benchHits(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scen
 func benchBrowse(ctx context.Context, f benchFlags, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\n## Browse campaign capacity at p99 <= %s: edge (cache on) vs nginx round-robin vs nginx proxy_cache\n", f.browseBound)
 	sf := stackFlags{origins: 2, categories: 20, products: 20000, users: 200, balancer: "p2c-ewma"}
-	l, err := stack.StartLocal(ctx, sf.options(stdout))
+	o := sf.options(stdout)
+	// As nginx's access_log off: the benchmark compares proxies, not loggers.
+	o.EdgeEnv = []string{"EDGE_ACCESS_LOG=off"}
+	l, err := stack.StartLocal(ctx, o)
 	if err != nil {
 		return err
 	}

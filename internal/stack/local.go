@@ -29,6 +29,9 @@ type LocalOptions struct {
 	NoCache bool
 	// OriginArgs are extra flags for every origin serve command.
 	OriginArgs []string
+	// EdgeEnv is extra environment for the edge, e.g. EDGE_ACCESS_LOG=off
+	// for benchmarks (nginx runs with access_log off).
+	EdgeEnv []string
 	// NginxConf writes nginx.conf into dir for the given upstreams
 	// (host:port) and returns its path and the addresses it listens on
 	// (plain round-robin first, proxy_cache second). Nil: no nginx.
@@ -158,7 +161,8 @@ func StartLocal(ctx context.Context, o LocalOptions) (l *Local, err error) {
 		redisURL = ""
 	}
 	args = append(args, "--redis-url", redisURL)
-	if l.Edge, err = StartServer(ctx, "edge", filepath.Join(o.BinDir, "edge"), args, env, edgeAddr); err != nil {
+	edgeEnv := append(append([]string(nil), env...), o.EdgeEnv...)
+	if l.Edge, err = StartServer(ctx, "edge", filepath.Join(o.BinDir, "edge"), args, edgeEnv, edgeAddr); err != nil {
 		return l, err
 	}
 	l.stops = append(l.stops, l.Edge.Stop)
