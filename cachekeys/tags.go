@@ -86,3 +86,12 @@ func ValidTag(t string) bool {
 // invalidated even while the origin itself cannot reach Redis; the edge
 // strips the header before answering the client.
 const HeaderInvalidate = "Cache-Invalidate"
+
+// HeaderEdgeCacheControl is the Cache-Control the origin addresses to the
+// edge alone (a cache-specific targeted field in the sense of RFC 9213
+// section 2, like Surrogate-Control): the edge prefers it to
+// CDN-Cache-Control and Cache-Control and strips it from every answer. It
+// exists because the edge, unlike a browser, nginx or another CDN, is
+// purged by tag within milliseconds of a write, so it may keep a page far
+// longer than the shared s-maxage those caches must live with.
+const HeaderEdgeCacheControl = "Novashop-Edge-Cache-Control"

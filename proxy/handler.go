@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/novashop/edge/cachekeys"
 	"github.com/novashop/edge/proxy/auth"
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/config"
@@ -242,8 +243,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	} else {
 		ex.scratch = stripHopResponse(&ctx.Response.Header, ex.scratch)
 	}
-	// Cache-Tag is for the edge only (DESIGN.md "Headers").
+	// Cache-Tag and the edge's own Cache-Control are for the edge only
+	// (DESIGN.md "Headers"), with or without a cache.
 	ctx.Response.Header.Del(headerCacheTag)
+	ctx.Response.Header.Del(cachekeys.HeaderEdgeCacheControl)
 }
 
 // deny answers a failed token check: JSON 401 with WWW-Authenticate on the API

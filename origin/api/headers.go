@@ -16,14 +16,22 @@ import (
 // for a minute — the edge drops them earlier when a write bumps their tags —
 // and stale-while-revalidate=30 lets a cache answer at once while it
 // refetches in the background. Personal answers must never be stored.
+//
+// CacheControlEdge goes to the edge alone (cachekeys.HeaderEdgeCacheControl):
+// every write bumps the tags of what it changed and the edge stops serving
+// those entries within milliseconds, on every edge, so the edge may keep a
+// catalog page for an hour instead of refetching it every minute. The hour
+// only bounds the damage of a tag bump that never happened.
 const (
 	CacheControlPublic  = "public, max-age=0, s-maxage=60, stale-while-revalidate=30"
+	CacheControlEdge    = "public, max-age=3600, stale-while-revalidate=60"
 	CacheControlPrivate = "private, no-store"
 )
 
 // Public marks a response as a shared catalog read depending on tags.
 func Public(ctx *fasthttp.RequestCtx, tags ...string) {
 	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, CacheControlPublic)
+	ctx.Response.Header.Set(cachekeys.HeaderEdgeCacheControl, CacheControlEdge)
 	ctx.Response.Header.Set(cachekeys.HeaderCacheTag, cachekeys.JoinTags(tags...))
 }
 

@@ -115,6 +115,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	r = c.Do(t, "GET", "/api/categories/", nil)
 	want(t, r, 200, "categories")
 	if r.Header.Get("Cache-Control") != "public, max-age=0, s-maxage=60, stale-while-revalidate=30" ||
+		r.Header.Get("Novashop-Edge-Cache-Control") != "public, max-age=3600, stale-while-revalidate=60" ||
 		r.Header.Get("Cache-Tag") != "categories,catalog" {
 		t.Fatalf("categories headers: %v", r.Header)
 	}

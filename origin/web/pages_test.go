@@ -61,6 +61,9 @@ func TestCatalogPages(t *testing.T) {
 			if cc := a.Header.Get("Cache-Control"); cc != publicCC {
 				t.Fatalf("Cache-Control = %q", cc)
 			}
+			if cc := a.Header.Get("Novashop-Edge-Cache-Control"); cc != "public, max-age=3600, stale-while-revalidate=60" {
+				t.Fatalf("Novashop-Edge-Cache-Control = %q", cc)
+			}
 			if tags := a.Header.Get("Cache-Tag"); tags != tt.tags {
 				t.Fatalf("Cache-Tag = %q, want %q", tags, tt.tags)
 			}

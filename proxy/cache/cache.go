@@ -450,6 +450,7 @@ func (c *Cache) originError(ctx *fasthttp.RequestCtx, params string, err error, 
 func stripCacheHeaders(h *fasthttp.ResponseHeader) {
 	h.Del(cachekeys.HeaderCacheTag)
 	h.Del(cachekeys.HeaderInvalidate)
+	h.Del(cachekeys.HeaderEdgeCacheControl)
 }
 
 // writeError writes a JSON error body.

@@ -4,13 +4,16 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/cachekeys"
 )
 
 // respInfo is what the storage and freshness rules read from a response.
 type respInfo struct {
 	status int
-	// cc holds the directives in force for this cache: CDN-Cache-Control
-	// when the origin sent it (RFC 9213 section 2.1), else Cache-Control.
+	// cc holds the directives in force for this cache: the edge's own
+	// targeted field (cachekeys.HeaderEdgeCacheControl), else
+	// CDN-Cache-Control (RFC 9213 section 2.1), else Cache-Control.
 	cc     directives
 	hasCDN bool
 	// Unix seconds; 0 when absent. expiresBad marks an Expires that is
@@ -27,7 +30,10 @@ type respInfo struct {
 func readRespInfo(status int, peek func(name string) []byte, setCookie bool, ri *respInfo) {
 	*ri = respInfo{status: status, setCookie: setCookie}
 	ri.cc.reset()
-	if v := peek(HeaderCDNCacheControl); len(v) > 0 {
+	if v := peek(cachekeys.HeaderEdgeCacheControl); len(v) > 0 {
+		ri.hasCDN = true
+		parseDirectives(v, &ri.cc)
+	} else if v := peek(HeaderCDNCacheControl); len(v) > 0 {
 		ri.hasCDN = true
 		parseDirectives(v, &ri.cc)
 	} else {

@@ -41,6 +41,8 @@ func TestStoreRulesEndToEnd(t *testing.T) {
 		{"s4.2.2: no heuristics without Last-Modified", nil, nil, false, "detail=no-freshness", 200},
 		{"RFC 9213 s2.1: CDN-Cache-Control beats Cache-Control no-store", []string{"Cache-Control", "no-store", "CDN-Cache-Control", "max-age=60"}, nil, true, "stored", 200},
 		{"RFC 9213 s2.1: CDN-Cache-Control no-store beats Cache-Control", []string{"Cache-Control", "public, max-age=60", "CDN-Cache-Control", "no-store"}, nil, false, "detail=no-store", 200},
+		{"edge's own field beats CDN-Cache-Control and Cache-Control", []string{"Cache-Control", "no-store", "CDN-Cache-Control", "no-store", "Novashop-Edge-Cache-Control", "max-age=60"}, nil, true, "stored", 200},
+		{"edge's own no-store beats Cache-Control", []string{"Cache-Control", "public, max-age=60", "Novashop-Edge-Cache-Control", "no-store"}, nil, false, "detail=no-store", 200},
 		{"s5.3: Expires in the future", []string{"Expires", "Wed, 01 Jan 2031 00:00:00 GMT", "Date", "Sun, 01 Mar 2026 12:00:00 GMT"}, nil, true, "stored", 200},
 		{"s5.3: invalid Expires means expired", []string{"Expires", "0"}, nil, false, "detail=no-freshness", 200},
 	}
@@ -72,6 +74,35 @@ func TestStoreRulesEndToEnd(t *testing.T) {
 				t.Fatalf("origin saw %d requests, want 4", n)
 			}
 		})
+	}
+}
+
+// TestEdgeTargetedLifetime: the origin's edge-only field sets this cache's
+// lifetime (an hour where browsers and nginx get a minute), and it never
+// reaches a client, neither on the miss nor on hits.
+func TestEdgeTargetedLifetime(t *testing.T) {
+	clk := newClock()
+	c := newTestCache(t, testenv.Redis(t), randName(t), clk)
+	o := newOrigin(static(200, "page", "Cache-Control", "public, max-age=0, s-maxage=60",
+		"Novashop-Edge-Cache-Control", "public, max-age=3600", "ETag", `"v1"`))
+	miss := do(c, o, "GET", "/p")
+	eventually(t, 2*time.Second, "a hit", func() bool { return isHit(do(c, o, "GET", "/p")) })
+	clk.advance(30 * time.Minute)
+	hit := do(c, o, "GET", "/p")
+	if !isHit(hit) || o.calls.Load() != 1 {
+		t.Fatalf("after 30 min: Cache-Status %q, origin calls %d; want a hit on the hour-long edge lifetime", cacheStatus(hit), o.calls.Load())
+	}
+	for _, r := range []*fasthttp.Response{miss, hit} {
+		if v := r.Header.Peek("Novashop-Edge-Cache-Control"); len(v) != 0 {
+			t.Fatalf("edge-only field reached the client: %q", v)
+		}
+		if got := string(r.Header.Peek("Cache-Control")); got != "public, max-age=0, s-maxage=60" {
+			t.Fatalf("Cache-Control for downstream caches changed to %q", got)
+		}
+	}
+	clk.advance(31 * time.Minute)
+	if r := do(c, o, "GET", "/p"); isHit(r) && !strings.Contains(cacheStatus(r), "stale") {
+		t.Fatalf("after 61 min still a fresh hit: %q", cacheStatus(r))
 	}
 }
 
