@@ -216,37 +216,49 @@ func TestStreamDownload(t *testing.T) {
 	e := startEdge(t, streamConfig(o), Options{})
 	for _, chunked := range []string{"0", "1"} {
 		t.Run("chunked="+chunked, func(t *testing.T) {
-			c := &fasthttp.HostClient{Addr: e.addr, StreamResponseBody: true, ReadTimeout: 30 * time.Second}
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI(fmt.Sprintf("http://%s/download?n=%d&chunked=%s", e.addr, size, chunked))
-			stop := heapPeak()
-			if err := c.Do(req, resp); err != nil {
-				stop()
-				t.Fatal(err)
-			}
-			h := sha256.New()
-			n, err := io.Copy(h, resp.BodyStream())
-			peak := stop()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode() != 200 || n != size {
-				t.Fatalf("status %d, %d bytes, want 200 and %d", resp.StatusCode(), n, size)
-			}
-			want := newGenBody(size)
-			if _, err := io.Copy(io.Discard, want); err != nil {
-				t.Fatal(err)
-			}
-			if got := hex.EncodeToString(h.Sum(nil)); got != want.hex() {
-				t.Fatalf("downloaded body hash %s, want %s", got, want.hex())
-			}
-			if peak > 12<<20 {
-				t.Fatalf("heap grew by %d bytes while streaming a %d byte download", peak, size)
-			}
+			downloadGen(t, e.addr, fmt.Sprintf("/download?n=%d&chunked=%s", size, chunked), size, 12<<20)
 		})
 	}
+}
+
+// downloadGen fetches target from the edge at addr as a stream and checks
+// that it is genBody's size bytes, byte-identical, and that the test
+// process's heap grew by at most maxHeap meanwhile. It returns the answer's
+// header (the body stream is consumed).
+func downloadGen(t *testing.T, addr, target string, size int64, maxHeap uint64) *fasthttp.ResponseHeader {
+	t.Helper()
+	c := &fasthttp.HostClient{Addr: addr, StreamResponseBody: true, ReadTimeout: 30 * time.Second}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + target)
+	stop := heapPeak()
+	if err := c.Do(req, resp); err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, resp.BodyStream())
+	peak := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 200 || n != size {
+		t.Fatalf("status %d, %d bytes, want 200 and %d", resp.StatusCode(), n, size)
+	}
+	want := newGenBody(size)
+	if _, err := io.Copy(io.Discard, want); err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.hex() {
+		t.Fatalf("downloaded body hash %s, want %s", got, want.hex())
+	}
+	if peak > maxHeap {
+		t.Fatalf("heap grew by %d bytes while streaming a %d byte download", peak, size)
+	}
+	var hdr fasthttp.ResponseHeader
+	resp.Header.CopyTo(&hdr)
+	return &hdr
 }
 
 // TestStreamLimits keeps max_body_bytes on streamed uploads and max_response_bytes
