@@ -535,7 +535,7 @@ func excludedField(k, connection []byte) bool {
 		eqFold(k, "trailer"), eqFold(k, "transfer-encoding"), eqFold(k, "upgrade"),
 		eqFold(k, "proxy-authenticate"), eqFold(k, "proxy-authorization"),
 		eqFold(k, "content-length"), eqFold(k, "age"), eqFold(k, "date"),
-		eqFold(k, "cache-tag"), eqFold(k, "cache-invalidate"), eqFold(k, "novashop-edge-cache-control"),
+		eqFold(k, "cache-tag"), eqFold(k, "cache-invalidate"),
 		// One request's id must never be replayed to other clients.
 		eqFold(k, "x-request-id"):
 		return true

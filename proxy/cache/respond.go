@@ -3,10 +3,16 @@ package cache
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/cachekeys"
 )
+
+// edgeCCLower is cachekeys.HeaderEdgeCacheControl in lower case, for eqFold.
+var edgeCCLower = strings.ToLower(cachekeys.HeaderEdgeCacheControl)
 
 // writeEntry writes a stored (or just fetched) response into ctx.Response:
 // status, stored fields, Age (RFC 9111 section 5.1), Cache-Status, and the
@@ -36,6 +42,12 @@ func (c *Cache) writeEntry(ctx *fasthttp.RequestCtx, e *entry, age time.Duration
 	r.SetStatusCode(status)
 	for i := range e.header {
 		h := &e.header[i]
+		// The edge's own Cache-Control is stored (a 304 that omits it must
+		// keep it, RFC 9111 section 4.3.4) but never sent; eqFold compares
+		// lengths first, so this costs a hit next to nothing.
+		if eqFold(h.k, edgeCCLower) {
+			continue
+		}
 		r.Header.AddBytesKV(h.k, h.v)
 	}
 	var buf [64]byte

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,31 +79,61 @@ func TestStoreRulesEndToEnd(t *testing.T) {
 }
 
 // TestEdgeTargetedLifetime: the origin's edge-only field sets this cache's
-// lifetime (an hour where browsers and nginx get a minute), and it never
-// reaches a client, neither on the miss nor on hits.
+// lifetime (an hour where browsers and nginx get a minute), a 304 keeps it
+// whether it repeats the field or not (RFC 9111 section 4.3.4: fields the
+// 304 omits are kept), and it never reaches a client.
 func TestEdgeTargetedLifetime(t *testing.T) {
-	clk := newClock()
-	c := newTestCache(t, testenv.Redis(t), randName(t), clk)
-	o := newOrigin(static(200, "page", "Cache-Control", "public, max-age=0, s-maxage=60",
-		"Novashop-Edge-Cache-Control", "public, max-age=3600", "ETag", `"v1"`))
-	miss := do(c, o, "GET", "/p")
-	eventually(t, 2*time.Second, "a hit", func() bool { return isHit(do(c, o, "GET", "/p")) })
-	clk.advance(30 * time.Minute)
-	hit := do(c, o, "GET", "/p")
-	if !isHit(hit) || o.calls.Load() != 1 {
-		t.Fatalf("after 30 min: Cache-Status %q, origin calls %d; want a hit on the hour-long edge lifetime", cacheStatus(hit), o.calls.Load())
-	}
-	for _, r := range []*fasthttp.Response{miss, hit} {
-		if v := r.Header.Peek("Novashop-Edge-Cache-Control"); len(v) != 0 {
-			t.Fatalf("edge-only field reached the client: %q", v)
-		}
-		if got := string(r.Header.Peek("Cache-Control")); got != "public, max-age=0, s-maxage=60" {
-			t.Fatalf("Cache-Control for downstream caches changed to %q", got)
-		}
-	}
-	clk.advance(31 * time.Minute)
-	if r := do(c, o, "GET", "/p"); isHit(r) && !strings.Contains(cacheStatus(r), "stale") {
-		t.Fatalf("after 61 min still a fresh hit: %q", cacheStatus(r))
+	for _, repeat := range []bool{true, false} {
+		t.Run(fmt.Sprintf("304 repeats the field=%v", repeat), func(t *testing.T) {
+			clk := newClock()
+			c := newTestCache(t, testenv.Redis(t), randName(t), clk)
+			var revalidation atomic.Bool
+			o := newOrigin(func(req *fasthttp.Request, resp *fasthttp.Response) error {
+				resp.Header.Set("Cache-Control", "public, max-age=0, s-maxage=60")
+				resp.Header.Set("ETag", `"v1"`)
+				if string(req.Header.Peek("If-None-Match")) == `"v1"` {
+					revalidation.Store(true)
+					if repeat {
+						resp.Header.Set("Novashop-Edge-Cache-Control", "public, max-age=3600")
+					}
+					resp.SetStatusCode(fasthttp.StatusNotModified)
+					return nil
+				}
+				resp.Header.Set("Novashop-Edge-Cache-Control", "public, max-age=3600")
+				resp.SetBodyString("page")
+				return nil
+			})
+			var answers []*fasthttp.Response
+			get := func() *fasthttp.Response {
+				r := do(c, o, "GET", "/p")
+				answers = append(answers, r)
+				return r
+			}
+			get()
+			eventually(t, 2*time.Second, "a hit", func() bool { return isHit(get()) })
+			clk.advance(30 * time.Minute)
+			if r := get(); !isHit(r) || o.calls.Load() != 1 {
+				t.Fatalf("after 30 min: Cache-Status %q, origin calls %d; want a hit on the hour-long edge lifetime", cacheStatus(r), o.calls.Load())
+			}
+			clk.advance(31 * time.Minute)
+			if r := get(); string(r.Body()) != "page" || !revalidation.Load() {
+				t.Fatalf("after 61 min: %q, Cache-Status %q, revalidated %v; want the stored page revalidated", r.Body(), cacheStatus(r), revalidation.Load())
+			}
+			calls := o.calls.Load()
+			eventually(t, 2*time.Second, "a hit after the 304", func() bool { return isHit(get()) })
+			clk.advance(30 * time.Minute)
+			if r := get(); !isHit(r) || o.calls.Load() != calls {
+				t.Fatalf("30 min after the 304: Cache-Status %q, origin calls %d (were %d); the refresh lost the edge lifetime", cacheStatus(r), o.calls.Load(), calls)
+			}
+			for _, r := range answers {
+				if v := r.Header.Peek("Novashop-Edge-Cache-Control"); len(v) != 0 {
+					t.Fatalf("edge-only field reached the client (%q): %q", cacheStatus(r), v)
+				}
+				if got := string(r.Header.Peek("Cache-Control")); got != "public, max-age=0, s-maxage=60" {
+					t.Fatalf("Cache-Control for downstream caches changed to %q", got)
+				}
+			}
+		})
 	}
 }
 
