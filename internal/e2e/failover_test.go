@@ -365,3 +365,66 @@ func TestPolicySwitchUnderLoad(t *testing.T) {
 		t.Fatalf("%d GETs failed while the policy was switched; first: %v", failed.Load(), firstErr.Load())
 	}
 }
+
+// TestRedisStallKeepsTheLocalCache: Redis freezes (SIGSTOP) for 250 ms
+// while GETs the edge cannot answer from memory keep asking it. Each of
+// those times out and goes to an origin (its own answer, never an edge
+// error), but a stall shorter than the
+// breaker's window (500 ms with no command succeeding) must not trip it:
+// the edge keeps its local table, so warm products are still hits right
+// after, and it logs no outage. Before, the first 50 ms timeout tripped
+// the breaker and emptied the table, which at peak load sent everything
+// to the origins.
+func TestRedisStallKeepsTheLocalCache(t *testing.T) {
+	redis := testenv.FreshRedis(t)
+	s := newShop(t)
+	o1 := s.startOrigin("origin-1", redis.URL)
+	e := s.startEdge("edge", redis.URL, o1)
+	c := newClient(t)
+	for id := 1; id <= 10; id++ {
+		warm(t, c, fmt.Sprintf("%s/api/products/%d/", e.url, id))
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var answers, failures atomic.Int64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Unknown products: the origin's 404 is not stored, so each
+				// lookup has to ask Redis.
+				r, err := c.do("GET", fmt.Sprintf("%s/api/products/%d/", e.url, 100000+w*100000+i), "", nil)
+				answers.Add(1)
+				if err != nil || r.status != 404 {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := redis.Stall(250 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d of %d GETs did not get the origin's 404 around a 250 ms Redis stall", failures.Load(), answers.Load())
+	}
+	for id := 1; id <= 10; id++ {
+		if r := c.must(200, "GET", fmt.Sprintf("%s/api/products/%d/", e.url, id), "", nil); !cacheHit(r) {
+			t.Fatalf("product %d after the stall: Cache-Status %q; the stall emptied the local cache", id, r.header.Get("Cache-Status"))
+		}
+	}
+	if out := e.output(); strings.Contains(out, "Redis unreachable") {
+		t.Fatalf("a 250 ms stall tripped the breaker:\n%s", tailString(out, 2000))
+	}
+	t.Logf("redis stall: %d GETs around a 250 ms stall, all answered by the origin; warm products still hits", answers.Load())
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -80,6 +81,21 @@ func ping(addr string) error {
 
 // Kill ends the server at once (failure tests); Start brings it back.
 func (r *Redis) Kill() { r.proc.Kill() }
+
+// Stall freezes the server (SIGSTOP) for d and then lets it go on
+// (SIGCONT): connections stay open and commands wait, as when Redis is
+// slow rather than gone.
+func (r *Redis) Stall(d time.Duration) error {
+	p, err := os.FindProcess(r.proc.Pid())
+	if err != nil {
+		return err
+	}
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	time.Sleep(d)
+	return p.Signal(syscall.SIGCONT)
+}
 
 // Stop ends the server and removes its directory.
 func (r *Redis) Stop() {
