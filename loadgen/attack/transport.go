@@ -108,7 +108,10 @@ func (t *fastTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	code := resp.StatusCode()
 	h := make(http.Header, resp.Header.Len())
 	for k, v := range resp.Header.All() {
-		h[string(k)] = append(h[string(k)], string(v))
+		// Canonical keys, as net/http gives them (the client does not
+		// normalise names), so Values("Cache-Status") finds any spelling.
+		key := http.CanonicalHeaderKey(string(k))
+		h[key] = append(h[key], string(v))
 	}
 	body := resp.Body()
 	out := &http.Response{
