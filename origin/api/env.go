@@ -85,6 +85,35 @@ func (e *Env) Write(ctx *fasthttp.RequestCtx, c context.Context, fn func(tx pgx.
 	return nil
 }
 
+// Respond runs fn with the query context and answers status with its
+// result as JSON: the tail of every read-or-update handler whose store call
+// returns what the client gets.
+func Respond[T any](ctx *fasthttp.RequestCtx, status int, fn func(c context.Context) (T, error)) error {
+	c, cancel := Context()
+	defer cancel()
+	v, err := fn(c)
+	if err != nil {
+		return err
+	}
+	WriteJSON(ctx, status, v)
+	return nil
+}
+
+// WriteTx is Write for the common handler: it takes the query context
+// itself, and fn returns the value it wrote with the tags to bump, so a
+// handler reads "decode, WriteTx, answer" instead of repeating the
+// transaction plumbing.
+func WriteTx[T any](e *Env, ctx *fasthttp.RequestCtx, fn func(c context.Context, tx pgx.Tx) (T, []string, error)) (T, error) {
+	c, cancel := Context()
+	defer cancel()
+	var out T
+	err := e.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
+		out, tags, err = fn(c, tx)
+		return tags, err
+	})
+	return out, err
+}
+
 // MapPgError turns constraint violations that bad input can cause into
 // client errors, so they are never answered 500.
 func MapPgError(err error) error {

@@ -253,14 +253,9 @@ func (h *Handlers) get(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	cart, err := h.Store.Get(c, p.UserID)
-	if err != nil {
-		return err
-	}
-	api.WriteJSON(ctx, fasthttp.StatusOK, cart)
-	return nil
+	return api.Respond(ctx, fasthttp.StatusOK, func(c context.Context) (Cart, error) {
+		return h.Store.Get(c, p.UserID)
+	})
 }
 
 func (h *Handlers) add(ctx *fasthttp.RequestCtx) error {
@@ -283,14 +278,9 @@ func (h *Handlers) add(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	cart, err := h.Store.Add(c, p.UserID, *in.ProductID, q)
-	if err != nil {
-		return err
-	}
-	api.WriteJSON(ctx, fasthttp.StatusCreated, cart)
-	return nil
+	return api.Respond(ctx, fasthttp.StatusCreated, func(c context.Context) (Cart, error) {
+		return h.Store.Add(c, p.UserID, *in.ProductID, q)
+	})
 }
 
 func (h *Handlers) set(ctx *fasthttp.RequestCtx) error {
@@ -311,14 +301,9 @@ func (h *Handlers) set(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	cart, err := h.Store.Set(c, p.UserID, id, q)
-	if err != nil {
-		return err
-	}
-	api.WriteJSON(ctx, fasthttp.StatusOK, cart)
-	return nil
+	return api.Respond(ctx, fasthttp.StatusOK, func(c context.Context) (Cart, error) {
+		return h.Store.Set(c, p.UserID, id, q)
+	})
 }
 
 func (h *Handlers) remove(ctx *fasthttp.RequestCtx) error {
@@ -331,12 +316,7 @@ func (h *Handlers) remove(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	cart, err := h.Store.Remove(c, p.UserID, id)
-	if err != nil {
-		return err
-	}
-	api.WriteJSON(ctx, fasthttp.StatusOK, cart)
-	return nil
+	return api.Respond(ctx, fasthttp.StatusOK, func(c context.Context) (Cart, error) {
+		return h.Store.Remove(c, p.UserID, id)
+	})
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"github.com/fasthttp/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/valyala/fasthttp"
@@ -114,12 +115,8 @@ func (h *Handlers) createProduct(ctx *fasthttp.RequestCtx) error {
 	if err := api.Decode(ctx, &in); err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	var p Product
-	err := h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
-		p, tags, err = CreateProduct(c, tx, in)
-		return tags, err
+	p, err := api.WriteTx(h.env, ctx, func(c context.Context, tx pgx.Tx) (Product, []string, error) {
+		return CreateProduct(c, tx, in)
 	})
 	if err != nil {
 		return err
@@ -142,12 +139,8 @@ func (h *Handlers) updateProduct(ctx *fasthttp.RequestCtx) error {
 	if err := api.Decode(ctx, &in); err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	var p Product
-	err = h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
-		p, tags, err = UpdateProduct(c, tx, id, in)
-		return tags, err
+	p, err := api.WriteTx(h.env, ctx, func(c context.Context, tx pgx.Tx) (Product, []string, error) {
+		return UpdateProduct(c, tx, id, in)
 	})
 	if err != nil {
 		return err
@@ -186,12 +179,8 @@ func (h *Handlers) createCategory(ctx *fasthttp.RequestCtx) error {
 	if err := api.Decode(ctx, &in); err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	var cat Category
-	err := h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
-		cat, tags, err = CreateCategory(c, tx, in)
-		return tags, err
+	cat, err := api.WriteTx(h.env, ctx, func(c context.Context, tx pgx.Tx) (Category, []string, error) {
+		return CreateCategory(c, tx, in)
 	})
 	if err != nil {
 		return err
@@ -214,12 +203,8 @@ func (h *Handlers) updateCategory(ctx *fasthttp.RequestCtx) error {
 	if err := api.Decode(ctx, &in); err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	var cat Category
-	err = h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
-		cat, tags, err = UpdateCategory(c, tx, id, in)
-		return tags, err
+	cat, err := api.WriteTx(h.env, ctx, func(c context.Context, tx pgx.Tx) (Category, []string, error) {
+		return UpdateCategory(c, tx, id, in)
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"context"
 	"github.com/fasthttp/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/valyala/fasthttp"
@@ -39,12 +40,8 @@ func (h *Handlers) checkout(ctx *fasthttp.RequestCtx) error {
 			return err
 		}
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	var o Order
-	err = h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
-		o, tags, err = Checkout(c, tx, p.UserID)
-		return tags, err
+	o, err := api.WriteTx(h.env, ctx, func(c context.Context, tx pgx.Tx) (Order, []string, error) {
+		return Checkout(c, tx, p.UserID)
 	})
 	if err != nil {
 		return err
@@ -60,14 +57,9 @@ func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	l, err := h.Store.List(c, p.UserID)
-	if err != nil {
-		return err
-	}
-	api.WriteJSON(ctx, fasthttp.StatusOK, l)
-	return nil
+	return api.Respond(ctx, fasthttp.StatusOK, func(c context.Context) (List, error) {
+		return h.Store.List(c, p.UserID)
+	})
 }
 
 func (h *Handlers) get(ctx *fasthttp.RequestCtx) error {
@@ -80,12 +72,7 @@ func (h *Handlers) get(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	o, err := h.Store.Get(c, p.UserID, id)
-	if err != nil {
-		return err
-	}
-	api.WriteJSON(ctx, fasthttp.StatusOK, o)
-	return nil
+	return api.Respond(ctx, fasthttp.StatusOK, func(c context.Context) (Order, error) {
+		return h.Store.Get(c, p.UserID, id)
+	})
 }

@@ -193,12 +193,8 @@ func (h *Handlers) add(ctx *fasthttp.RequestCtx) error {
 	if err := api.Decode(ctx, &in); err != nil {
 		return err
 	}
-	c, cancel := api.Context()
-	defer cancel()
-	var r Review
-	err = h.env.Write(ctx, c, func(tx pgx.Tx) (tags []string, err error) {
-		r, tags, err = Add(c, tx, p.UserID, id, in)
-		return tags, err
+	r, err := api.WriteTx(h.env, ctx, func(c context.Context, tx pgx.Tx) (Review, []string, error) {
+		return Add(c, tx, p.UserID, id, in)
 	})
 	if err != nil {
 		return err
