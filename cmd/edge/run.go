@@ -71,6 +71,7 @@ Flags:
   --jwks-url URL         JWKS endpoint for token checks
   The HS256 secret comes from JWT_SECRET (jwt.secret_env in the file).
   EDGE_ACCESS_LOG=off|on overrides access_log.enabled.
+  GOMEMLIMIT (Go runtime) bounds the heap: budget ~1.7x cache.max_memory_bytes.
 
 Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the file (upstreams,
 balancer, health, retries, timeouts, limits, rate limits).
