@@ -28,11 +28,32 @@ const (
 	CacheControlPrivate = "private, no-store"
 )
 
-// Public marks a response as a shared catalog read depending on tags.
+// Public marks a response as a shared catalog read depending on tags,
+// with the hour-long edge lifetime. Handlers call Env.Public, which leaves
+// that out when catalog reads come from a replica.
 func Public(ctx *fasthttp.RequestCtx, tags ...string) {
-	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, CacheControlPublic)
+	shared(ctx, tags)
 	ctx.Response.Header.Set(cachekeys.HeaderEdgeCacheControl, CacheControlEdge)
+}
+
+// shared sets what every shared catalog read carries.
+func shared(ctx *fasthttp.RequestCtx, tags []string) {
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, CacheControlPublic)
 	ctx.Response.Header.Set(cachekeys.HeaderCacheTag, cachekeys.JoinTags(tags...))
+}
+
+// Public marks a catalog read as shared, depending on tags. The edge gets
+// its hour (CacheControlEdge) only when the read came from the primary:
+// with a replica, the edge's refetch right after a tag bump may read the
+// replica before it replayed the write and store that old answer under the
+// new tag version, and then it must expire with s-maxage (60 s), not after
+// an hour (see README, "Read replica").
+func (e *Env) Public(ctx *fasthttp.RequestCtx, tags ...string) {
+	if e.Replica != nil {
+		shared(ctx, tags)
+		return
+	}
+	Public(ctx, tags...)
 }
 
 // Private marks a response as personal.

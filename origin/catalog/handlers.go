@@ -45,7 +45,7 @@ func (h *Handlers) categories(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	api.Public(ctx, cachekeys.TagCategories, cachekeys.TagCatalog)
+	h.env.Public(ctx, cachekeys.TagCategories, cachekeys.TagCatalog)
 	api.WriteJSON(ctx, fasthttp.StatusOK, cs)
 	return nil
 }
@@ -61,7 +61,7 @@ func (h *Handlers) category(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	api.Public(ctx, cachekeys.TagCategory(id), cachekeys.TagCatalog)
+	h.env.Public(ctx, cachekeys.TagCategory(id), cachekeys.TagCatalog)
 	api.WriteJSON(ctx, fasthttp.StatusOK, cat)
 	return nil
 }
@@ -81,9 +81,9 @@ func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	if q.Category > 0 {
-		api.Public(ctx, cachekeys.TagProducts, cachekeys.TagCatalog, cachekeys.TagCategory(q.Category))
+		h.env.Public(ctx, cachekeys.TagProducts, cachekeys.TagCatalog, cachekeys.TagCategory(q.Category))
 	} else {
-		api.Public(ctx, cachekeys.TagProducts, cachekeys.TagCatalog)
+		h.env.Public(ctx, cachekeys.TagProducts, cachekeys.TagCatalog)
 	}
 	return nil
 }
@@ -103,7 +103,7 @@ func (h *Handlers) product(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	api.Public(ctx, cachekeys.TagProduct(id), cachekeys.TagCategory(catID))
+	h.env.Public(ctx, cachekeys.TagProduct(id), cachekeys.TagCategory(catID))
 	return nil
 }
 

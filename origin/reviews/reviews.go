@@ -174,7 +174,7 @@ func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	api.Public(ctx, cachekeys.TagReviews(id), cachekeys.TagProduct(id))
+	h.env.Public(ctx, cachekeys.TagReviews(id), cachekeys.TagProduct(id))
 	api.WriteJSON(ctx, fasthttp.StatusOK, l)
 	return nil
 }

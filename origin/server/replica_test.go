@@ -23,6 +23,19 @@ func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 	return n
 }
 
+// noEdgeHour: a catalog read served from a replica is shared for the
+// s-maxage minute but gets no hour-long edge lifetime, since the edge's
+// refetch after a tag bump may read the replica before it has the write.
+func noEdgeHour(t *testing.T, get func(string) string, what string) {
+	t.Helper()
+	if v := get("Novashop-Edge-Cache-Control"); v != "" {
+		t.Fatalf("%s from a replica carries Novashop-Edge-Cache-Control %q", what, v)
+	}
+	if v := get("Cache-Control"); v != api.CacheControlPublic {
+		t.Fatalf("%s from a replica: Cache-Control %q, want %q", what, v, api.CacheControlPublic)
+	}
+}
+
 // TestReadReplica points Replica at a second database seeded differently
 // (fewer products, names marked "replica"): catalog reads, on the API and
 // the storefront, come from it; writes and the caller's own reads (login,
@@ -51,6 +64,7 @@ func TestReadReplica(t *testing.T) {
 	var p product
 	r := c.Do(t, "GET", "/api/products/5/", nil)
 	want(t, r, 200, "product 5")
+	noEdgeHour(t, r.Header.Get, "product 5")
 	r.JSON(t, &p)
 	if !strings.HasPrefix(p.Name, "Replica ") || !strings.HasPrefix(p.Category.Name, "Replica ") {
 		t.Fatalf("product page not from the replica: %+v", p)
@@ -80,6 +94,7 @@ func TestReadReplica(t *testing.T) {
 		if !strings.Contains(string(r.Body), "Replica ") {
 			t.Fatalf("storefront %s not from the replica", path)
 		}
+		noEdgeHour(t, r.Header.Get, path)
 	}
 	want(t, c.Do(t, "GET", "/products/25/", nil), 404, "storefront product 25")
 

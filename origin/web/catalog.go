@@ -28,7 +28,7 @@ func (h *handlers) home(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	public(ctx, cachekeys.TagCatalog, cachekeys.TagCategories, cachekeys.TagProducts)
+	h.public(ctx, cachekeys.TagCatalog, cachekeys.TagCategories, cachekeys.TagProducts)
 	return h.write(ctx, fasthttp.StatusOK, "home", &view{Title: "Novashop", Categories: cats, Products: page.Results})
 }
 
@@ -57,7 +57,7 @@ func (h *handlers) categoryPage(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	base := "/" + strconv.FormatInt(id, 10) + "/"
-	public(ctx, cachekeys.TagCatalog, cachekeys.TagProducts, cachekeys.TagCategory(id))
+	h.public(ctx, cachekeys.TagCatalog, cachekeys.TagProducts, cachekeys.TagCategory(id))
 	return h.write(ctx, fasthttp.StatusOK, "category", &view{Title: cat.Name, Category: &cat,
 		Products: page.Results, List: listOf(base, lq, page.Next, false)})
 }
@@ -82,7 +82,7 @@ func (h *handlers) productList(ctx *fasthttp.RequestCtx) error {
 	if lq.Category > 0 {
 		tags = append(tags, cachekeys.TagCategory(lq.Category))
 	}
-	public(ctx, tags...)
+	h.public(ctx, tags...)
 	title := "All products"
 	if lq.Search != "" {
 		title = "Results for “" + lq.Search + "”"
@@ -151,6 +151,6 @@ func (h *handlers) productPage(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	public(ctx, cachekeys.TagProduct(id), cachekeys.TagCategory(p.Category.ID), cachekeys.TagReviews(id))
+	h.public(ctx, cachekeys.TagProduct(id), cachekeys.TagCategory(p.Category.ID), cachekeys.TagReviews(id))
 	return h.write(ctx, fasthttp.StatusOK, "product", &view{Title: p.Name, Product: &p, Reviews: &revs})
 }

@@ -241,7 +241,7 @@ func fieldOf(msg string) string {
 }
 
 // public marks a catalog page: shared by every visitor, with its tags.
-func public(ctx *fasthttp.RequestCtx, tags ...string) { api.Public(ctx, tags...) }
+func (h *handlers) public(ctx *fasthttp.RequestCtx, tags ...string) { h.env.Public(ctx, tags...) }
 
 // private marks a personal page.
 func private(ctx *fasthttp.RequestCtx) { api.Private(ctx) }
