@@ -118,7 +118,10 @@ func stripHopRequest(h *fasthttp.RequestHeader, scratch []byte) []byte {
 	return scratch
 }
 
-// stripHopResponse is stripHopRequest for an origin's response.
+// stripHopResponse is stripHopRequest for an origin's response. It is a copy on
+// purpose: a generic version over an interface of the two header types' methods
+// made the iterator closures escape, and a forwarded GET went from zero to three
+// allocations (TestForwardAllocatesNothing catches it).
 func stripHopResponse(h *fasthttp.ResponseHeader, scratch []byte) []byte {
 	hop := h.ConnectionClose()
 	for k := range h.All() {
