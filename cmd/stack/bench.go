@@ -392,16 +392,7 @@ func benchProxy(ctx context.Context, f benchFlags, wrk string, w io.Writer) (sce
 		return scenarioResult{}, err
 	}
 	defer edge.Stop()
-	dir, err := os.MkdirTemp("", "novashop-bench-nginx-")
-	if err != nil {
-		return scenarioResult{}, err
-	}
-	defer os.RemoveAll(dir)
-	conf, naddrs, err := nginxConf(dir, addrs)
-	if err != nil {
-		return scenarioResult{}, err
-	}
-	ng, err := stack.StartNginx(ctx, w, conf, naddrs...)
+	ng, naddrs, err := startNginxPeer(ctx, w, addrs)
 	if err != nil {
 		return scenarioResult{}, err
 	}
@@ -411,6 +402,41 @@ func benchProxy(ctx context.Context, f benchFlags, wrk string, w io.Writer) (sce
 		{name: "nginx", url: "http://" + naddrs[0] + "/api/products/1/", pids: func() []int { return withChildren(ng.Pid()) }},
 	}
 	return interleave(ctx, wrk, f, targets, w)
+}
+
+// startNginxPeer starts nginx from the project's template in front of addrs:
+// the round-robin listener first, the proxy_cache one second. Stop removes
+// its temporary directory too.
+func startNginxPeer(ctx context.Context, w io.Writer, addrs []string) (*nginxPeer, []string, error) {
+	dir, err := os.MkdirTemp("", "novashop-bench-nginx-")
+	if err != nil {
+		return nil, nil, err
+	}
+	conf, naddrs, err := nginxConf(dir, addrs)
+	if err == nil && len(naddrs) < 2 {
+		err = errors.New("the nginx template has no proxy_cache listener")
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	ng, err := stack.StartNginx(ctx, w, conf, naddrs...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return &nginxPeer{Nginx: ng, dir: dir}, naddrs, nil
+}
+
+// nginxPeer is a started nginx and the directory its config and cache live in.
+type nginxPeer struct {
+	*stack.Nginx
+	dir string
+}
+
+func (p *nginxPeer) Stop() {
+	p.Nginx.Stop()
+	os.RemoveAll(p.dir)
 }
 
 func benchHits(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scenarioResult, error) {
@@ -430,19 +456,7 @@ func benchHits(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scen
 		return scenarioResult{}, err
 	}
 	defer edge.Stop()
-	dir, err := os.MkdirTemp("", "novashop-bench-nginx-")
-	if err != nil {
-		return scenarioResult{}, err
-	}
-	defer os.RemoveAll(dir)
-	conf, naddrs, err := nginxConf(dir, addrs)
-	if err != nil {
-		return scenarioResult{}, err
-	}
-	if len(naddrs) < 2 {
-		return scenarioResult{}, errors.New("the nginx template has no proxy_cache listener")
-	}
-	ng, err := stack.StartNginx(ctx, w, conf, naddrs...)
+	ng, naddrs, err := startNginxPeer(ctx, w, addrs)
 	if err != nil {
 		return scenarioResult{}, err
 	}
