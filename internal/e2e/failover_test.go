@@ -168,8 +168,8 @@ func TestRedisDownForTheEdge(t *testing.T) {
 	d50, d99, dmx := percentiles(during)
 	t.Logf("redis down: %d GETs with Redis up (cached) p50 %s p99 %s max %s; %d GETs with Redis killed, all 200: p50 %s p99 %s max %s; Cache-Status %v",
 		n, b50, b99, bmx, n, d50, d99, dmx, statuses)
-	// The cache's Redis timeout is 50 ms and it trips a breaker on the
-	// first failure; 1 s leaves room for two loaded shared cores.
+	// The cache's Redis timeout is 50 ms and a dead connection trips its
+	// breaker at once; 1 s leaves room for two loaded shared cores.
 	if dmx > time.Second {
 		t.Fatalf("slowest GET with Redis down took %s, want < 1s", dmx)
 	}

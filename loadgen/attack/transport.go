@@ -146,6 +146,10 @@ func statusText(code int) string {
 		return s.(string)
 	}
 	s := strconv.Itoa(code) + " " + http.StatusText(code)
-	statuses.Store(code, s)
+	if code >= 100 && code <= 999 {
+		// Only real status codes are kept, so a target inventing codes
+		// cannot grow the map.
+		statuses.Store(code, s)
+	}
 	return s
 }

@@ -135,8 +135,8 @@ func (t *tier) succeeded() {
 }
 
 // fail trips the breaker on a connection-level error (not on a nil reply
-// nor on an error reply from a healthy server): the first failure logs,
-// drops local state and starts the background probe.
+// nor on an error reply from a healthy server): tripping logs once, drops
+// local state and starts the background probe.
 //
 // A command that only timed out trips it when commands have kept timing
 // out, none succeeding, for breakerWindow. Why not at once: at peak load

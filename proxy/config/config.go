@@ -221,8 +221,10 @@ type Cache struct {
 	MaxMemoryBytes int64 `yaml:"max_memory_bytes"`
 	// MaxEntryBytes is the largest body stored; larger responses pass through uncached.
 	MaxEntryBytes int `yaml:"max_entry_bytes"`
-	// RedisTimeout bounds every Redis dial and command; the first failure trips the
-	// breaker and the edge serves straight from the origins until a probe succeeds.
+	// RedisTimeout bounds every Redis dial and command. A connection failure, or
+	// timeouts with no success for max(4×RedisTimeout, 500 ms), trips the breaker
+	// and the edge serves straight from the origins until a probe succeeds; a lone
+	// timeout only sends its own request to the origin.
 	RedisTimeout time.Duration `yaml:"redis_timeout"`
 	// ProbeInterval is how often an unreachable Redis is probed.
 	ProbeInterval time.Duration `yaml:"probe_interval"`
