@@ -21,6 +21,13 @@ func Caller(ctx *fasthttp.RequestCtx, keys *tokens.Keys) (tokens.Principal, erro
 	return p, nil
 }
 
+// User is Caller for a personal answer: it marks the response private first,
+// so even the 401 is never stored by a shared cache.
+func (e *Env) User(ctx *fasthttp.RequestCtx) (tokens.Principal, error) {
+	Private(ctx)
+	return Caller(ctx, e.Keys)
+}
+
 // Staff is Caller plus a check that the caller is staff (403 otherwise).
 func Staff(ctx *fasthttp.RequestCtx, keys *tokens.Keys) (tokens.Principal, error) {
 	p, err := Caller(ctx, keys)

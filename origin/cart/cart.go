@@ -248,8 +248,7 @@ func (h *Handlers) Register(r *router.Router) {
 }
 
 func (h *Handlers) get(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}
@@ -259,8 +258,7 @@ func (h *Handlers) get(ctx *fasthttp.RequestCtx) error {
 }
 
 func (h *Handlers) add(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}
@@ -284,8 +282,7 @@ func (h *Handlers) add(ctx *fasthttp.RequestCtx) error {
 }
 
 func (h *Handlers) set(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}
@@ -307,8 +304,7 @@ func (h *Handlers) set(ctx *fasthttp.RequestCtx) error {
 }
 
 func (h *Handlers) remove(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}

@@ -28,8 +28,7 @@ func (h *Handlers) Register(r *router.Router) {
 }
 
 func (h *Handlers) checkout(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}
@@ -52,8 +51,7 @@ func (h *Handlers) checkout(ctx *fasthttp.RequestCtx) error {
 }
 
 func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}
@@ -63,8 +61,7 @@ func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
 }
 
 func (h *Handlers) get(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}

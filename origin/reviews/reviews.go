@@ -180,8 +180,7 @@ func (h *Handlers) list(ctx *fasthttp.RequestCtx) error {
 }
 
 func (h *Handlers) add(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}

@@ -98,8 +98,7 @@ func (h *Handlers) refresh(ctx *fasthttp.RequestCtx) error {
 }
 
 func (h *Handlers) me(ctx *fasthttp.RequestCtx) error {
-	api.Private(ctx)
-	p, err := api.Caller(ctx, h.env.Keys)
+	p, err := h.env.User(ctx)
 	if err != nil {
 		return err
 	}
