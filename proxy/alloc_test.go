@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/proxy/config"
 )
 
 // TestForwardAllocatesNothing pins the hot path: once pools are warm, a forwarded
@@ -19,23 +21,29 @@ func TestForwardAllocatesNothing(t *testing.T) {
 	o2 := newOrigin(t, "o2", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") })
 	cfg := testConfig(o, o2)
 	cfg.Health.Active = false
-	s, err := New(cfg, Options{})
+	if allocs := handlerAllocs(t, cfg, Options{}); allocs != 0 {
+		t.Fatalf("a forwarded GET allocates %v times", allocs)
+	}
+}
+
+// handlerAllocs builds an edge from cfg and opt and returns the allocations of
+// one request through its handler, after a warm-up (pools, keep-alive).
+func handlerAllocs(t *testing.T, cfg config.Config, opt Options) float64 {
+	t.Helper()
+	s, err := New(cfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(s.Close)
 	serve := handlerLoop(s)
 	for range 50 {
 		serve()
 	}
-	allocs := testing.AllocsPerRun(200, func() {
+	return testing.AllocsPerRun(200, func() {
 		if code := serve(); code != 200 {
 			t.Fatalf("status %d", code)
 		}
 	})
-	if allocs != 0 {
-		t.Fatalf("a forwarded GET allocates %v times", allocs)
-	}
 }
 
 // BenchmarkEdgeParallel is the end-to-end view: keep-alive clients → edge → origin,
@@ -66,21 +74,7 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 	o := newOrigin(t, "o1", nil)
 	cfg := testConfig(o)
 	cfg.Health.Active = false
-	s, err := New(cfg, Options{Cache: &memCache{body: []byte(`{"id":1}`)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	serve := handlerLoop(s)
-	for range 50 {
-		serve()
-	}
-	allocs := testing.AllocsPerRun(200, func() {
-		if code := serve(); code != 200 {
-			t.Fatalf("status %d", code)
-		}
-	})
-	if allocs != 0 {
+	if allocs := handlerAllocs(t, cfg, Options{Cache: &memCache{body: []byte(`{"id":1}`)}}); allocs != 0 {
 		t.Fatalf("a cache hit allocates %v times in the edge", allocs)
 	}
 }
@@ -93,21 +87,7 @@ func TestForwardStreamingAllocs(t *testing.T) {
 	cfg := testConfig(o)
 	cfg.Health.Active = false
 	cfg.Limits.StreamResponseBytes = 4 << 20
-	s, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	serve := handlerLoop(s)
-	for range 50 {
-		serve()
-	}
-	allocs := testing.AllocsPerRun(200, func() {
-		if code := serve(); code != 200 {
-			t.Fatalf("status %d", code)
-		}
-	})
-	if allocs > 4 {
+	if allocs := handlerAllocs(t, cfg, Options{}); allocs > 4 {
 		t.Fatalf("a forwarded GET with response streaming on allocates %v times, want at most 4", allocs)
 	}
 }
