@@ -41,7 +41,7 @@ up: build
 demo: build
 	$(BIN)/stack demo
 
-# bench: the longer comparisons whose figures the README reports.
+# bench: the longer comparisons whose figures docs/benchmarks.md reports.
 bench: build
 	$(BIN)/stack bench
 

@@ -2,7 +2,7 @@
 // docker-compose.yml, the Dockerfile, configs/nginx.compose.conf and the
 // Kubernetes manifests in configs/k8s must name only binaries, subcommands,
 // flags, environment variables, files and ports that exist, and the compose
-// services must match the "Compose services" table in README.md. No Docker
+// services must match the "Compose services" table in docs/operations.md. No Docker
 // engine is needed: the binaries are built and asked for their --help.
 package configs_test
 
@@ -426,10 +426,10 @@ func TestComposeWiring(t *testing.T) {
 	}
 }
 
-// readmeTable parses the "Compose services" table of the top README.md.
+// readmeTable parses the "Compose services" table of docs/operations.md.
 func readmeTable(t *testing.T) map[string][2][]string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(root, "README.md"))
+	f, err := os.Open(filepath.Join(root, "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Command edge is the Novashop edge proxy: see proxy/README.md and `edge --help`.
+// Command edge is the Novashop edge proxy: see docs/configuration.md and `edge --help`.
 package main
 
 import (

@@ -38,7 +38,7 @@ const usage = `usage: stack COMMAND [flags]
 Commands:
   up      start PostgreSQL, Redis, origins, worker, edge and nginx; print URLs; run until Ctrl-C
   demo    the same, seed a catalog, run loadgen compare with the browse campaign, print the table
-  bench   the long comparisons (uncached proxying, cache hits, browse capacity) for the README
+  bench   the long comparisons (uncached proxying, cache hits, browse capacity) for docs/benchmarks.md
   tune    recommend a balancing policy: loadgen tune on two edges, one with a slow origin
 
 Run 'stack COMMAND --help' for the flags of a command.

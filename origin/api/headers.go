@@ -47,7 +47,7 @@ func shared(ctx *fasthttp.RequestCtx, tags []string) {
 // with a replica, the edge's refetch right after a tag bump may read the
 // replica before it replayed the write and store that old answer under the
 // new tag version, and then it must expire with s-maxage (60 s), not after
-// an hour (see README, "Read replica").
+// an hour (see docs/origin.md, "Read replica").
 func (e *Env) Public(ctx *fasthttp.RequestCtx, tags ...string) {
 	if e.Replica != nil {
 		shared(ctx, tags)
