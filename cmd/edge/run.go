@@ -77,8 +77,9 @@ Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the file (upstreams,
 balancer, health, retries, timeouts, limits, rate limits).
 `
 
-func parseFlags(args []string, stdout io.Writer) (*flags, error) {
-	f := &flags{set: map[string]bool{}}
+// newFlagSet defines the command line into f. The usage text is written by hand
+// (usageText); TestUsageListsEveryFlag keeps the two in step.
+func newFlagSet(f *flags) *flag.FlagSet {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.config, "config", "", "")
@@ -89,6 +90,12 @@ func parseFlags(args []string, stdout io.Writer) (*flags, error) {
 	fs.StringVar(&f.redisURL, "redis-url", "", "")
 	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "")
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "")
+	return fs
+}
+
+func parseFlags(args []string, stdout io.Writer) (*flags, error) {
+	f := &flags{set: map[string]bool{}}
+	fs := newFlagSet(f)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			_, _ = io.WriteString(stdout, usageText)

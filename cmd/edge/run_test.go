@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -298,5 +299,30 @@ func TestCacheSectionReachesCache(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "edge_cache_redis_up 0") {
 		t.Fatalf("metrics lack the cache's series:\n%s", body)
+	}
+}
+
+// TestUsageListsEveryFlag: --help is written by hand, so it must name every
+// flag the FlagSet defines, and define every flag it names; docs/docs_test.go
+// then checks docs/configuration.md against this help text.
+func TestUsageListsEveryFlag(t *testing.T) {
+	defined := map[string]bool{}
+	newFlagSet(&flags{}).VisitAll(func(fl *flag.Flag) { defined[fl.Name] = true })
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+--([a-z0-9-]+)`).FindAllStringSubmatch(usageText, -1) {
+		listed[m[1]] = true
+	}
+	for name := range defined {
+		if !listed[name] {
+			t.Errorf("flag --%s is defined but usageText does not list it", name)
+		}
+	}
+	for name := range listed {
+		if !defined[name] {
+			t.Errorf("usageText lists --%s, which the FlagSet does not define", name)
+		}
+	}
+	if len(defined) == 0 {
+		t.Fatal("no flags defined")
 	}
 }
