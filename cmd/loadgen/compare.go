@@ -13,8 +13,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cf.register(fs)
 	var targets stringList
 	fs.Var(&targets, "target", "a system under test, `NAME=URL` (repeatable; ratios read first/second, e.g. edge/nginx)")
-	rounds := fs.Int("rounds", compare.DefaultRounds, "interleaved rounds: each round runs every target in turn")
-	warmup := fs.Duration("warmup", 0, "run each target this long before round 1, uncounted, so caches start warm alike")
+	rounds := fs.Int("rounds", compare.DefaultRounds, "interleaved rounds: each round runs every target in turn, and round r (from 0) starts with target r mod N, so no target always runs first")
+	warmup := fs.Duration("warmup", 0, "`DURATION` of an uncounted warm-up run of each target before round 1, so caches, connections and the stack's start-up are behind every target alike (0: none)")
 	jsonPath := fs.String("json", "", "write the JSON report to `FILE` (- for stdout instead of the table)")
 	htmlPath := fs.String("html", "", "write the self-contained HTML report to `FILE`")
 	if err := parseFlags(fs, args); err != nil {

@@ -18,7 +18,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var f stackFlags
 	f.register(fs, 20000)
 	duration := fs.Duration("duration", 5*time.Second, "length of each target's run in a round (4 targets x 3 rounds: about a minute)")
-	rounds := fs.Int("rounds", 3, "interleaved rounds")
+	rounds := fs.Int("rounds", 3, "interleaved rounds (each starts with the next target, so none always runs first)")
+	warmup := fs.Duration("warmup", 3*time.Second, "uncounted warm-up run of every target alike before round 1 (0: none)")
 	rate := fs.Int("rate", 500, "requests per second of the open-model load")
 	out := fs.String("out", "out", "directory for the JSON and HTML reports")
 	if err := parse(fs, args); err != nil {
@@ -50,7 +51,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	largs = append(largs, "--target", "origin-1=http://"+l.Origins[0].Addr,
 		"--rate", strconv.Itoa(*rate), "--duration", duration.String(), "--rounds", strconv.Itoa(*rounds),
-		"--json", jsonPath, "--html", htmlPath)
+		"--warmup", warmup.String(), "--json", jsonPath, "--html", htmlPath)
 	fmt.Fprintf(stdout, "stack: loadgen %v\n", largs)
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir(), "loadgen"), largs...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -104,6 +104,10 @@ func TestNginxPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Install nginx (when missing) before its start's deadline begins.
+	if _, err := stack.NginxBinary(os.Stderr); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ng, err := stack.StartNginx(ctx, os.Stderr, conf, addrs...)

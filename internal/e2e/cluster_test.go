@@ -23,6 +23,10 @@ import (
 // order through a stream on the cluster (issue #6: "Redis Cluster for the
 // cache and streams").
 func TestRedisCluster(t *testing.T) {
+	// Installing redis-server is not part of the 60 s start.
+	if _, err := stack.Ensure(os.Stderr, "redis-server"); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl, err := stack.StartRedisCluster(ctx, os.Stderr, 3)

@@ -82,6 +82,10 @@ func TestStartRedisClusterNeedsThreeNodes(t *testing.T) {
 // every node serves all slots and that a key written through one node is
 // redirected (MOVED) by the nodes that do not own its slot.
 func TestStartRedisCluster(t *testing.T) {
+	// Installing redis-server is not part of the 60 s start.
+	if _, err := Ensure(&testWriter{t}, "redis-server"); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := StartRedisCluster(ctx, &testWriter{t}, 3)

@@ -59,6 +59,11 @@ func serverURL(t testing.TB) string {
 		pgURL = u
 		return pgURL
 	}
+	// Install first (apt-get may wait for another test binary's install
+	// under the machine-wide lock), then bound initdb and the first start.
+	if _, err := stack.Ensure(os.Stderr, "initdb", "postgres"); err != nil {
+		t.Fatalf("testenv: PostgreSQL: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	p, err := stack.StartPostgres(ctx, os.Stderr)
@@ -136,6 +141,9 @@ func FreshRedis(t testing.TB) *stack.Redis {
 
 func startRedis(t testing.TB) *stack.Redis {
 	t.Helper()
+	if _, err := stack.Ensure(os.Stderr, "redis-server"); err != nil {
+		t.Fatalf("testenv: Redis: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	r, err := stack.StartRedis(ctx, os.Stderr)

@@ -40,16 +40,31 @@ func ParseTarget(s string) (Target, error) {
 	return Target{Name: name, URL: u}, nil
 }
 
+// RoundOrder is the order in which round r (from 0) runs n targets: it
+// starts with target r mod n and goes on in the given order, wrapping
+// around. Rotating the start means no target is always the one that runs
+// first, on a stack still settling from its start, or always right after
+// the same neighbour; over n rounds every target runs in every position once.
+func RoundOrder(n, r int) []int {
+	order := make([]int, n)
+	for k := range order {
+		order[k] = (r + k) % n
+	}
+	return order
+}
+
 // Options configure a comparison.
 type Options struct {
 	// Rounds is the number of interleaved rounds; DefaultRounds when 0.
+	// Round r runs the targets in RoundOrder(len(targets), r).
 	Rounds int
 	// Rate and Duration override the campaign's (see attack.Options).
 	Rate     float64
 	Duration time.Duration
 	// Warmup, when > 0, runs each target once for this long before round
-	// 1 and discards the figures, so caches and connection pools start
-	// warm for every target alike.
+	// 1 and discards the figures, so caches, connection pools and the
+	// stack's own start-up are behind every target alike before anything
+	// is measured.
 	Warmup time.Duration
 	// Progress receives the live progress line; nil keeps quiet.
 	Progress io.Writer
@@ -115,8 +130,12 @@ func Run(ctx context.Context, c *campaign.Campaign, targets []Target, o Options)
 	}
 rounds:
 	for r := 0; r < rounds; r++ {
-		var row []metrics.Summary
-		for i, t := range targets {
+		// row is indexed like targets (the ratios read it so), whatever
+		// order the round runs them in.
+		row := make([]metrics.Summary, len(targets))
+		ran := 0
+		for _, i := range RoundOrder(len(targets), r) {
+			t := targets[i]
 			if ctx.Err() != nil {
 				doc.Interrupted = true
 				break rounds
@@ -128,10 +147,11 @@ rounds:
 			if err != nil {
 				return nil, err
 			}
+			ran++
 			doc.Profile = out.Profile
 			lag = max(lag, out.MaxSendLag)
 			s := out.Metrics.Summary()
-			row = append(row, s)
+			row[i] = s
 			doc.PerRound[t.Name] = append(doc.PerRound[t.Name], report.RoundFigures{
 				ThroughputRPS: s.ThroughputRPS, SuccessRatio: s.SuccessRatio, P50: s.Latency.P50, P99: s.Latency.P99,
 			})
@@ -144,12 +164,12 @@ rounds:
 				doc.Interrupted = true
 			}
 		}
-		if len(row) > 0 {
+		if ran > 0 {
 			doc.Rounds = r + 1
 		}
 		// Only complete rounds enter the ratios: a round cut short would
 		// compare a target's full run with another's fragment.
-		if len(row) == len(targets) && !doc.Interrupted {
+		if ran == len(targets) && !doc.Interrupted {
 			perRound = append(perRound, row)
 		}
 		if doc.Interrupted {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,6 +94,75 @@ func TestWarmupIsNotCounted(t *testing.T) {
 	}
 	if got := res.Doc.Targets[0].Requests; got == 0 || int64(got) >= hits.Load() || hits.Load() < 50 {
 		t.Errorf("counted %d requests of %d sent; the warm-up's must not count", got, hits.Load())
+	}
+}
+
+func TestRoundOrder(t *testing.T) {
+	tests := []struct {
+		n, r int
+		want []int
+	}{
+		{1, 0, []int{0}},
+		{1, 5, []int{0}},
+		{2, 0, []int{0, 1}},
+		{2, 1, []int{1, 0}},
+		{2, 2, []int{0, 1}},
+		{4, 0, []int{0, 1, 2, 3}},
+		{4, 1, []int{1, 2, 3, 0}},
+		{4, 2, []int{2, 3, 0, 1}},
+		{4, 3, []int{3, 0, 1, 2}},
+		{4, 4, []int{0, 1, 2, 3}},
+		{3, 7, []int{1, 2, 0}},
+	}
+	for _, tt := range tests {
+		if got := RoundOrder(tt.n, tt.r); !slices.Equal(got, tt.want) {
+			t.Errorf("RoundOrder(%d, %d) = %v, want %v", tt.n, tt.r, got, tt.want)
+		}
+	}
+}
+
+// TestRoundsRotateTargets: in a real run, round 2 starts with the second
+// target, and its figures still land under the right names.
+func TestRoundsRotateTargets(t *testing.T) {
+	var mu sync.Mutex
+	var seq []string // which server answered, run by run
+	server := func(name string, delay time.Duration) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+			mu.Lock()
+			if len(seq) == 0 || seq[len(seq)-1] != name {
+				seq = append(seq, name)
+			}
+			mu.Unlock()
+			time.Sleep(delay)
+		}}
+		go func() { _ = s.Serve(ln) }()
+		t.Cleanup(func() { _ = s.Shutdown() })
+		return "http://" + ln.Addr().String()
+	}
+	a, b := server("a", 0), server("b", 20*time.Millisecond)
+	c, _ := campaign.Parse([]byte(browse), "browse")
+	res, err := Run(context.Background(), c, []Target{{"a", a}, {"b", b}}, Options{Rounds: 3, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := slices.Clone(seq)
+	mu.Unlock()
+	// Rounds a b | b a | a b: the runs of one target back to back merge.
+	if want := []string{"a", "b", "a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("servers answered in runs %v, want %v (round r starts with target r mod 2)", got, want)
+	}
+	for _, f := range res.Doc.PerRound["b"] {
+		if f.P50 < 20 {
+			t.Errorf("b's per-round p50 %g ms: another target's figures landed under b", f.P50)
+		}
+	}
+	if r := res.Doc.Ratios["a/b"]; r["p50"].Max >= 1 {
+		t.Errorf("ratio a/b p50 %+v: the rotated rounds were filed under the wrong target", r["p50"])
 	}
 }
 

@@ -98,8 +98,9 @@ func TestNginxServesAndCaches(t *testing.T) {
 		_, _ = b.ReadFrom(resp.Body)
 		return resp, b.String()
 	}
-	// Wait for nginx to listen.
-	deadline := time.Now().Add(10 * time.Second)
+	// Wait for nginx to listen: its first start on a cold, busy machine
+	// may take seconds (the same bound as stack.StartNginx's).
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if resp, _ := get(p.Listen, false); resp != nil {
 			break

@@ -36,9 +36,11 @@ func newEnv(t *testing.T, redisURL string) *env {
 	if testing.Short() {
 		t.Skip("integration test: needs PostgreSQL and Redis (run without -short)")
 	}
+	// The first call starts PostgreSQL (maybe installing it): that happens
+	// before the 60 s for migrating and opening starts.
+	url := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	url := testenv.Postgres(t)
 	if err := db.Migrate(ctx, url); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}

@@ -42,8 +42,16 @@ func TestEndToEndBrowser(t *testing.T) {
 	defer acancel()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	// The whole browser session is bounded; chromedp wants no deadline on
-	// its first call, so a timer cancels it instead.
+	// Chromium's first start (a cold disk, its profile and font caches, two
+	// busy cores) has a bound of its own, so the session's bound below
+	// never includes it. chromedp wants no deadline on its first call, so
+	// timers cancel instead.
+	launch := time.AfterFunc(3*time.Minute, cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	launch.Stop()
+	// The whole browser session is bounded.
 	watchdog := time.AfterFunc(55*time.Second, cancel)
 	defer watchdog.Stop()
 

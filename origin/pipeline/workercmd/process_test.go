@@ -16,11 +16,14 @@ import (
 	"github.com/novashop/edge/origin/db"
 )
 
-// buildOrigin compiles cmd/origin, the binary operators run.
+// buildOrigin compiles cmd/origin, the binary operators run. The build has
+// its own generous deadline: from a clean clone with empty Go caches it
+// downloads and compiles everything while other packages' race builds share
+// the cores, and no test deadline starts before it ends (docs/testing.md).
 func buildOrigin(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "origin")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../../cmd/origin")
 	if out, err := cmd.CombinedOutput(); err != nil {
