@@ -1,6 +1,8 @@
 package shoptest
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/novashop/edge/internal/testenv"
 	"github.com/novashop/edge/origin/origintest"
+	"github.com/novashop/edge/origin/pipeline/workercmd"
 	"github.com/novashop/edge/origin/server"
 	"github.com/novashop/edge/proxy"
 	"github.com/novashop/edge/proxy/cache"
@@ -18,16 +21,17 @@ import (
 )
 
 // scrapes is what /metrics answered on a real edge (with its cache on a real
-// Redis) and a real origin after traffic that creates every labelled series:
-// cache misses and hits, JWT rejections of each reason, a rate-limit refusal,
-// origin answers.
-type scrapes struct{ edge, origin []byte }
+// Redis), a real origin and a real order worker after traffic that creates
+// every labelled series: cache misses and hits, JWT rejections of each
+// reason, a rate-limit refusal, origin answers, an order the worker confirms.
+type scrapes struct{ edge, origin, worker []byte }
 
 func observedShop(t *testing.T) scrapes {
 	t.Helper()
-	_, pool := origintest.DB(t)
+	dbURL, pool := origintest.DB(t)
 	origintest.Seed(t, pool, 3, 20, 3)
 	o1, _ := origintest.Start(t, server.Deps{Name: "origin-1", Pool: pool})
+	workerMetrics := startWorker(t, dbURL)
 
 	cfg := config.Default()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
@@ -88,9 +92,69 @@ func observedShop(t *testing.T) scrapes {
 	if r := anon.WithToken(shopper).Do(t, "POST", "/api/products/", map[string]any{"name": "x"}); r.Status != 403 {
 		t.Fatalf("shopper POST /api/products/: %d, want 403 (jwt forbidden)", r.Status)
 	}
+	// An order through the edge, which the worker confirms.
+	buyer := anon.WithToken(shopper)
+	if r := buyer.Do(t, "POST", "/api/cart/items/", map[string]any{"product_id": 1, "quantity": 1}); r.Status != 201 {
+		t.Fatalf("add to cart through the edge: %d %s", r.Status, r.Body)
+	}
+	if r := buyer.Do(t, "POST", "/api/orders/", nil); r.Status != 201 {
+		t.Fatalf("checkout through the edge: %d %s", r.Status, r.Body)
+	}
+	var worker []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		worker = get(t, workerMetrics)
+		if strings.Contains(string(worker), "novashop_pipeline_processed_total 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not confirm the order within 30s:\n%s", worker)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return scrapes{
 		edge:   get(t, "http://"+aln.Addr().String()+"/metrics"),
 		origin: get(t, o1+"/metrics"),
+		worker: worker,
+	}
+}
+
+// startWorker runs `origin worker` in-process on its own stream and returns
+// the URL of its /metrics.
+func startWorker(t *testing.T, dbURL string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	stream := fmt.Sprintf("shoptest:%d", time.Now().UnixNano())
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- workercmd.Run(ctx, []string{"--database-url", dbURL, "--redis-url", testenv.Redis(t),
+			"--metrics-listen", addr, "--stream", stream, "--dead-letter-stream", stream + ":dead",
+			"--consumer", "shoptest", "--stats-interval", "100ms"}, io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+	url := "http://" + addr + "/metrics"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker /metrics not up within 30s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -109,9 +173,10 @@ func get(t *testing.T, url string) []byte {
 	return b
 }
 
-// TestMetricsEndpoints: the edge's and the origin's /metrics, scraped after
-// real traffic, carry # HELP and # TYPE for every family and pass `promtool
-// check metrics` (Debian's prometheus package, installed when missing).
+// TestMetricsEndpoints: the edge's, the origin's and the worker's /metrics,
+// scraped after real traffic, carry # HELP and # TYPE for every family and
+// pass `promtool check metrics` (Debian's prometheus package, installed when
+// missing); the Grafana dashboard names only series these scrapes show.
 func TestMetricsEndpoints(t *testing.T) {
 	s := observedShop(t)
 	for _, tt := range []struct {
@@ -130,6 +195,11 @@ func TestMetricsEndpoints(t *testing.T) {
 			"# TYPE edge_cache_redis_up gauge",
 			"# TYPE go_goroutines gauge",
 		}},
+		{"worker", s.worker, []string{
+			"# TYPE novashop_pipeline_process_seconds histogram",
+			"# TYPE novashop_pipeline_stream_lag gauge",
+			"# HELP novashop_pipeline_dead_lettered_total Messages moved",
+		}},
 		{"origin", s.origin, []string{
 			"# TYPE origin_http_requests_total counter",
 			"# TYPE origin_http_request_duration_seconds histogram",
@@ -147,4 +217,5 @@ func TestMetricsEndpoints(t *testing.T) {
 			testenv.CheckMetrics(t, tt.name+" /metrics", tt.body)
 		})
 	}
+	t.Run("grafana dashboard", func(t *testing.T) { checkDashboard(t, s) })
 }
