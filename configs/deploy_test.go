@@ -463,7 +463,7 @@ func readmeTable(t *testing.T) map[string][2][]string {
 		}
 		cols := strings.Split(strings.Trim(line, "|"), "|")
 		if len(cols) != 3 {
-			t.Fatalf("README row %q: want 3 columns", line)
+			t.Fatalf("docs/operations.md row %q: want 3 columns", line)
 		}
 		var parsed [3][]string
 		for i, col := range cols {
@@ -472,12 +472,12 @@ func readmeTable(t *testing.T) map[string][2][]string {
 			}
 		}
 		if len(parsed[0]) != 1 {
-			t.Fatalf("README row %q: no service name", line)
+			t.Fatalf("docs/operations.md row %q: no service name", line)
 		}
 		rows[parsed[0][0]] = [2][]string{parsed[1], parsed[2]}
 	}
 	if len(rows) == 0 {
-		t.Fatal("README has no Compose services table")
+		t.Fatal("docs/operations.md has no Compose services table")
 	}
 	return rows
 }
@@ -494,23 +494,23 @@ func TestComposeMatchesReadme(t *testing.T) {
 	for name, s := range c.Services {
 		row, ok := rows[name]
 		if !ok {
-			t.Errorf("service %s is not in the README table", name)
+			t.Errorf("service %s is not in the Compose services table of docs/operations.md", name)
 			continue
 		}
 		if got, want := sorted(s.Ports), sorted(row[0]); !slices.Equal(got, want) {
-			t.Errorf("%s: ports %v, README says %v", name, got, want)
+			t.Errorf("%s: ports %v, docs/operations.md says %v", name, got, want)
 		}
 		var env []string
 		for k := range s.Environment {
 			env = append(env, k)
 		}
 		if got, want := sorted(env), sorted(row[1]); !slices.Equal(got, want) {
-			t.Errorf("%s: environment %v, README says %v", name, got, want)
+			t.Errorf("%s: environment %v, docs/operations.md says %v", name, got, want)
 		}
 	}
 	for name := range rows {
 		if _, ok := c.Services[name]; !ok {
-			t.Errorf("README lists service %s, which the compose file lacks", name)
+			t.Errorf("docs/operations.md lists service %s, which the compose file lacks", name)
 		}
 	}
 }

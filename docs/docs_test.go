@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/novashop/edge/proxy/cache"
 	"github.com/novashop/edge/proxy/config"
 )
 
@@ -32,14 +33,17 @@ const root = ".."
 // configPaths walks config.Config by its yaml tags. all holds every path
 // (sections too, e.g. "health" and "rate_limits[].match"); leaves holds the
 // fields that carry a value and must each be documented.
-func configPaths() (all, leaves map[string]bool) {
+func configPaths() (all, leaves map[string]bool) { return yamlPaths(reflect.TypeFor[config.Config]()) }
+
+// yamlPaths walks a struct type by its yaml tags (see configPaths).
+func yamlPaths(root reflect.Type) (all, leaves map[string]bool) {
 	all, leaves = map[string]bool{}, map[string]bool{}
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if tag == "-" || !f.IsExported() {
+			if tag == "-" || !f.IsExported() || f.Type.Kind() == reflect.Func {
 				continue
 			}
 			if tag == "" {
@@ -67,7 +71,7 @@ func configPaths() (all, leaves map[string]bool) {
 			}
 		}
 	}
-	walk(reflect.TypeFor[config.Config](), "")
+	walk(root, "")
 	return all, leaves
 }
 
@@ -253,6 +257,36 @@ func TestConfigFieldsDocumented(t *testing.T) {
 	sort.Strings(missing)
 	for _, p := range missing {
 		t.Errorf("config field %q (proxy/config.Config) is not documented in the field table of %s", p, configDoc)
+	}
+}
+
+// TestCacheConfigDocumented: docs/cache.md's table of cache.Config (the
+// library's own YAML names) lists every field and only fields that exist.
+func TestCacheConfigDocumented(t *testing.T) {
+	const file = "docs/cache.md"
+	_, leaves := yamlPaths(reflect.TypeFor[cache.Config]())
+	sec, ok := findSection(t, file, "`cache.Config`")
+	if !ok {
+		t.Fatalf("%s: no section headed with `cache.Config` holding its field table", file)
+	}
+	documented := map[string]bool{}
+	for _, tbl := range sec.tables() {
+		if len(tbl.header) == 0 || tbl.header[0] != "field" {
+			continue
+		}
+		for i, row := range tbl.rows {
+			for _, n := range codeSpans(row[0]) {
+				documented[n] = true
+				if !leaves[n] {
+					t.Errorf("%s:%d: documents cache.Config field %q, which proxy/cache.Config does not have", file, tbl.lines[i], n)
+				}
+			}
+		}
+	}
+	for _, p := range sortedKeys(leaves) {
+		if !documented[p] {
+			t.Errorf("cache.Config field %q (proxy/cache) is not documented in the `cache.Config` table of %s", p, file)
+		}
 	}
 }
 

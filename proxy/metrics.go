@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/novashop/edge/internal/metricshelp"
 )
 
 // Metrics are the edge's Prometheus series, in their own metrics.Set so several
@@ -58,10 +59,28 @@ func NewMetrics() *Metrics {
 	}
 }
 
-// WritePrometheus writes every series plus the Go process metrics.
+// edgeHelp is the HELP text of each edge series (docs/metrics.md lists them).
+var edgeHelp = metricshelp.Help{
+	"edge_requests_total":                    "Answers the edge gave its clients, by HTTP status.",
+	"edge_upstream_requests_total":           "Answers the edge received from each origin, by HTTP status.",
+	"edge_upstream_request_duration_seconds": "Time of one try against an origin, answered or failed.",
+	"edge_upstream_errors_total":             "Tries against an origin that got no answer (connection error, timeout).",
+	"edge_retries_total":                     "Tries the edge made again on another origin.",
+	"edge_retries_denied_total":              "Retries the retry budget refused.",
+	"edge_ejections_total":                   "Times passive health checks ejected an origin.",
+	"edge_no_upstream_total":                 "Requests answered 503 because no origin was available.",
+	"edge_panics_total":                      "Handler panics recovered as 500 answers.",
+	"edge_jwt_rejections_total":              "Requests refused at the edge by the JWT check, by reason (missing, invalid, forbidden).",
+	"edge_rate_limited_total":                "Requests refused 429 by a rate-limit rule, by rule and key (ip or user).",
+}
+
+// WritePrometheus writes every series plus the Go process metrics, with
+// their # HELP and # TYPE lines.
 func (m *Metrics) WritePrometheus(w io.Writer) {
-	m.set.WritePrometheus(w)
-	metrics.WriteProcessMetrics(w)
+	metricshelp.Write(w, edgeHelp, func(w io.Writer) {
+		m.set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
 }
 
 func statusIndex(code int) int {

@@ -134,7 +134,7 @@ func TestReadYourWritesTokenAcrossEdges(t *testing.T) {
 }
 
 // checkTokenCookie checks the write's Set-Cookie for the token: the same
-// value as the header, and the attributes the README promises.
+// value as the header, and the attributes docs/cache.md promises.
 func checkTokenCookie(t *testing.T, r response, tok string) {
 	t.Helper()
 	for _, sc := range r.header.Values("Set-Cookie") {

@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/novashop/edge/internal/metricshelp"
 )
 
 // cacheMetrics are one Cache's Prometheus series, in their own set so two
@@ -39,6 +40,17 @@ func newCacheMetrics(c *Cache) *cacheMetrics {
 	return m
 }
 
-// WritePrometheus writes the cache's series in the Prometheus text format;
-// the edge's /metrics handler calls it.
-func (c *Cache) WritePrometheus(w io.Writer) { c.m.set.WritePrometheus(w) }
+// cacheHelp is the HELP text of each cache series (docs/metrics.md lists them).
+var cacheHelp = metricshelp.Help{
+	"edge_cache_requests_total":  "Requests the cache looked up, by result: hit, stale (served stale), miss, bypass (Redis unavailable or a target it cannot key, passed to the origin untouched).",
+	"edge_cache_stored_total":    "Responses stored in the cache.",
+	"edge_cache_rv_checks_total": "Read-your-writes token checks against Redis, by result: current (the stored entry was still good) or changed (it was not, so a miss).",
+	"edge_cache_local_bytes":     "Bytes held by the in-process tier of the cache.",
+	"edge_cache_redis_up":        "1 while the cache reaches Redis, 0 while its breaker is open and requests go straight to the origins.",
+}
+
+// WritePrometheus writes the cache's series in the Prometheus text format,
+// with their # HELP and # TYPE lines; the edge's /metrics handler calls it.
+func (c *Cache) WritePrometheus(w io.Writer) {
+	metricshelp.Write(w, cacheHelp, c.m.set.WritePrometheus)
+}

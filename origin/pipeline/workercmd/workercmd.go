@@ -18,6 +18,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/novashop/edge/internal/metricshelp"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -300,8 +301,10 @@ func metricsServer(m *pipeline.Metrics) *http.Server {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		m.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
+		metricshelp.Write(w, nil, func(w io.Writer) {
+			m.WritePrometheus(w)
+			metrics.WriteProcessMetrics(w)
+		})
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if readOnly(w, r) {

@@ -266,6 +266,10 @@ func TestRunConfirmsAndServesMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	if !strings.Contains(body, "# TYPE novashop_pipeline_process_seconds histogram") {
+		t.Errorf("/metrics lacks the process histogram's # TYPE line:\n%s", body)
+	}
+	testenv.CheckMetrics(t, "worker /metrics", []byte(body))
 	get(t, "http://"+addr+"/healthz", http.StatusOK)
 	if b := get(t, "http://"+addr+"/nope", http.StatusNotFound); !strings.Contains(b, `"error"`) {
 		t.Errorf("404 body %q", b)
