@@ -1,0 +1,28 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/proxy/cache"
+)
+
+// ensureDate gives an answer without Date one for now (RFC 9110 section
+// 6.6.1). The public server runs with NoDefaultDate, so that a cached answer
+// keeps the Date it was stored with and a forwarded one keeps its origin's
+// (fasthttp would otherwise write the current time over both); answers the
+// edge makes itself get theirs here. scratch is reused for the value, so
+// nothing is allocated; it returns scratch for the next use.
+func ensureDate(h *fasthttp.ResponseHeader, now time.Time, scratch []byte) []byte {
+	if len(h.Peek(fasthttp.HeaderDate)) > 0 {
+		return scratch
+	}
+	scratch = fasthttp.AppendHTTPDate(scratch[:0], now)
+	cache.SetDate(h, scratch)
+	return scratch
+}
+
+// ensureDateNow is ensureDate for paths without a request clock (fasthttp's
+// parse-error handler).
+func ensureDateNow(h *fasthttp.ResponseHeader) { ensureDate(h, time.Now(), nil) }
