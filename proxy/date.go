@@ -10,9 +10,11 @@ import (
 
 // ensureDate gives an answer without Date one for now (RFC 9110 section
 // 6.6.1). The public server runs with NoDefaultDate, so that a cached answer
-// keeps the Date it was stored with and a forwarded one keeps its origin's
-// (fasthttp would otherwise write the current time over both); answers the
-// edge makes itself get theirs here. scratch is reused for the value, so
+// keeps the Date it was stored with (fasthttp would otherwise write the
+// current time over it); answers the edge makes itself get theirs here. A
+// response that was reset on the way (fasthttp's client resets the one it
+// fills) has fasthttp's default Date again, and the value set here is then
+// not written. scratch is reused for the value, so
 // nothing is allocated; it returns scratch for the next use.
 func ensureDate(h *fasthttp.ResponseHeader, now time.Time, scratch []byte) []byte {
 	if len(h.Peek(fasthttp.HeaderDate)) > 0 {

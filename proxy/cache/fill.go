@@ -496,8 +496,9 @@ func newEntry(status int, h *fasthttp.ResponseHeader, body []byte, reqTime, resp
 		// RFC 9110 section 6.6.1: a recipient with a clock that stores or
 		// forwards a response without Date adds the time it was received;
 		// the stored answer keeps that Date from then on.
+		// An unreadable Date is replaced, so exactly one goes out.
 		ri.date = respTime / 1e9
-		e.header = append(e.header, kv{[]byte(fasthttp.HeaderDate), fasthttp.AppendHTTPDate(nil, time.Unix(ri.date, 0))})
+		e.header = setField(e.header, fasthttp.HeaderDate, fasthttp.AppendHTTPDate(nil, time.Unix(ri.date, 0)))
 	}
 	derive(e, ri, respTime, heuristicMax)
 	return e
