@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +123,8 @@ type realOrigin struct {
 	ln   net.Listener
 	cli  *fasthttp.HostClient
 	done chan struct{}
+	// timeout bounds each fetch; default 1 s.
+	timeout time.Duration
 }
 
 func startRealOrigin(t *testing.T, h fasthttp.RequestHandler) *realOrigin {
@@ -147,10 +150,51 @@ func (ro *realOrigin) stop() {
 	ro.cli.CloseIdleConnections()
 }
 
+// TestStaleOnErrorResetAndTimeout: an origin that is up but resets the
+// connection mid-answer, or does not answer within the fetch's timeout, is
+// as unreachable as a stopped one.
+func TestStaleOnErrorResetAndTimeout(t *testing.T) {
+	url := testenv.Redis(t)
+	for _, mode := range []string{"reset", "timeout"} {
+		t.Run(mode, func(t *testing.T) {
+			clk := newClock()
+			clk.ns.Store(time.Now().UnixNano())
+			c := newTestCache(t, url, randName(t), clk)
+			var broken atomic.Bool
+			ro := startRealOrigin(t, func(ctx *fasthttp.RequestCtx) {
+				if broken.Load() {
+					if mode == "reset" {
+						_ = ctx.Conn().Close()
+						return
+					}
+					time.Sleep(300 * time.Millisecond)
+				}
+				ctx.Response.Header.Set("Cache-Control", "max-age=1")
+				ctx.SetBodyString("stored")
+			})
+			ro.timeout = 100 * time.Millisecond
+			doFetch(c, ro.fetch, "/rt")
+			eventually(t, 2*time.Second, "the stored entry", func() bool {
+				return !strings.Contains(cacheStatus(doFetch(c, ro.fetch, "/rt")), "uri-miss")
+			})
+			broken.Store(true)
+			clk.advance(2 * time.Second)
+			r := doFetch(c, ro.fetch, "/rt")
+			if r.StatusCode() != 200 || string(r.Body()) != "stored" || cacheStatus(r) != "novashop-edge; fwd=stale; fwd-status=502; detail=stale-on-error" {
+				t.Fatalf("%s: %d %q %q", mode, r.StatusCode(), r.Body(), cacheStatus(r))
+			}
+		})
+	}
+}
+
 // fetch forwards like the edge's own fetch: on failure it leaves the edge's
 // JSON 502 in resp and returns the error.
 func (ro *realOrigin) fetch(req *fasthttp.Request, resp *fasthttp.Response) error {
-	err := ro.cli.DoTimeout(req, resp, time.Second)
+	timeout := ro.timeout
+	if timeout == 0 {
+		timeout = time.Second
+	}
+	err := ro.cli.DoTimeout(req, resp, timeout)
 	if err != nil {
 		resp.Reset()
 		resp.SetStatusCode(fasthttp.StatusBadGateway)
