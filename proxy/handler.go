@@ -451,6 +451,7 @@ func (s *Server) finish(ex *exchange) {
 	if id := ctx.Request.Header.PeekBytes(keyRequestID); validRequestID(id) {
 		ctx.Response.Header.SetCanonical(keyRequestID, id)
 	}
+	ex.scratch = ensureDate(&ctx.Response.Header, ex.start, ex.scratch)
 	code := ctx.Response.StatusCode()
 	s.metrics.Request(code)
 	if rt := ex.rt; rt.logEvery > 0 {

@@ -119,6 +119,9 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
+		// A cached or forwarded answer keeps its own Date (RFC 9110 §6.6.1);
+		// ensureDate adds one where there is none.
+		NoDefaultDate: true,
 		// The handler reads the clock once per request itself; without this
 		// fasthttp would read it again for RequestCtx.Time, which the edge does
 		// not use (a clock read costs 70–200 ns on the benchmark VM).
@@ -233,6 +236,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
 	}
+	ensureDateNow(&ctx.Response.Header)
 	s.metrics.Request(ctx.Response.StatusCode())
 }
 

@@ -257,13 +257,55 @@ func judge(e *entry, age time.Duration, rc *directives) verdict {
 	return revalidateStale
 }
 
-// servableOnError is RFC 5861 section 4 (stale-if-error), never for
-// must-revalidate or no-cache entries (RFC 9111 section 4.2.4).
-func servableOnError(e *entry, age time.Duration) bool {
+// servableOnError decides whether the stale entry e, of the given age, may
+// answer a request whose forward failed, and returns the Cache-Status detail
+// ("" when it may not). unreachable means no origin answered (the fetch
+// failed: refused, reset, timed out, or no upstream available); an origin's
+// own 5xx is an answer. RFC 9111 section 4.2.4 never allows it for
+// must-revalidate, proxy-revalidate or no-cache answers (sections 5.2.2.2,
+// 5.2.2.8, 5.2.2.4). The answer's stale-if-error (RFC 5861 section 4), when
+// present, is the bound in both cases; otherwise, when no origin answered,
+// Config.StaleOnError is, unless s-maxage forbids serving stale (section
+// 5.2.2.10).
+func (c *Cache) servableOnError(e *entry, age time.Duration, unreachable bool) string {
 	if e.mustRevalidate() || e.noCache() {
-		return false
+		return ""
 	}
-	return e.softPurged() || age-e.lifetime < e.sie
+	staleFor := age - e.lifetime
+	switch {
+	case e.softPurged() || (e.hasSIE() || e.sie > 0) && staleFor < e.sie:
+		return "stale-if-error"
+	case e.hasSIE() || e.sie > 0:
+		return ""
+	case unreachable && staleFor < c.onErrorGrace(e):
+		return "stale-on-error"
+	}
+	return ""
+}
+
+// onErrorGrace is how long past expiry e may be served when no origin can
+// be reached and e has no stale-if-error of its own: Config.StaleOnError,
+// or 0 when e forbids serving stale.
+func (c *Cache) onErrorGrace(e *entry) time.Duration {
+	if c.cfg.StaleOnError <= 0 || e.mustRevalidate() || e.noCache() || e.sMaxAge() {
+		return 0
+	}
+	return c.cfg.StaleOnError
+}
+
+// errorGrace is how long past expiry e may be served on an error, which
+// the stored copy must outlive: its stale-if-error, else the stale-on-error
+// grace. An answer that was never fresh (lifetime 0) gets no grace: keeping
+// every max-age=0 answer for a minute only for outages would cost a Redis
+// write per request for pages that are never reused.
+func (c *Cache) errorGrace(e *entry) time.Duration {
+	if e.hasSIE() || e.sie > 0 {
+		return e.sie
+	}
+	if e.lifetime <= 0 {
+		return 0
+	}
+	return c.onErrorGrace(e)
 }
 
 // lookupResult is what lookup found: an entry, or which kind of miss.

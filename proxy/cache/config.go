@@ -24,6 +24,9 @@ const (
 	DefaultNamespace         = "novashop:c:"
 	DefaultTagIndexNamespace = "novashop:ti:"
 	DefaultName              = "novashop-edge"
+	// DefaultStaleOnError is how long past expiry a stored answer may be
+	// served when no origin can be reached (see Config.StaleOnError).
+	DefaultStaleOnError = time.Minute
 	// DefaultReadYourWritesWindow is how long a client that wrote carries
 	// its read-your-writes token (see Config.ReadYourWritesWindow).
 	DefaultReadYourWritesWindow = 5 * time.Second
@@ -94,6 +97,16 @@ type Config struct {
 	// 1 s, at most 5 min. Negative turns the token off: no edge issues it
 	// and this edge ignores it. Default 5 s.
 	ReadYourWritesWindow time.Duration `yaml:"read_your_writes_window"`
+	// StaleOnError is how long past expiry a stored answer may still be
+	// served when no origin can be reached (connection refused or reset, a
+	// timeout, or the edge's own "no upstream available"), as RFC 9111
+	// section 4.2.4 allows: Varnish's grace, nginx's proxy_cache_use_stale
+	// error timeout. The answer's own stale-if-error (RFC 5861), when
+	// present, replaces this bound; must-revalidate, proxy-revalidate,
+	// no-cache and s-maxage forbid it. An origin that answers, even with a
+	// 5xx, is not "unreachable": only its stale-if-error applies then. At
+	// most MaxTTL; negative turns it off. Default 60 s.
+	StaleOnError time.Duration `yaml:"stale_on_error"`
 	// Now is the clock; tests inject one. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 }
@@ -136,6 +149,9 @@ func (c Config) withDefaults() Config {
 	if c.ReadYourWritesWindow == 0 {
 		c.ReadYourWritesWindow = DefaultReadYourWritesWindow
 	}
+	if c.StaleOnError == 0 {
+		c.StaleOnError = DefaultStaleOnError
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -177,6 +193,9 @@ func (c Config) Validate() error {
 		bad("read_your_writes_window must be between 1s and %v (negative turns it off), got %v", maxReadYourWritesWindow, w)
 	}
 	d := c.withDefaults()
+	if d.StaleOnError > d.MaxTTL {
+		bad("stale_on_error must be at most max_ttl (%v), got %v (negative turns it off)", d.MaxTTL, d.StaleOnError)
+	}
 	if len(d.TagIndexNamespace) >= len(d.Namespace) && d.TagIndexNamespace[:len(d.Namespace)] == d.Namespace {
 		bad("tag_index_namespace %q must not start with namespace %q", d.TagIndexNamespace, d.Namespace)
 	}

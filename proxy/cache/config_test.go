@@ -30,6 +30,9 @@ func TestConfigValidate(t *testing.T) {
 		{"read-your-writes window 1 s", func(c *Config) { c.ReadYourWritesWindow = time.Second }, nil},
 		{"read-your-writes window too short", func(c *Config) { c.ReadYourWritesWindow = 10 * time.Millisecond }, []string{"read_your_writes_window"}},
 		{"read-your-writes window too long", func(c *Config) { c.ReadYourWritesWindow = time.Hour }, []string{"read_your_writes_window"}},
+		{"stale_on_error off", func(c *Config) { c.StaleOnError = -1 }, nil},
+		{"stale_on_error 10 min", func(c *Config) { c.StaleOnError = 10 * time.Minute }, nil},
+		{"stale_on_error past max_ttl", func(c *Config) { c.StaleOnError = 2 * time.Hour; c.MaxTTL = time.Hour }, []string{"stale_on_error"}},
 	}
 	for _, tc := range cases {
 		c := ok

@@ -8,6 +8,9 @@ type directives struct {
 	noStore, noCache, private, public bool
 	mustRevalidate, proxyRevalidate   bool
 	onlyIfCached, maxStaleAny         bool
+	// mustUnderstand (RFC 9111 section 5.2.2.3): store only when this cache
+	// understands the status code, and then ignore no-store.
+	mustUnderstand bool
 	// present is true when at least one directive was parsed.
 	present bool
 }
@@ -112,6 +115,8 @@ func parseDirectives(v []byte, d *directives) {
 			d.proxyRevalidate = true
 		case eqFold(name, "only-if-cached"):
 			d.onlyIfCached = true
+		case eqFold(name, "must-understand"):
+			d.mustUnderstand = true
 		}
 	}
 }
@@ -157,4 +162,325 @@ func eqFold(b []byte, lower string) bool {
 		}
 	}
 	return true
+}
+
+// parseTargetedDirectives parses a CDN-Cache-Control value (all its field
+// lines joined with ", ") into d, which the caller has reset. RFC 9213
+// section 2.1 defines the field as a Structured Field Dictionary (RFC 8941
+// section 3.2) whose delta-seconds arguments are Integers; it reports false
+// when the value is not a valid Dictionary, is empty, or gives a directive
+// this cache reads a value of the wrong type (max-age="60", a negative or
+// fractional lifetime), and the caller then ignores the field entirely, as
+// section 2.1 asks, falling back to Cache-Control. A key that repeats takes
+// its last value (RFC 8941 section 4.2.2). Unknown keys are ignored,
+// whatever their value. Parameters are ignored. The boolean directives
+// count when true; ?0 means absent; a String or Inner List argument (the
+// qualified no-cache and private forms) counts as the unqualified directive.
+func parseTargetedDirectives(v []byte, d *directives) bool {
+	p := sfParser{b: v}
+	p.sp()
+	if p.done() {
+		return false
+	}
+	var bad bool
+	for !p.done() && !bad {
+		key, ok := p.key()
+		if !ok {
+			return false
+		}
+		var it sfItem
+		if p.peek() == '=' {
+			p.i++
+			if it, ok = p.itemOrList(); !ok {
+				return false
+			}
+		} else {
+			it = sfItem{kind: sfBool, n: 1}
+			if !p.params() {
+				return false
+			}
+		}
+		bad = !applyTargeted(key, it, d)
+		p.ows()
+		if p.done() {
+			break
+		}
+		if p.b[p.i] != ',' {
+			return false
+		}
+		p.i++
+		p.ows()
+		if p.done() {
+			return false // trailing comma
+		}
+	}
+	return !bad
+}
+
+// applyTargeted sets one Dictionary member; false means a wrong value type.
+func applyTargeted(key []byte, it sfItem, d *directives) bool {
+	delta := func(dst *int64) bool {
+		if it.kind != sfInt || it.n < 0 {
+			return false
+		}
+		*dst = min(it.n, maxDelta)
+		return true
+	}
+	flag := func(dst *bool) bool {
+		switch it.kind {
+		case sfBool:
+			*dst = it.n == 1
+		case sfString, sfList:
+			*dst = true
+		default:
+			return false
+		}
+		return true
+	}
+	d.present = true
+	switch string(key) {
+	case "max-age":
+		return delta(&d.maxAge)
+	case "s-maxage":
+		return delta(&d.sMaxAge)
+	case "stale-while-revalidate":
+		return delta(&d.swr)
+	case "stale-if-error":
+		return delta(&d.sie)
+	case "no-store":
+		return flag(&d.noStore)
+	case "no-cache":
+		return flag(&d.noCache)
+	case "private":
+		return flag(&d.private)
+	case "public":
+		return flag(&d.public)
+	case "must-revalidate":
+		return flag(&d.mustRevalidate)
+	case "proxy-revalidate":
+		return flag(&d.proxyRevalidate)
+	case "must-understand":
+		return flag(&d.mustUnderstand)
+	}
+	return true
+}
+
+// sfItem is the part of a parsed Structured Field member this cache uses.
+type sfItem struct {
+	kind byte
+	n    int64 // Integer value; 1 or 0 for a Boolean
+}
+
+const (
+	sfInt = iota + 1
+	sfDecimal
+	sfString
+	sfToken
+	sfBytes
+	sfBool
+	sfList
+)
+
+// sfParser walks a Structured Field value (RFC 8941 section 4.2).
+type sfParser struct {
+	b []byte
+	i int
+}
+
+func (p *sfParser) done() bool { return p.i >= len(p.b) }
+func (p *sfParser) peek() byte {
+	if p.done() {
+		return 0
+	}
+	return p.b[p.i]
+}
+func (p *sfParser) sp() {
+	for !p.done() && p.b[p.i] == ' ' {
+		p.i++
+	}
+}
+func (p *sfParser) ows() {
+	for !p.done() && (p.b[p.i] == ' ' || p.b[p.i] == '\t') {
+		p.i++
+	}
+}
+
+func isLcalpha(c byte) bool { return c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool   { return c >= '0' && c <= '9' }
+func isAlpha(c byte) bool   { return isLcalpha(c) || (c >= 'A' && c <= 'Z') }
+
+// key: ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ).
+func (p *sfParser) key() ([]byte, bool) {
+	start := p.i
+	if c := p.peek(); !isLcalpha(c) && c != '*' {
+		return nil, false
+	}
+	p.i++
+	for !p.done() {
+		c := p.b[p.i]
+		if !isLcalpha(c) && !isDigit(c) && c != '_' && c != '-' && c != '.' && c != '*' {
+			break
+		}
+		p.i++
+	}
+	return p.b[start:p.i], true
+}
+
+func (p *sfParser) itemOrList() (sfItem, bool) {
+	if p.peek() != '(' {
+		it, ok := p.bareItem()
+		return it, ok && p.params()
+	}
+	p.i++
+	for {
+		p.sp()
+		if p.done() {
+			return sfItem{}, false
+		}
+		if p.b[p.i] == ')' {
+			p.i++
+			return sfItem{kind: sfList}, p.params()
+		}
+		if _, ok := p.bareItem(); !ok || !p.params() {
+			return sfItem{}, false
+		}
+		if c := p.peek(); c != ' ' && c != ')' {
+			return sfItem{}, false
+		}
+	}
+}
+
+// params: *( ";" *SP key [ "=" bare-item ] ).
+func (p *sfParser) params() bool {
+	for p.peek() == ';' {
+		p.i++
+		p.sp()
+		if _, ok := p.key(); !ok {
+			return false
+		}
+		if p.peek() == '=' {
+			p.i++
+			if _, ok := p.bareItem(); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (p *sfParser) bareItem() (sfItem, bool) {
+	c := p.peek()
+	switch {
+	case c == '-' || isDigit(c):
+		return p.number()
+	case c == '"':
+		p.i++
+		for !p.done() {
+			c := p.b[p.i]
+			p.i++
+			switch {
+			case c == '\\':
+				if p.done() || (p.b[p.i] != '"' && p.b[p.i] != '\\') {
+					return sfItem{}, false
+				}
+				p.i++
+			case c == '"':
+				return sfItem{kind: sfString}, true
+			case c < 0x20 || c > 0x7e:
+				return sfItem{}, false
+			}
+		}
+		return sfItem{}, false
+	case c == '*' || isAlpha(c):
+		p.i++
+		for !p.done() && (isTchar(p.b[p.i]) || p.b[p.i] == ':' || p.b[p.i] == '/') {
+			p.i++
+		}
+		return sfItem{kind: sfToken}, true
+	case c == ':':
+		p.i++
+		for !p.done() {
+			c := p.b[p.i]
+			p.i++
+			if c == ':' {
+				return sfItem{kind: sfBytes}, true
+			}
+			if !isAlpha(c) && !isDigit(c) && c != '+' && c != '/' && c != '=' {
+				return sfItem{}, false
+			}
+		}
+		return sfItem{}, false
+	case c == '?':
+		p.i++
+		switch p.peek() {
+		case '0':
+			p.i++
+			return sfItem{kind: sfBool, n: 0}, true
+		case '1':
+			p.i++
+			return sfItem{kind: sfBool, n: 1}, true
+		}
+	}
+	return sfItem{}, false
+}
+
+// number: Integer (at most 15 digits) or Decimal (at most 12 integer and 3
+// fraction digits), RFC 8941 section 4.2.4.
+func (p *sfParser) number() (sfItem, bool) {
+	neg := false
+	if p.peek() == '-' {
+		neg = true
+		p.i++
+	}
+	if !isDigit(p.peek()) {
+		return sfItem{}, false
+	}
+	var n int64
+	intDigits, fracDigits, dot := 0, 0, false
+	for !p.done() {
+		c := p.b[p.i]
+		switch {
+		case isDigit(c):
+			if dot {
+				fracDigits++
+			} else {
+				intDigits++
+				n = n*10 + int64(c-'0')
+			}
+		case c == '.' && !dot:
+			if intDigits > 12 {
+				return sfItem{}, false
+			}
+			dot = true
+		default:
+			goto end
+		}
+		p.i++
+		if !dot && intDigits > 15 {
+			return sfItem{}, false
+		}
+	}
+end:
+	if dot {
+		if fracDigits == 0 || fracDigits > 3 {
+			return sfItem{}, false
+		}
+		return sfItem{kind: sfDecimal}, true
+	}
+	if neg {
+		n = -n
+	}
+	return sfItem{kind: sfInt, n: n}, true
+}
+
+// isTchar is RFC 9110's tchar.
+func isTchar(c byte) bool {
+	if isAlpha(c) || isDigit(c) {
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
 }

@@ -8,7 +8,9 @@
 // The edge server calls Cache.Serve for every request with a fetch function
 // that forwards through the balancer; Serve answers from memory when it may,
 // coalesces concurrent misses into one fetch, stores what a shared cache may
-// store, revalidates, serves stale content where RFC 5861 allows it, and
+// store, revalidates, serves stale content where RFC 5861 allows it and, for
+// Config.StaleOnError, when no origin can be reached (RFC 9111 section
+// 4.2.4), and
 // answers unsafe methods by invalidating what they touched. A successful
 // write's answer carries a short-lived read-your-writes token (cookie
 // novashop_rv, header Novashop-RV); any edge that gets it back checks the

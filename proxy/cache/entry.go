@@ -30,8 +30,14 @@ const (
 
 // Entry option bits.
 const (
-	optMustRevalidate = 1 << iota
+	optMustRevalidate = 1 << iota // must-revalidate or proxy-revalidate
 	optNoCache
+	// optSMaxAge: s-maxage was present, which implies proxy-revalidate
+	// for the configured stale-on-error grace (RFC 9111 section 5.2.2.10).
+	optSMaxAge
+	// optHasSIE: the answer carried stale-if-error, which then replaces
+	// the configured stale-on-error bound (sie may be 0).
+	optHasSIE
 )
 
 // kv is one stored header field.
@@ -73,6 +79,8 @@ type entry struct {
 func (e *entry) softPurged() bool     { return e.flags&flagSoftPurged != 0 }
 func (e *entry) mustRevalidate() bool { return e.opts&optMustRevalidate != 0 }
 func (e *entry) noCache() bool        { return e.opts&optNoCache != 0 }
+func (e *entry) sMaxAge() bool        { return e.opts&optSMaxAge != 0 }
+func (e *entry) hasSIE() bool         { return e.opts&optHasSIE != 0 }
 
 // age is the entry's current age (RFC 9111 section 4.2.3) at now (unix ns).
 func (e *entry) age(now int64) time.Duration {

@@ -263,13 +263,18 @@ func (c *Cache) fetchAndStore(in *fasthttp.Request, resp *fasthttp.Response, fet
 	err := fetch(req, resp)
 	respTime := c.now()
 	if err != nil || resp.StatusCode() >= 500 {
-		// RFC 5861 section 4: stale-if-error.
-		if s := f.stale; s != nil && f.staleServable && servableOnError(s, s.age(respTime)) {
-			fs := "502"
-			if err == nil {
-				fs = strconv.Itoa(resp.StatusCode())
+		// RFC 5861 section 4 (stale-if-error) and RFC 9111 section 4.2.4
+		// (stale-on-error when no origin could be reached).
+		if s := f.stale; s != nil && f.staleServable {
+			if detail := c.servableOnError(s, s.age(respTime), err != nil); detail != "" {
+				// fwd-status is what the forward produced: the origin's 5xx,
+				// or the edge's own 502/503/504 when none answered.
+				st := resp.StatusCode()
+				if err != nil && st < 500 {
+					st = fasthttp.StatusBadGateway
+				}
+				return outcome{e: s, status: "fwd=" + f.fwd + "; fwd-status=" + strconv.Itoa(st) + "; detail=" + detail}
 			}
-			return outcome{e: s, status: "fwd=" + f.fwd + "; fwd-status=" + fs + "; detail=stale-if-error"}
 		}
 		if err != nil {
 			return outcome{status: fwd, err: err}
@@ -307,9 +312,13 @@ func (c *Cache) fetchAndStore(in *fasthttp.Request, resp *fasthttp.Response, fet
 	}
 	st := resp.StatusCode()
 	var ri respInfo
-	readRespInfo(st, resp.Header.Peek, hasSetCookie(&resp.Header), &ri)
+	lines := respLines(&resp.Header)
+	readRespInfo(st, lines, hasSetCookie(&resp.Header), &ri)
 	reason := storable(&ri, f.personal, f.reqNoStore)
-	varyNames, varyOK := cachekeys.ParseVary(string(resp.Header.Peek(fasthttp.HeaderVary)), nil)
+	// All Vary lines are one list (RFC 9110 section 5.3): "Accept-Language"
+	// on one line and "*" on the next never match.
+	vary, _ := lines.joined("vary")
+	varyNames, varyOK := cachekeys.ParseVary(string(vary), nil)
 	if reason == "" && !varyOK {
 		reason = reasonVaryStar // RFC 9111 section 4.1: Vary "*" never matches
 	}
@@ -379,7 +388,7 @@ func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillT
 		return nil, "; detail=raced-with-write"
 	}
 	e.tags = tv
-	ttl := max(e.lifetime-e.age(e.respTime), 0) + max(e.swr, e.sie)
+	ttl := max(e.lifetime-e.age(e.respTime), 0) + max(e.swr, c.errorGrace(e))
 	if e.etag != nil || e.lastMod != 0 {
 		ttl += c.cfg.Retention
 	}
@@ -483,7 +492,14 @@ func newEntry(status int, h *fasthttp.ResponseHeader, body []byte, reqTime, resp
 	if t := h.Peek(fasthttp.HeaderETag); len(t) > 0 {
 		e.etag = t
 	}
-	e.ageValue = parseAge(h.Peek(fasthttp.HeaderAge))
+	if ri.date == 0 {
+		// RFC 9110 section 6.6.1: a recipient with a clock that stores or
+		// forwards a response without Date adds the time it was received;
+		// the stored answer keeps that Date from then on.
+		// An unreadable Date is replaced, so exactly one goes out.
+		ri.date = respTime / 1e9
+		e.header = setField(e.header, fasthttp.HeaderDate, fasthttp.AppendHTTPDate(nil, time.Unix(ri.date, 0)))
+	}
 	derive(e, ri, respTime, heuristicMax)
 	return e
 }
@@ -492,6 +508,10 @@ func newEntry(status int, h *fasthttp.ResponseHeader, body []byte, reqTime, resp
 func derive(e *entry, ri *respInfo, respTime int64, heuristicMax time.Duration) {
 	e.date, e.lastMod = ri.date, ri.lastModified
 	e.lifetime, _ = freshnessLifetime(ri, respTime/1e9, heuristicMax)
+	e.ageValue = ri.ageValue
+	if ri.ageBad {
+		e.lifetime = 0 // see readAge
+	}
 	e.swr, e.sie = 0, 0
 	if ri.cc.swr > 0 {
 		e.swr = secs(ri.cc.swr)
@@ -506,35 +526,25 @@ func derive(e *entry, ri *respInfo, respTime int64, heuristicMax time.Duration) 
 	if ri.cc.noCache {
 		e.opts |= optNoCache
 	}
-}
-
-// parseAge reads an Age value (RFC 9111 section 5.1); invalid is 0.
-func parseAge(v []byte) int64 {
-	if len(v) == 0 {
-		return 0
+	if ri.cc.sMaxAge >= 0 {
+		e.opts |= optSMaxAge
 	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		if n < maxDelta {
-			n = n*10 + int64(c-'0')
-		}
+	if ri.cc.sie >= 0 {
+		e.opts |= optHasSIE
 	}
-	return min(n, maxDelta)
 }
 
 // excludedField lists what a cache does not store (RFC 9111 section 3.1:
 // hop-by-hop fields and those named by Connection), what it recomputes
-// (Content-Length, Age, Date), what is meant for it alone, and the
-// per-request X-Request-ID.
+// (Content-Length, Age), what is meant for it alone, and the per-request
+// X-Request-ID. Date is kept: a cache forwards the origin's Date, and Age
+// tells how long the answer was stored.
 func excludedField(k, connection []byte) bool {
 	switch {
 	case eqFold(k, "connection"), eqFold(k, "keep-alive"), eqFold(k, "proxy-connection"), eqFold(k, "te"),
 		eqFold(k, "trailer"), eqFold(k, "transfer-encoding"), eqFold(k, "upgrade"),
 		eqFold(k, "proxy-authenticate"), eqFold(k, "proxy-authorization"),
-		eqFold(k, "content-length"), eqFold(k, "age"), eqFold(k, "date"),
+		eqFold(k, "content-length"), eqFold(k, "age"),
 		eqFold(k, "cache-tag"), eqFold(k, "cache-invalidate"),
 		// One request's id must never be replayed to other clients.
 		eqFold(k, "x-request-id"):
@@ -588,23 +598,18 @@ func (c *Cache) refreshed(old *entry, resp *fasthttp.Response, reqTime, respTime
 		}
 	}
 	ne.header = append(ne.header, upd...)
-	peek := func(name string) []byte {
-		if eqFold([]byte(name), "date") {
-			return resp.Header.Peek(fasthttp.HeaderDate)
-		}
-		for i := range ne.header {
-			if bytes.EqualFold(ne.header[i].k, []byte(name)) {
-				return ne.header[i].v
-			}
-		}
-		return nil
+	if len(resp.Header.Peek(fasthttp.HeaderDate)) == 0 {
+		// The refreshed answer is as old as the 304 (RFC 9110 section
+		// 6.6.1): the stored Date would make it look older.
+		d := fasthttp.AppendHTTPDate(nil, time.Unix(respTime/1e9, 0))
+		ne.header = setField(ne.header, fasthttp.HeaderDate, d)
 	}
+	// The 304's own Age, not the stored one (Age is never stored).
 	var ri respInfo
-	readRespInfo(old.status, peek, false, &ri)
-	if t := peek(fasthttp.HeaderETag); len(t) > 0 {
+	readRespInfo(old.status, kvLines(append(ne.header[:len(ne.header):len(ne.header)], ageFields(resp)...)), false, &ri)
+	if t := kvLines(ne.header).first("etag"); len(t) > 0 {
 		ne.etag = t
 	}
-	ne.ageValue = parseAge(resp.Header.Peek(fasthttp.HeaderAge))
 	derive(ne, &ri, respTime, c.cfg.HeuristicMax)
 	tags = cachekeys.ParseTags(string(resp.Header.Peek(cachekeys.HeaderCacheTag)))
 	if len(resp.Header.Peek(cachekeys.HeaderCacheTag)) == 0 {
@@ -616,4 +621,22 @@ func (c *Cache) refreshed(old *entry, resp *fasthttp.Response, reqTime, respTime
 	// the refreshed entry may answer this request but is not kept.
 	ok = storable(&ri, false, false) == "" && !hasSetCookie(&resp.Header)
 	return ne, tags, ok
+}
+
+// setField replaces every line of the field name in fields with one line.
+func setField(fields []kv, name string, v []byte) []kv {
+	out := fields[:0:0]
+	for _, f := range fields {
+		if !bytes.EqualFold(f.k, []byte(name)) {
+			out = append(out, f)
+		}
+	}
+	return append(out, kv{[]byte(name), v})
+}
+
+// ageFields returns a response's Age lines as fields.
+func ageFields(resp *fasthttp.Response) []kv {
+	var out []kv
+	respLines(&resp.Header)("age", func(v []byte) { out = append(out, kv{[]byte(fasthttp.HeaderAge), append([]byte(nil), v...)}) })
+	return out
 }

@@ -96,6 +96,12 @@ func static(status int, body string, fields ...string) func(*fasthttp.Request, *
 	return func(_ *fasthttp.Request, resp *fasthttp.Response) error {
 		resp.SetStatusCode(status)
 		for i := 0; i+1 < len(fields); i += 2 {
+			if fields[i] == "Date" {
+				// fasthttp drops a Date set through Add; a parsed origin
+				// answer has it like any field.
+				SetDate(&resp.Header, []byte(fields[i+1]))
+				continue
+			}
 			resp.Header.Add(fields[i], fields[i+1])
 		}
 		resp.SetBodyString(body)

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"bytes"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -12,43 +14,165 @@ import (
 type respInfo struct {
 	status int
 	// cc holds the directives in force for this cache: the edge's own
-	// targeted field (cachekeys.HeaderEdgeCacheControl), else
-	// CDN-Cache-Control (RFC 9213 section 2.1), else Cache-Control.
+	// targeted field (cachekeys.HeaderEdgeCacheControl), else a valid
+	// CDN-Cache-Control (RFC 9213 section 2.1), else Cache-Control. Every
+	// field line counts: lines of one field are one comma-separated list
+	// (RFC 9110 section 5.3).
 	cc     directives
 	hasCDN bool
 	// Unix seconds; 0 when absent. expiresBad marks an Expires that is
-	// present but not an HTTP-date, which means "already expired" (RFC 9111
+	// present but not one valid HTTP-date (several lines, or a value
+	// parseHTTPDate refuses), which means "already expired" (RFC 9111
 	// section 5.3).
 	expires, date, lastModified int64
 	expiresBad                  bool
-	setCookie                   bool
-	hasValidator                bool
+	// ageValue is the Age field in seconds; ageBad marks one that is not a
+	// single delta-seconds (see readAge).
+	ageValue     int64
+	ageBad       bool
+	setCookie    bool
+	hasValidator bool
 }
 
-// readRespInfo fills ri from a response's status and fields; peek returns a
-// field's first value (nil when absent).
-func readRespInfo(status int, peek func(name string) []byte, setCookie bool, ri *respInfo) {
+// fieldLines calls visit with each line of the field called name (lower
+// case), in order.
+type fieldLines func(name string, visit func(v []byte))
+
+// respLines reads a fasthttp response header.
+func respLines(h *fasthttp.ResponseHeader) fieldLines {
+	return func(name string, visit func(v []byte)) {
+		for k, v := range h.All() {
+			if eqFold(k, name) {
+				visit(v)
+			}
+		}
+	}
+}
+
+// kvLines reads stored fields.
+func kvLines(fields []kv) fieldLines {
+	return func(name string, visit func(v []byte)) {
+		for i := range fields {
+			if eqFold(fields[i].k, name) {
+				visit(fields[i].v)
+			}
+		}
+	}
+}
+
+// first returns the first line of a field, or nil.
+func (f fieldLines) first(name string) []byte {
+	var out []byte
+	found := false
+	f(name, func(v []byte) {
+		if !found {
+			out, found = v, true
+		}
+	})
+	return out
+}
+
+// joined returns all lines of a field joined with ", " (RFC 9110 section
+// 5.3) and how many lines there were.
+func (f fieldLines) joined(name string) ([]byte, int) {
+	var out []byte
+	n := 0
+	f(name, func(v []byte) {
+		if n > 0 {
+			out = append(out, ", "...)
+		}
+		out = append(out, v...)
+		n++
+	})
+	return out, n
+}
+
+var (
+	edgeCCName = strings.ToLower(cachekeys.HeaderEdgeCacheControl)
+	cdnCCName  = strings.ToLower(HeaderCDNCacheControl)
+)
+
+// readRespInfo fills ri from a response's status and fields.
+func readRespInfo(status int, fields fieldLines, setCookie bool, ri *respInfo) {
 	*ri = respInfo{status: status, setCookie: setCookie}
 	ri.cc.reset()
-	if v := peek(cachekeys.HeaderEdgeCacheControl); len(v) > 0 {
+	lines := 0
+	fields(edgeCCName, func(v []byte) { lines++; parseDirectives(v, &ri.cc) })
+	if lines > 0 {
 		ri.hasCDN = true
-		parseDirectives(v, &ri.cc)
-	} else if v := peek(HeaderCDNCacheControl); len(v) > 0 {
+	} else if v, n := fields.joined(cdnCCName); n > 0 && parseTargetedDirectives(v, &ri.cc) {
 		ri.hasCDN = true
-		parseDirectives(v, &ri.cc)
 	} else {
-		parseDirectives(peek(fasthttp.HeaderCacheControl), &ri.cc)
+		// Not there, or not a valid Structured Field: ignored entirely
+		// (RFC 9213 section 2.1), so start over from Cache-Control.
+		ri.cc.reset()
+		fields("cache-control", func(v []byte) { parseDirectives(v, &ri.cc) })
 	}
-	if v := peek(fasthttp.HeaderExpires); len(v) > 0 {
-		if t, err := fasthttp.ParseHTTPDate(v); err == nil {
-			ri.expires = t.Unix()
+	if v, n := fields.joined("expires"); n > 0 {
+		if t, ok := parseHTTPDate(trimOWS(v)); ok && n == 1 {
+			ri.expires = t
+			if t == 0 {
+				ri.expiresBad = true // the epoch itself is as good as expired
+			}
 		} else {
 			ri.expiresBad = true
 		}
 	}
-	ri.date = httpDate(peek(fasthttp.HeaderDate))
-	ri.lastModified = httpDate(peek(fasthttp.HeaderLastModified))
-	ri.hasValidator = len(peek(fasthttp.HeaderETag)) > 0 || ri.lastModified != 0
+	if v, n := fields.joined("age"); n > 0 {
+		ri.ageValue, ri.ageBad = readAge(v)
+	}
+	ri.date = httpDate(fields.first("date"))
+	ri.lastModified = httpDate(fields.first("last-modified"))
+	ri.hasValidator = len(fields.first("etag")) > 0 || ri.lastModified != 0
+}
+
+// readAge reads an Age value, all its lines joined (RFC 9111 section 5.1).
+// The field is a singleton delta-seconds; the section asks for a list's
+// first member and for an invalid value to be ignored, but a list or an
+// invalid value says some cache on the way is broken, and reading it as 0
+// would serve an answer of unknown age as fresh. So anything but one
+// delta-seconds, or a list that repeats one value ("0, 0", which a
+// combining intermediary produces), reports bad, and the answer is
+// treated as stale (lifetime 0): served only after revalidation.
+func readAge(v []byte) (int64, bool) {
+	var first []byte
+	for len(v) > 0 {
+		var m []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			m, v = v[:i], v[i+1:]
+		} else {
+			m, v = v, nil
+		}
+		m = trimOWS(m)
+		if first == nil {
+			first = m
+		} else if !bytes.Equal(m, first) {
+			return 0, true
+		}
+	}
+	if len(first) == 0 {
+		return 0, true
+	}
+	var n int64
+	for _, c := range first {
+		if c < '0' || c > '9' {
+			return 0, true
+		}
+		if n < maxDelta {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	return min(n, maxDelta), false
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // hasSetCookie reports whether any Set-Cookie line is present; fasthttp keeps
@@ -81,12 +205,18 @@ func heuristicStatus(s int) bool {
 	return false
 }
 
-// understoodStatus lists what this cache stores at all (RFC 9111 section 3:
-// "the response status code is final and understood"). 206 is excluded
-// because the cache fills with full requests and answers ranges itself; 304
-// only ever updates a stored response.
+// understoodStatus lists the final status codes whose caching rules this
+// cache implements, for must-understand (RFC 9111 section 5.2.2.3): the
+// codes RFC 9110 section 15 defines, whose caching is the generic one,
+// except 206 (the cache fills with full requests and answers ranges
+// itself) and 304 (it only ever updates a stored response).
 func understoodStatus(s int) bool {
-	return heuristicStatus(s) && s != 206 || s == 302 || s == 307
+	switch {
+	case s >= 200 && s <= 205, s >= 300 && s <= 303, s == 305, s == 307, s == 308,
+		s >= 400 && s <= 417, s == 421, s == 422, s == 426, s >= 500 && s <= 505:
+		return true
+	}
+	return false
 }
 
 // Reasons a response is not stored, reported in Cache-Status detail.
@@ -108,12 +238,18 @@ const (
 // stored, else the reason it may not.
 func storable(ri *respInfo, personal, reqNoStore bool) string {
 	switch {
-	case !understoodStatus(ri.status):
-		return reasonStatus // section 3: final and understood status
+	case ri.status < 200 || ri.status > 999:
+		return reasonStatus // section 3: final status only; an interim 1xx never
+	case ri.status == 206 || ri.status == 304:
+		return reasonStatus // section 3: ranges are cut by the cache; 304 only updates
+	case ri.cc.mustUnderstand && !understoodStatus(ri.status):
+		return reasonStatus // section 5.2.2.3
 	case reqNoStore:
 		return reasonReqNoStore // section 5.2.1.5
-	case ri.cc.noStore:
-		return reasonNoStore // section 5.2.2.5
+	case ri.cc.noStore && !ri.cc.mustUnderstand:
+		// Section 5.2.2.5; section 5.2.2.3 has a cache that understands the
+		// status ignore no-store when must-understand is present.
+		return reasonNoStore
 	case ri.cc.private:
 		return reasonPrivate // section 5.2.2.7: shared caches never store private
 	case personal && !ri.cc.public && ri.cc.sMaxAge < 0:
@@ -124,8 +260,8 @@ func storable(ri *respInfo, personal, reqNoStore bool) string {
 		// Section 7.3 ("privacy"): a Set-Cookie answer is per visitor.
 		return reasonSetCookie
 	}
-	// Section 3: at least one of public, s-maxage, max-age, Expires, or a
-	// heuristically cacheable status.
+	// Section 3: any final status, with at least one of public, s-maxage,
+	// max-age, Expires, or a heuristically cacheable status.
 	if !ri.cc.public && ri.cc.sMaxAge < 0 && ri.cc.maxAge < 0 && ri.expires == 0 && !ri.expiresBad && !heuristicStatus(ri.status) {
 		return reasonNoFresh
 	}
@@ -154,9 +290,12 @@ func freshnessLifetime(ri *respInfo, respTime int64, heuristicMax time.Duration)
 		}
 		return time.Duration(ri.expires-date) * time.Second, false
 	}
-	// Section 4.2.2: heuristics only without explicit expiration, for a
-	// heuristically cacheable status or a response marked public.
-	if heuristicMax < 0 || ri.lastModified == 0 || !(heuristicStatus(ri.status) || ri.cc.public) {
+	// Section 4.2.2: heuristics only without explicit expiration, and here
+	// only for a heuristically cacheable status (RFC 9110 section 15.1).
+	// The section would also allow them for any response marked public;
+	// this cache does not, so a public 201 or 500 without a lifetime is
+	// never served without revalidation.
+	if heuristicMax < 0 || ri.lastModified == 0 || !heuristicStatus(ri.status) {
 		return 0, false
 	}
 	date := ri.date

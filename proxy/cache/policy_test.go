@@ -81,7 +81,14 @@ func TestStorable(t *testing.T) {
 		{"s3: 302 needs explicit freshness", ri(302, ""), false, false, reasonNoFresh},
 		{"s3: 302 with Expires", withExpires, false, false, ""},
 		{"s3: status not understood (206 ranges are cut by the cache)", ri(206, "max-age=60"), false, false, reasonStatus},
-		{"s3: 500", ri(500, "max-age=60"), false, false, reasonStatus},
+		{"s3: 500 with explicit freshness", ri(500, "max-age=60"), false, false, ""},
+		{"s3: 599 with explicit freshness", ri(599, "s-maxage=60"), false, false, ""},
+		{"s3: 500 without explicit freshness", ri(500, ""), false, false, reasonNoFresh},
+		{"s3: interim 1xx is never final", ri(103, "max-age=60"), false, false, reasonStatus},
+		{"s3: 304 only updates", ri(304, "max-age=60"), false, false, reasonStatus},
+		{"s5.2.2.3: must-understand, status not understood", ri(299, "max-age=60, must-understand, no-store"), false, false, reasonStatus},
+		{"s5.2.2.3: must-understand, understood status ignores no-store", ri(200, "max-age=60, must-understand, no-store"), false, false, ""},
+		{"s5.2.2.3: must-understand does not override private", ri(200, "max-age=60, must-understand, private"), false, false, reasonPrivate},
 		{"s5.2.2.5 no-store", ri(200, "no-store, max-age=60"), false, false, reasonNoStore},
 		{"s5.2.1.5 request no-store", ri(200, "max-age=60"), false, true, reasonReqNoStore},
 		{"s5.2.2.7 private in a shared cache", ri(200, "private, max-age=60"), false, false, reasonPrivate},
@@ -123,7 +130,8 @@ func TestFreshnessLifetime(t *testing.T) {
 		{"s4.2.2: 10% of Date minus Last-Modified", mk(200, "", func(r *respInfo) { r.date, r.lastModified = now, now-1000 }), 100 * time.Second, true},
 		{"s4.2.2: capped by HeuristicMax", mk(200, "", func(r *respInfo) { r.date, r.lastModified = now, now-1_000_000 }), time.Hour, true},
 		{"s4.2.2: not for a status that is not heuristically cacheable", mk(302, "", func(r *respInfo) { r.date, r.lastModified = now, now-1000 }), 0, false},
-		{"s4.2.2: public allows heuristics for any status", mk(302, "public", func(r *respInfo) { r.date, r.lastModified = now, now-1000 }), 100 * time.Second, true},
+		{"s4.2.2: public allows no heuristics for a status that is not heuristically cacheable (deliberate)", mk(302, "public", func(r *respInfo) { r.date, r.lastModified = now, now-1000 }), 0, false},
+		{"s4.2.2: never for 201", mk(201, "public", func(r *respInfo) { r.date, r.lastModified = now, now-1000 }), 0, false},
 		{"RFC 9213 s2.1: CDN-Cache-Control ignores Expires", mk(200, "", func(r *respInfo) { r.hasCDN, r.expires, r.date = true, now+100, now }), 0, false},
 	}
 	for _, c := range cases {
@@ -189,14 +197,36 @@ func TestJudge(t *testing.T) {
 }
 
 func TestServableOnError(t *testing.T) {
-	base := func(opts byte) *entry { return &entry{lifetime: 10 * time.Second, sie: 60 * time.Second, opts: opts} }
-	if !servableOnError(base(0), 30*time.Second) {
-		t.Error("RFC 5861 s4: within stale-if-error must be servable")
+	c := &Cache{cfg: Config{StaleOnError: time.Minute}}
+	withSIE := func(opts byte) *entry {
+		return &entry{lifetime: 10 * time.Second, sie: 60 * time.Second, opts: opts | optHasSIE}
 	}
-	if servableOnError(base(0), 71*time.Second) {
-		t.Error("RFC 5861 s4: past stale-if-error must not be servable")
+	plain := func(opts byte) *entry { return &entry{lifetime: 10 * time.Second, opts: opts} }
+	cases := []struct {
+		name        string
+		e           *entry
+		age         time.Duration
+		unreachable bool
+		want        string
+	}{
+		{"RFC 5861 s4: within stale-if-error", withSIE(0), 30 * time.Second, false, "stale-if-error"},
+		{"RFC 5861 s4: past stale-if-error", withSIE(0), 71 * time.Second, true, ""},
+		{"RFC 9111 s4.2.4: must-revalidate forbids stale-if-error", withSIE(optMustRevalidate), 30 * time.Second, true, ""},
+		{"s4.2.4: origin unreachable, within stale_on_error", plain(0), 69 * time.Second, true, "stale-on-error"},
+		{"s4.2.4: origin unreachable, past stale_on_error", plain(0), 71 * time.Second, true, ""},
+		{"s4.2.4: an origin's 5xx is an answer, no stale_on_error", plain(0), 20 * time.Second, false, ""},
+		{"s5.2.2.2: must-revalidate forbids stale_on_error", plain(optMustRevalidate), 11 * time.Second, true, ""},
+		{"s5.2.2.4: no-cache forbids stale_on_error", plain(optNoCache), 11 * time.Second, true, ""},
+		{"s5.2.2.10: s-maxage forbids stale_on_error", plain(optSMaxAge), 11 * time.Second, true, ""},
+		{"stale-if-error=0 wins over stale_on_error", &entry{lifetime: 10 * time.Second, opts: optHasSIE}, 11 * time.Second, true, ""},
 	}
-	if servableOnError(base(optMustRevalidate), 30*time.Second) {
-		t.Error("RFC 9111 s4.2.4: must-revalidate forbids serving stale on error")
+	for _, tc := range cases {
+		if got := c.servableOnError(tc.e, tc.age, tc.unreachable); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	off := &Cache{cfg: Config{StaleOnError: -1}}
+	if got := off.servableOnError(plain(0), 11*time.Second, true); got != "" {
+		t.Errorf("stale_on_error off: %q", got)
 	}
 }

@@ -48,6 +48,12 @@ func (c *Cache) writeEntry(ctx *fasthttp.RequestCtx, e *entry, age time.Duration
 		if eqFold(h.k, edgeCCLower) {
 			continue
 		}
+		if eqFold(h.k, "date") {
+			// The stored Date goes out unchanged (RFC 9110 section 6.6.1);
+			// Age says how long the answer has been stored.
+			SetDate(&r.Header, h.v)
+			continue
+		}
 		r.Header.AddBytesKV(h.k, h.v)
 	}
 	var buf [64]byte
@@ -222,4 +228,28 @@ func parseDigits(b []byte) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// SetDate sets a response's Date field to v. fasthttp drops a Date set
+// through Set or Add ("managed automatically": it writes the current time
+// instead, or nothing when the server has NoDefaultDate), except in the
+// trailer section; announcing Date as a trailer, adding the value and
+// withdrawing the announcement moves the value into the header section,
+// where a server with NoDefaultDate writes it as is. A cache must forward
+// the stored Date, so the edge's server runs with NoDefaultDate and sets
+// Date itself where an answer has none. It allocates nothing. A response
+// that already announces trailers keeps its header unchanged (the trick
+// would disturb the announced set; such answers are streamed, never
+// stored); so does one reset since the server set NoDefaultDate, which
+// gets fasthttp's current Date.
+func SetDate(h *fasthttp.ResponseHeader, v []byte) {
+	if len(h.Peek(fasthttp.HeaderTrailer)) > 0 {
+		return
+	}
+	h.Del(fasthttp.HeaderDate)
+	if h.SetTrailer(fasthttp.HeaderDate) != nil {
+		return
+	}
+	h.AddBytesV(fasthttp.HeaderDate, v)
+	_ = h.SetTrailer("")
 }

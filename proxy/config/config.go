@@ -249,6 +249,13 @@ type Cache struct {
 	// token makes every edge check its entries' tag versions with Redis, so the
 	// writer reads its write through any edge; negative turns the token off.
 	ReadYourWritesWindow time.Duration `yaml:"read_your_writes_window"`
+	// StaleOnError is how long past expiry a stored answer may still be served
+	// when no origin can be reached (refused, reset, timed out, no upstream
+	// available), marked "detail=stale-on-error" in Cache-Status (RFC 9111
+	// §4.2.4). The answer's own stale-if-error replaces it; must-revalidate,
+	// proxy-revalidate, no-cache and s-maxage forbid it. At most max_ttl;
+	// negative turns it off.
+	StaleOnError time.Duration `yaml:"stale_on_error"`
 }
 
 // CacheConfig returns the cache.Config this section describes (the clock is
@@ -269,6 +276,7 @@ func (c Cache) CacheConfig() cache.Config {
 		Name:              c.Name,
 
 		ReadYourWritesWindow: c.ReadYourWritesWindow,
+		StaleOnError:         c.StaleOnError,
 	}
 }
 

@@ -151,6 +151,7 @@ cache:
   tag_index_namespace: 'shop:ti:'
   name: shop-edge
   read_your_writes_window: 2s
+  stale_on_error: 30s
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ cache:
 	want := cache.Config{RedisURL: "redis://127.0.0.1:6379/2", MaxMemoryBytes: 2 << 20, MaxEntryBytes: 1000,
 		RedisTimeout: 20 * time.Millisecond, ProbeInterval: time.Second, MaxTTL: time.Hour, HeuristicMax: -time.Second,
 		CoalesceWait: 2 * time.Second, Namespace: "shop:c:", TagIndexNamespace: "shop:ti:", Name: "shop-edge",
-		ReadYourWritesWindow: 2 * time.Second}
+		ReadYourWritesWindow: 2 * time.Second, StaleOnError: 30 * time.Second}
 	if got := c.Cache.CacheConfig(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("CacheConfig() =\n%+v\nwant\n%+v", got, want)
 	}
@@ -168,7 +169,8 @@ cache:
 		t.Fatal(err)
 	}
 	if dc := d.Cache; dc.RedisTimeout != cache.DefaultRedisTimeout || dc.MaxEntryBytes != cache.DefaultMaxEntryBytes ||
-		dc.Namespace != cache.DefaultNamespace || dc.Name != cache.DefaultName || dc.MaxMemoryBytes != 64<<20 {
+		dc.Namespace != cache.DefaultNamespace || dc.Name != cache.DefaultName || dc.MaxMemoryBytes != 64<<20 ||
+		dc.StaleOnError != cache.DefaultStaleOnError {
 		t.Fatalf("defaults lost: %+v", dc)
 	}
 
@@ -177,6 +179,7 @@ cache:
 		{"cache: {coalesce_wait: -1s}", "cache.coalesce_wait"},
 		{"cache: {namespace: 'novashop:tagv:x'}", "cache.namespace"},
 		{"cache: {redis_url: 'http://r:6379'}", "cache.redis_url"},
+		{"cache: {stale_on_error: 48h}", "cache.stale_on_error"},
 	} {
 		_, err := Parse([]byte("upstreams: [{url: 'http://a:1'}]\n" + tt.yaml))
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {

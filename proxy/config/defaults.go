@@ -68,6 +68,7 @@ func Default() Config {
 			RedisTimeout:         cache.DefaultRedisTimeout,
 			ProbeInterval:        cache.DefaultProbeInterval,
 			ReadYourWritesWindow: cache.DefaultReadYourWritesWindow,
+			StaleOnError:         cache.DefaultStaleOnError,
 			MaxTTL:               cache.DefaultMaxTTL,
 			Retention:            cache.DefaultRetention,
 			HeuristicMax:         cache.DefaultHeuristicMax,
