@@ -270,7 +270,9 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 		case sTarget0:
 			switch {
-			case c == '/' || isAlpha(c):
+			// origin-form, absolute-form (a scheme), authority-form (a host
+			// name, an IPv4 address or an IP literal).
+			case c == '/' || isAlpha(c) || c >= '0' && c <= '9' || c == '[':
 				st = sTarget
 			case c == '*':
 				st = sTargetStar
@@ -316,6 +318,9 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 					f.major = c - '0'
 				} else {
 					f.minor = c - '0'
+					if f.major != 1 || f.minor > 1 {
+						return i, false, f.fail(ErrVersion)
+					}
 				}
 			case p == 6:
 				if c != '.' {
@@ -324,9 +329,6 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			default: // p == 8
 				switch c {
 				case '\r':
-					if f.major != 1 || f.minor > 1 {
-						return i, false, f.fail(ErrVersion)
-					}
 					st = sLineLF
 				case '\n':
 					return i, false, f.fail(ErrBareLF)
