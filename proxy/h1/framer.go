@@ -244,6 +244,11 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				f.skipped++
 				st = sLeadLF
 			case tchar[c]:
+				if n := f.requestLine(b[i:min(len(b), lim)]); n > 0 {
+					i += n
+					st = sFieldStart
+					continue
+				}
 				st = sMethod
 			case c == '\n':
 				return i, false, f.fail(ErrBareLF)
@@ -283,10 +288,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 		case sTarget:
 			// The hot part of the request-line: run through the target.
-			j, end := i, min(len(b), lim)
-			for j < end && targetChar[b[j]] {
-				j++
-			}
+			j := i + targetRun(b[i:min(len(b), lim)])
 			if j > i {
 				i = j
 				continue
@@ -345,6 +347,12 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 		case sFieldStart:
 			switch {
 			case tchar[c]:
+				if n, e, at := f.fieldLine(b[i:min(len(b), lim)]); e != nil {
+					return i + at, false, f.fail(e)
+				} else if n > 0 {
+					i += n
+					continue
+				}
 				f.nameLen = 0
 				f.addName(c)
 				st = sName
@@ -369,7 +377,11 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 			switch {
 			case c == ':':
-				if e := f.startValue(); e != nil {
+				kind := kindOther
+				if f.nameLen <= nameCap {
+					kind = classify(f.name[:f.nameLen])
+				}
+				if e := f.startValue(kind); e != nil {
 					return i, false, f.fail(e)
 				}
 				st = sValueOWS
@@ -393,10 +405,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 		case sValue:
 			if f.kind == kindOther {
-				j, end := i, min(len(b), lim)
-				for j < end && fieldChar[b[j]] {
-					j++
-				}
+				j := i + fieldRun(b[i:min(len(b), lim)])
 				if j > i {
 					i = j
 					continue
@@ -615,13 +624,41 @@ func (f *RequestFramer) addName(c byte) {
 	f.nameLen++
 }
 
-func (f *RequestFramer) nameIs(s string) bool {
-	return f.nameLen == len(s) && string(f.name[:f.nameLen]) == s
+// classify tells the fields the framer reads from the others; name is
+// lower-cased already or not (ASCII letters are compared without case).
+func classify(name []byte) uint8 {
+	switch len(name) {
+	case len("host"):
+		if eqFold(name, "host") {
+			return kindHost
+		}
+	case len("content-length"):
+		if eqFold(name, "content-length") {
+			return kindContentLength
+		}
+	case len("transfer-encoding"):
+		if eqFold(name, "transfer-encoding") {
+			return kindTransferEncoding
+		}
+	}
+	return kindOther
 }
 
-// startValue runs at a field's colon: it counts the line and classifies the
-// name.
-func (f *RequestFramer) startValue() *Error {
+// eqFold compares a token with a lower-case name, ignoring ASCII case: |0x20
+// maps only letters onto themselves, and the names hold no byte it could
+// confuse ("-" stays "-", since 0x2d|0x20 == 0x2d).
+func eqFold(b []byte, lower string) bool {
+	for i := range len(b) {
+		if b[i]|0x20 != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// startValue runs at a field's colon: it counts the line and applies the
+// per-field rules of the fields the framer reads.
+func (f *RequestFramer) startValue(kind uint8) *Error {
 	maxFields := f.Limits.MaxHeaders
 	if maxFields <= 0 {
 		maxFields = DefaultMaxHeaders
@@ -629,18 +666,8 @@ func (f *RequestFramer) startValue() *Error {
 	if f.fields++; f.fields > maxFields {
 		return ErrTooManyHeaders
 	}
-	f.kind, f.vstate, f.nonEmpty = kindOther, 0, false
-	if f.nameLen > nameCap || f.nameLen < 4 {
-		return nil
-	}
-	switch {
-	case f.nameIs("content-length"):
-		f.kind = kindContentLength
-	case f.nameIs("transfer-encoding"):
-		f.kind = kindTransferEncoding
-	case f.nameIs("host"):
-		f.kind = kindHost
-	default:
+	f.kind, f.vstate, f.nonEmpty = kind, 0, false
+	if kind == kindOther {
 		return nil
 	}
 	if f.trailer {
@@ -851,4 +878,73 @@ func contains(s string, c byte) bool {
 		}
 	}
 	return false
+}
+
+// requestLine is the fast path for the usual request-line: a method, an
+// origin-form target and HTTP/1.1 or HTTP/1.0, all in b. It returns the line's
+// length with its CRLF, or 0 to leave the line to the byte-at-a-time states
+// (which also find any error).
+func (f *RequestFramer) requestLine(b []byte) int {
+	j := 0
+	for j < len(b) && tchar[b[j]] {
+		j++
+	}
+	if j+1 >= len(b) || b[j] != ' ' || b[j+1] != '/' {
+		return 0
+	}
+	j++
+	j += targetRun(b[j:])
+	const v = len(" HTTP/1.1\r\n")
+	if j+v > len(b) {
+		return 0
+	}
+	switch string(b[j : j+v]) {
+	case " HTTP/1.1\r\n":
+		f.major, f.minor = 1, 1
+	case " HTTP/1.0\r\n":
+		f.major, f.minor = 1, 0
+	default:
+		return 0
+	}
+	return j + v
+}
+
+// fieldLine is the fast path for a whole field line "name: value CRLF" at the
+// start of b. It returns the line's length, or 0 to leave the line to the
+// byte-at-a-time states; a rule broken by a well-formed line (a repeated
+// Content-Length, say) comes back as e, with at its offset in b, the same
+// byte the slow path would name.
+func (f *RequestFramer) fieldLine(b []byte) (n int, e *Error, at int) {
+	j := 0
+	for j < len(b) && tchar[b[j]] {
+		j++
+	}
+	colon := j
+	if j >= len(b) || b[j] != ':' {
+		return 0, nil, 0
+	}
+	j++
+	for j < len(b) && (b[j] == ' ' || b[j] == '\t') {
+		j++
+	}
+	from := j
+	j += fieldRun(b[j:])
+	if j+1 >= len(b) || b[j] != '\r' || b[j+1] != '\n' {
+		return 0, nil, 0
+	}
+	if e := f.startValue(classify(b[:colon])); e != nil {
+		return 0, e, colon
+	}
+	if f.kind != kindOther {
+		f.nonEmpty = j > from
+		for k := from; k < j; k++ {
+			if e := f.valueByte(b[k]); e != nil {
+				return 0, e, k
+			}
+		}
+		if e := f.endValue(); e != nil {
+			return 0, e, j + 1
+		}
+	}
+	return j + 2, nil, 0
 }

@@ -14,6 +14,7 @@ type result struct {
 	msgs    []string
 	framing []Framing
 	err     error
+	errAt   int  // offset of the offending byte in the stream
 	idle    bool // the stream ended between messages
 }
 
@@ -37,7 +38,7 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 			}
 			n, done, err := f.Scan(chunk)
 			if err != nil {
-				r.err = err
+				r.err, r.errAt = err, pos+n
 				return r
 			}
 			first = false
@@ -57,7 +58,7 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("msgs=%q framing=%v err=%v idle=%v", r.msgs, r.framing, r.err, r.idle)
+	return fmt.Sprintf("msgs=%q framing=%v err=%v at %d idle=%v", r.msgs, r.framing, r.err, r.errAt, r.idle)
 }
 
 // checkSplits frames s whole, byte by byte and at random splits, and checks
