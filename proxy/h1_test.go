@@ -171,3 +171,43 @@ func TestEdgeEmptyLineBetweenReads(t *testing.T) {
 		t.Fatalf("origin saw %q, want %q", got, want)
 	}
 }
+
+// TestEdgeFramingStreamedBody: with request streaming on, a chunked body that
+// breaks the rules after the first chunks have gone on to the origin still
+// gets the framer's 400 (not a 502 for the aborted upload), and the origin never
+// receives a complete request.
+func TestEdgeFramingStreamedBody(t *testing.T) {
+	o := newRecorder(t)
+	cfg := testConfig(o.origin)
+	cfg.Limits.StreamRequestBytes = 4
+	e := startEdge(t, cfg, Options{})
+	const te = "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n"
+	big := strings.Repeat("x", 0x4000)
+	tests := []struct {
+		name string
+		raw  string
+		code int
+		seen []string
+	}{
+		{"valid", te + "3\r\nabc\r\n0\r\n\r\n", 200, []string{seenRequest("POST", "/c", "abc")}},
+		{"bad second chunk", te + "3\r\nabc\r\nzz\r\n0\r\n\r\n", 400, nil},
+		{"bad chunk after 32 KiB streamed", te + "4000\r\n" + big + "\r\n4000\r\n" + big + "\r\n3 \r\nabc\r\n0\r\n\r\n", 400, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			codes, last := rawExchange(t, e.addr, tt.raw)
+			if len(codes) != 1 || codes[0] != tt.code {
+				t.Fatalf("statuses %v, want [%d]", codes, tt.code)
+			}
+			if tt.code != 200 {
+				wantJSONError(t, last, tt.code)
+				if !last.ConnectionClose() {
+					t.Fatalf("the %d does not close the connection", tt.code)
+				}
+			}
+			if got := o.take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
+				t.Fatalf("origin saw %q, want %q", got, tt.seen)
+			}
+		})
+	}
+}

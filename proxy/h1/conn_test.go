@@ -119,10 +119,12 @@ func BenchmarkConnRead(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			m := &memConn{}
 			c := NewConn(m, Limits{})
+			script := make([][]byte, 1)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(req)))
 			for i := 0; i < b.N; i += perRead {
-				m.chunks = append(m.chunks[:0], stream)
+				script[0] = stream
+				m.chunks = script
 				var n int
 				if framed {
 					n, _ = c.Read(p)
@@ -171,5 +173,25 @@ func BenchmarkScanVsFasthttp(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestConnReadAllocs pins the per-request cost of the wrapper: reading a
+// pipeline through a Conn allocates nothing.
+func TestConnReadAllocs(t *testing.T) {
+	stream := []byte(strings.Repeat("\r\n"+benchGet+post, 8))
+	p := make([]byte, len(stream))
+	m := &memConn{}
+	c := NewConn(m, Limits{})
+	script := make([][]byte, 1)
+	allocs := testing.AllocsPerRun(100, func() {
+		script[0] = stream
+		m.chunks = script
+		if n, err := c.Read(p); err != nil || n != len(stream)-16 {
+			t.Fatalf("read %d, %v", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per read", allocs)
 	}
 }
