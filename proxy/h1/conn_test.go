@@ -145,7 +145,7 @@ func BenchmarkConnRead(b *testing.B) {
 func BenchmarkScanVsFasthttp(b *testing.B) {
 	for _, req := range []struct{ name, raw string }{
 		{"browser-get", benchGet},
-		{"chunked-post", "POST /api/cart/items/ HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\n{\"product\":17,\"qty\":2,\"x\":1}\r\n0\r\n\r\n"},
+		{"chunked-post", "POST /api/cart/items/ HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1c\r\n{\"product\":17,\"qty\":2,\"x\":1}\r\n0\r\n\r\n"},
 	} {
 		raw := []byte(req.raw)
 		b.Run(req.name+"/framer", func(b *testing.B) {
