@@ -74,6 +74,9 @@ type RequestFramer struct {
 	headerLen int   // request-line + header section length once known
 	fields    int   // field lines of the current section
 	pos       uint8 // position in "HTTP/x.y"
+	mpos      uint8 // method bytes so far
+	mConnect  bool  // the method so far is a prefix of CONNECT (then: is CONNECT)
+	mOptions  bool  // the same for OPTIONS
 	major     byte
 	minor     byte
 
@@ -97,6 +100,8 @@ type RequestFramer struct {
 	// The header section so far.
 	clSeen      bool
 	hostCount   uint8
+	hostEmpty   bool
+	teEmpty     bool // an empty element in a Transfer-Encoding list
 	teSeen      bool
 	teChunked   int
 	teOther     bool
@@ -121,6 +126,9 @@ const (
 	sTarget0
 	sTarget
 	sTargetStar
+	sScheme
+	sSlash1
+	sSlash2
 	sVersion
 	sLineLF
 	sFieldStart
@@ -249,7 +257,9 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 					st = sFieldStart
 					continue
 				}
+				f.mpos, f.mConnect, f.mOptions = 0, true, true
 				st = sMethod
+				continue // the method's first byte, read again in sMethod
 			case c == '\n':
 				return i, false, f.fail(ErrBareLF)
 			case c == ' ' || c == '\t':
@@ -266,7 +276,13 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 		case sMethod:
 			switch {
 			case tchar[c]:
+				// Methods are case-sensitive (RFC 9110 §9.1).
+				f.mConnect = f.mConnect && f.mpos < 7 && c == "CONNECT"[f.mpos]
+				f.mOptions = f.mOptions && f.mpos < 7 && c == "OPTIONS"[f.mpos]
+				f.mpos++
 			case c == ' ':
+				f.mConnect = f.mConnect && f.mpos == 7
+				f.mOptions = f.mOptions && f.mpos == 7
 				st = sTarget0
 			case c == '\r' || c == '\n' || c == '\t':
 				return i, false, f.fail(ErrRequestLine)
@@ -274,12 +290,18 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				return i, false, f.fail(ErrMethod)
 			}
 		case sTarget0:
+			// The four forms of §3.2: origin-form; authority-form, only for
+			// CONNECT (a host name, an IPv4 address or an IP literal, then a
+			// port); absolute-form, a scheme then "://"; asterisk-form, only
+			// for OPTIONS. fasthttp refuses the others too.
 			switch {
-			// origin-form, absolute-form (a scheme), authority-form (a host
-			// name, an IPv4 address or an IP literal).
-			case c == '/' || isAlpha(c) || c >= '0' && c <= '9' || c == '[':
+			case c == '/':
 				st = sTarget
-			case c == '*':
+			case f.mConnect && (isAlpha(c) || c >= '0' && c <= '9' || c == '['):
+				st = sTarget
+			case isAlpha(c):
+				st = sScheme
+			case c == '*' && f.mOptions:
 				st = sTargetStar
 			case c == ' ' || c == '\r' || c == '\n':
 				return i, false, f.fail(ErrRequestLine)
@@ -306,6 +328,21 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				return i, false, f.fail(ErrTarget)
 			}
 			st = sVersion
+		case sScheme:
+			switch {
+			case isAlpha(c) || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.':
+			case c == ':':
+				st = sSlash1
+			default:
+				return i, false, f.fail(ErrTarget)
+			}
+		case sSlash1, sSlash2:
+			if c != '/' {
+				return i, false, f.fail(ErrTarget)
+			}
+			if st++; st > sSlash2 {
+				st = sTarget
+			}
 		case sVersion:
 			switch p := f.pos; {
 			case p < 5:
@@ -725,7 +762,9 @@ func (f *RequestFramer) valueByte(c byte) *Error {
 				f.tokLen, f.tokOK = 0, true
 				f.tokByte(c)
 				f.vstate = 1
-			case ws || c == ',':
+			case ws:
+			case c == ',':
+				f.teEmpty = true // ", chunked"
 			default:
 				return ErrTransferEncoding
 			}
@@ -794,9 +833,14 @@ func (f *RequestFramer) endValue() *Error {
 			return ErrContentLength
 		}
 	case kindTransferEncoding:
-		if f.vstate == 1 {
+		switch f.vstate {
+		case 0:
+			f.teEmpty = true // "chunked," or an empty value
+		case 1:
 			f.endCoding()
 		}
+	case kindHost:
+		f.hostEmpty = !f.nonEmpty
 	}
 	return nil
 }
@@ -804,14 +848,14 @@ func (f *RequestFramer) endValue() *Error {
 // endHeader applies the rules that need the whole header section: Host
 // (§3.2) and the body framing (§6.1, §6.3).
 func (f *RequestFramer) endHeader() *Error {
-	if f.hostCount == 0 && f.minor == 1 {
+	if f.minor == 1 && (f.hostCount == 0 || f.hostEmpty) {
 		return ErrMissingHost
 	}
 	if f.teSeen {
 		switch {
 		case f.clSeen:
 			return ErrLengthAndChunked
-		case f.minor == 0, !f.teLastChunk, f.teChunked > 1:
+		case f.minor == 0, !f.teLastChunk, f.teChunked > 1, f.teEmpty:
 			return ErrTransferEncoding
 		case f.teOther:
 			return ErrUnsupportedCoding
