@@ -117,8 +117,9 @@ const (
 	kindHost
 )
 
-// States. The order matters: everything before sBodyLength is in a header or
-// trailer section and counts towards MaxHeaderBytes.
+// States. The order matters: sStart to sEndLF are the request-line, header and
+// trailer sections, whose bytes count towards MaxHeaderBytes, and sSlash1 and
+// sSlash2 follow each other.
 const (
 	sStart uint8 = iota
 	sLeadLF
@@ -147,7 +148,6 @@ const (
 	sExtQuoted
 	sExtQuotedPair
 	sExtQuotedEnd
-	// Section states end here.
 	sBodyLength
 	sChunkData
 	sChunkDataCR
