@@ -6,6 +6,7 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/novashop/edge/proxy/h1"
 	"github.com/valyala/fasthttp"
 )
 
@@ -29,7 +30,12 @@ var (
 // errorStatus maps a forwarding error to the status the client sees. It is the one
 // place errors become statuses.
 func errorStatus(err error) (int, string) {
+	// A streamed request body that broke the framing rules (package h1) ended
+	// the upload: the client's fault, not the origin's.
+	var bad *h1.Error
 	switch {
+	case errors.As(err, &bad):
+		return bad.Status(), bad.Message()
 	case errors.Is(err, ErrNoUpstream):
 		return fasthttp.StatusServiceUnavailable, "no upstream available"
 	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, fasthttp.ErrTimeout):

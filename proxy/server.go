@@ -12,6 +12,7 @@ import (
 	"github.com/novashop/edge/proxy/auth"
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/config"
+	"github.com/novashop/edge/proxy/h1"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
@@ -162,8 +163,12 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // Handler is the public request handler (for tests and custom listeners).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-// Serve answers shoppers' traffic on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.public.Serve(ln) }
+// Serve answers shoppers' traffic on ln until Shutdown. Every connection's bytes
+// pass a strict HTTP/1.1 framer (package h1) before fasthttp reads them: a request
+// it rejects is answered by handleParseError, after the earlier pipelined ones.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.public.Serve(&h1.Listener{Listener: ln, Limits: h1.Limits{MaxHeaderBytes: s.public.ReadBufferSize}})
+}
 
 // ServeAdmin answers the admin API on ln until Shutdown.
 func (s *Server) ServeAdmin(ln net.Listener) error { return s.admin.Serve(ln) }
@@ -226,13 +231,20 @@ func newPolicy(name, hashKey string, rnd balancer.Rand) (balancer.Policy, error)
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var op *net.OpError
+	var bad *h1.Error
+	conn, _ := ctx.Conn().(*h1.Conn)
 	switch {
+	case errors.As(err, &bad):
+		writeError(ctx, bad.Status(), bad.Message())
 	case errors.As(err, &small):
 		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request header too large")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
 	case errors.As(err, &op) && op.Timeout():
 		writeError(ctx, fasthttp.StatusRequestTimeout, "request timeout")
+	case conn != nil && errors.As(conn.Err(), &bad):
+		// fasthttp failed on the rejected request without wrapping the framer's error.
+		writeError(ctx, bad.Status(), bad.Message())
 	default:
 		writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
 	}

@@ -1,0 +1,132 @@
+package h1
+
+import (
+	"errors"
+	"net"
+)
+
+// Listener wraps a net.Listener so that every accepted connection is a *Conn:
+// everything a server reads from it has passed a RequestFramer.
+type Listener struct {
+	net.Listener
+	// Limits are given to each connection's framer.
+	Limits Limits
+}
+
+// Accept waits for the next connection and wraps it.
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(c, l.Limits), nil
+}
+
+// Conn is a net.Conn whose reads pass a RequestFramer: a server reading it
+// sees the complete, valid requests the client sent, in order, with empty lines
+// between them removed (RFC 9112 §2.2), and never a byte of a request the
+// framer rejected beyond the prefix it had already passed on.
+//
+// When the framer rejects a request, Read returns the bytes of the earlier
+// valid requests first; once the server has read those, Read fails with the
+// *Error (Err reports it too). fasthttp then answers the requests it already
+// has, calls its ErrorHandler with an error that wraps the *Error (errors.As
+// finds it) and closes the connection. fasthttp closes a keep-alive connection
+// silently when a read fails before any byte of the next request, so when no
+// byte of the rejected request has been passed on yet, Read first returns one
+// byte, 'X', which no request starts a complete message with: fasthttp then
+// sees an unfinished request-line when the read fails, and answers.
+//
+// Writes, deadlines and addresses are the wrapped connection's. A Conn is used
+// by one reader at a time, as a server does.
+type Conn struct {
+	net.Conn
+	f   RequestFramer
+	err *Error
+	// delivered: a byte of the current message has been returned by Read.
+	delivered bool
+	// fresh: the next Scan starts a new message (Skipped belongs to the last).
+	fresh bool
+}
+
+// NewConn wraps c with a framer using limits.
+func NewConn(c net.Conn, limits Limits) *Conn {
+	return &Conn{Conn: c, f: RequestFramer{Limits: limits}, fresh: true}
+}
+
+// placeholder is the byte Read returns in place of a rejected request that no
+// byte of was passed on yet.
+const placeholder = 'X'
+
+// Err is the framing error that stopped the connection, or nil.
+func (c *Conn) Err() error {
+	if c.err == nil {
+		return nil
+	}
+	return c.err
+}
+
+// Read reads from the connection into p and returns only bytes the framer
+// accepted, moved together where empty lines were removed.
+func (c *Conn) Read(p []byte) (int, error) {
+	for {
+		if c.err != nil {
+			if !c.delivered && len(p) > 0 {
+				c.delivered = true
+				p[0] = placeholder
+				return 1, nil
+			}
+			return 0, c.err
+		}
+		n, err := c.Conn.Read(p)
+		w := c.filter(p[:n])
+		if c.err != nil {
+			if w > 0 {
+				return w, nil
+			}
+			continue
+		}
+		if w > 0 || err != nil || n == 0 {
+			return w, err
+		}
+		// Only empty lines arrived: read again (within the deadline the
+		// server set on the connection).
+	}
+}
+
+// filter frames b in place and returns how many bytes at its front are now
+// the accepted ones.
+func (c *Conn) filter(b []byte) int {
+	w, off := 0, 0
+	for off < len(b) {
+		before := 0
+		if !c.fresh {
+			before = c.f.Skipped()
+		}
+		n, done, err := c.f.Scan(b[off:])
+		if err != nil {
+			// The rejected request's bytes in this read are dropped; those
+			// passed on before cannot complete a request.
+			var e *Error
+			if !errors.As(err, &e) {
+				e = ErrRequestLine
+			}
+			c.err = e
+			return w
+		}
+		c.fresh = done
+		from, to := off+c.f.Skipped()-before, off+n
+		if to > from {
+			if w != from {
+				copy(b[w:], b[from:to])
+			}
+			w += to - from
+			c.delivered = true
+		}
+		if done {
+			c.delivered = false
+		}
+		off = to
+	}
+	return w
+}

@@ -1,0 +1,994 @@
+package h1
+
+import "math"
+
+// Framing is how a request's body is delimited (RFC 9112 §6.3).
+type Framing uint8
+
+const (
+	// NoBody: neither Content-Length nor Transfer-Encoding, so the body is
+	// empty (§6.3 point 7); the message ends with its header section.
+	NoBody Framing = iota
+	// Length: Content-Length bytes follow the header section (§6.3 point 5).
+	Length
+	// Chunked: the body is in the chunked coding, ended by a zero-size chunk
+	// and the trailer section (§7.1).
+	Chunked
+)
+
+func (f Framing) String() string {
+	switch f {
+	case Length:
+		return "content-length"
+	case Chunked:
+		return "chunked"
+	}
+	return "none"
+}
+
+// Default limits, used where a Limits field is zero.
+const (
+	DefaultMaxHeaderBytes   = 16 << 10
+	DefaultMaxHeaders       = 100
+	DefaultMaxChunkExtBytes = 1 << 10
+	// MaxChunkSizeDigits bounds a chunk size line's hex digits (leading zeros
+	// included): 16 digits cover int64, more are rejected as ErrChunkSize.
+	MaxChunkSizeDigits = 16
+)
+
+// Limits bound what a RequestFramer accepts. A zero field takes its default.
+type Limits struct {
+	// MaxHeaderBytes bounds the empty lines before the request-line, the
+	// request-line and the header section together, including the final CRLF;
+	// the trailer section has a bound of its own of the same size. Past it:
+	// ErrHeaderTooLarge (431). Default DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+	// MaxHeaders bounds the field lines of the header section, and separately
+	// of the trailer section. Past it: ErrTooManyHeaders (431). Default
+	// DefaultMaxHeaders.
+	MaxHeaders int
+	// MaxChunkExtBytes bounds the chunk extensions of one chunk size line.
+	// Past it: ErrChunkExtension (400). Default DefaultMaxChunkExtBytes.
+	MaxChunkExtBytes int
+	// MaxBodyBytes bounds a body's length (a Content-Length, or the chunk data
+	// of a chunked body); past it: ErrBodyTooLarge (413). Zero or negative
+	// means no bound (the goroutine core leaves the body limit to fasthttp).
+	MaxBodyBytes int64
+}
+
+// RequestFramer finds where each HTTP/1.1 request of a client's byte stream
+// ends, rejecting any framing it does not accept. See the package doc for the
+// contract. The zero value is ready to use (with default Limits); it must not
+// be copied after first use, nor used from two goroutines at once.
+type RequestFramer struct {
+	// Limits may be set before the first Scan and between messages.
+	Limits Limits
+
+	err   *Error
+	state uint8
+	// trailer: the field states are reading the trailer section.
+	trailer bool
+
+	skipped   int   // bytes of empty lines before the request-line
+	hdr       int   // bytes of the current header (or trailer) section so far, skipped included
+	headerLen int   // request-line + header section length once known
+	fields    int   // field lines of the current section
+	pos       uint8 // position in "HTTP/x.y"
+	mpos      uint8 // method bytes so far
+	mConnect  bool  // the method so far is a prefix of CONNECT (then: is CONNECT)
+	mOptions  bool  // the same for OPTIONS
+	major     byte
+	minor     byte
+
+	framing   Framing
+	length    int64 // Content-Length value
+	remaining int64 // body bytes or chunk data bytes still to come
+	body      int64 // chunk data bytes so far
+	digits    uint8 // hex digits of the current chunk size
+	extBytes  int   // chunk extension bytes of the current size line
+
+	// The current field line.
+	name    [nameCap]byte // lower-cased start of the name
+	nameLen int
+	kind    uint8
+	vstate  uint8 // per-kind value parsing state
+	tokLen  int   // Transfer-Encoding: current coding's length
+	tokOK   bool  // Transfer-Encoding: current coding is a prefix of "chunked"
+	// nonEmpty: the value has a byte other than whitespace.
+	nonEmpty bool
+
+	// The header section so far.
+	clSeen      bool
+	hostCount   uint8
+	hostEmpty   bool
+	teEmpty     bool // an empty element in a Transfer-Encoding list
+	teSeen      bool
+	teChunked   int
+	teOther     bool
+	teLastChunk bool
+}
+
+const nameCap = len("transfer-encoding")
+
+const (
+	kindOther uint8 = iota
+	kindContentLength
+	kindTransferEncoding
+	kindHost
+)
+
+// States. The order matters: sStart to sEndLF are the request-line, header and
+// trailer sections, whose bytes count towards MaxHeaderBytes, and sSlash1 and
+// sSlash2 follow each other.
+const (
+	sStart uint8 = iota
+	sLeadLF
+	sMethod
+	sTarget0
+	sTarget
+	sTargetStar
+	sScheme
+	sSlash1
+	sSlash2
+	sVersion
+	sLineLF
+	sFieldStart
+	sName
+	sValueOWS
+	sValue
+	sValueLF
+	sEndLF
+	sChunkSize0
+	sChunkSize
+	sChunkSizeLF
+	sExtName0
+	sExtName
+	sExtVal0
+	sExtVal
+	sExtQuoted
+	sExtQuotedPair
+	sExtQuotedEnd
+	sBodyLength
+	sChunkData
+	sChunkDataCR
+	sChunkDataLF
+	sDone
+)
+
+// Reset forgets everything, including a sticky error, and readies the framer
+// for a new connection. Limits are kept.
+func (f *RequestFramer) Reset() {
+	l := f.Limits
+	*f = RequestFramer{Limits: l}
+}
+
+// next starts a new message on the same connection.
+func (f *RequestFramer) next() {
+	l := f.Limits
+	*f = RequestFramer{Limits: l}
+}
+
+// Err returns the framing error that stopped the framer, or nil.
+func (f *RequestFramer) Err() error {
+	if f.err == nil {
+		return nil
+	}
+	return f.err
+}
+
+// Idle reports that no byte of a request has been consumed since the last
+// complete message (or Reset), empty lines aside: an end of stream here is a
+// clean close.
+func (f *RequestFramer) Idle() bool {
+	return f.err == nil && (f.state == sStart || f.state == sLeadLF || f.state == sDone)
+}
+
+// Skipped is how many bytes of empty lines (CRLF) came before the current
+// message's request-line (§2.2). They are consumed by Scan but are not part of
+// the message, and they are always the first bytes consumed for it.
+func (f *RequestFramer) Skipped() int { return f.skipped }
+
+// HeaderDone reports that the current message's request-line and header
+// section are complete and valid, so HeaderLen, Framing, ContentLength and
+// Version are known.
+func (f *RequestFramer) HeaderDone() bool { return f.err == nil && f.headerLen > 0 }
+
+// HeaderLen is the length of the request-line and header section including
+// the final empty line, Skipped bytes not counted; 0 until HeaderDone.
+func (f *RequestFramer) HeaderLen() int { return f.headerLen }
+
+// Framing is the current message's body framing; valid once HeaderDone.
+func (f *RequestFramer) Framing() Framing { return f.framing }
+
+// ContentLength is the Content-Length of a Length-framed message, -1 for the
+// others; valid once HeaderDone.
+func (f *RequestFramer) ContentLength() int64 {
+	if f.framing != Length {
+		return -1
+	}
+	return f.length
+}
+
+// Version is the request's HTTP version (1.0 or 1.1) once the request-line is
+// complete.
+func (f *RequestFramer) Version() (major, minor int) { return int(f.major), int(f.minor) }
+
+func (f *RequestFramer) fail(e *Error) *Error {
+	f.err = e
+	return e
+}
+
+// Scan consumes as much of b as belongs to the current message. done reports
+// that the message ended at b[n-1]; the bytes from b[n:] belong to the next
+// message, which the next call starts on (the accessors describe the finished
+// message until then). With err != nil, b[n] is the byte that made the message
+// invalid (or, for a rule checked at the end of the header section, its final
+// LF); the error is sticky until Reset. Scan never keeps b.
+func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
+	if f.err != nil {
+		return 0, false, f.err
+	}
+	if f.state == sDone {
+		f.next()
+	}
+	st := f.state
+	maxHdr := f.Limits.MaxHeaderBytes
+	if maxHdr <= 0 {
+		maxHdr = DefaultMaxHeaderBytes
+	}
+	// Header and trailer section bytes are counted per call: b[from:i] are
+	// this call's so far, and b[lim] would be one past MaxHeaderBytes.
+	from, lim := 0, maxHdr-f.hdr
+	i := 0
+	for i < len(b) {
+		c := b[i]
+		if st <= sEndLF && i >= lim {
+			return i, false, f.fail(ErrHeaderTooLarge)
+		}
+		switch st {
+		case sStart:
+			switch {
+			case c == '\r':
+				f.skipped++
+				st = sLeadLF
+			case tchar[c]:
+				if n := f.requestLine(b[i:min(len(b), lim)]); n > 0 {
+					i += n
+					st = sFieldStart
+					continue
+				}
+				f.mpos, f.mConnect, f.mOptions = 0, true, true
+				st = sMethod
+				continue // the method's first byte, read again in sMethod
+			case c == '\n':
+				return i, false, f.fail(ErrBareLF)
+			case c == ' ' || c == '\t':
+				return i, false, f.fail(ErrRequestLine)
+			default:
+				return i, false, f.fail(ErrMethod)
+			}
+		case sLeadLF:
+			if c != '\n' {
+				return i, false, f.fail(ErrBareCR)
+			}
+			f.skipped++
+			st = sStart
+		case sMethod:
+			switch {
+			case tchar[c]:
+				// Methods are case-sensitive (RFC 9110 §9.1).
+				f.mConnect = f.mConnect && f.mpos < 7 && c == "CONNECT"[f.mpos]
+				f.mOptions = f.mOptions && f.mpos < 7 && c == "OPTIONS"[f.mpos]
+				f.mpos++
+			case c == ' ':
+				f.mConnect = f.mConnect && f.mpos == 7
+				f.mOptions = f.mOptions && f.mpos == 7
+				st = sTarget0
+			case c == '\r' || c == '\n' || c == '\t':
+				return i, false, f.fail(ErrRequestLine)
+			default:
+				return i, false, f.fail(ErrMethod)
+			}
+		case sTarget0:
+			// The four forms of §3.2: origin-form; authority-form, only for
+			// CONNECT (a host name, an IPv4 address or an IP literal, then a
+			// port); absolute-form, a scheme then "://"; asterisk-form, only
+			// for OPTIONS. fasthttp refuses the others too.
+			switch {
+			case c == '/':
+				st = sTarget
+			case f.mConnect && (isAlpha(c) || c >= '0' && c <= '9' || c == '['):
+				st = sTarget
+			case isAlpha(c):
+				st = sScheme
+			case c == '*' && f.mOptions:
+				st = sTargetStar
+			case c == ' ' || c == '\r' || c == '\n':
+				return i, false, f.fail(ErrRequestLine)
+			default:
+				return i, false, f.fail(ErrTarget)
+			}
+		case sTarget:
+			// The hot part of the request-line: run through the target.
+			j := i + targetRun(b[i:min(len(b), lim)])
+			if j > i {
+				i = j
+				continue
+			}
+			switch c {
+			case ' ':
+				st = sVersion
+			case '\r', '\n':
+				return i, false, f.fail(ErrRequestLine)
+			default:
+				return i, false, f.fail(ErrTarget)
+			}
+		case sTargetStar:
+			if c != ' ' {
+				return i, false, f.fail(ErrTarget)
+			}
+			st = sVersion
+		case sScheme:
+			switch {
+			case isAlpha(c) || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.':
+			case c == ':':
+				st = sSlash1
+			default:
+				return i, false, f.fail(ErrTarget)
+			}
+		case sSlash1, sSlash2:
+			if c != '/' {
+				return i, false, f.fail(ErrTarget)
+			}
+			if st++; st > sSlash2 {
+				st = sTarget
+			}
+		case sVersion:
+			switch p := f.pos; {
+			case p < 5:
+				if c != "HTTP/"[p] {
+					return i, false, f.fail(ErrRequestLine)
+				}
+			case p == 5 || p == 7:
+				if c < '0' || c > '9' {
+					return i, false, f.fail(ErrRequestLine)
+				}
+				if p == 5 {
+					f.major = c - '0'
+				} else {
+					f.minor = c - '0'
+					if f.major != 1 || f.minor > 1 {
+						return i, false, f.fail(ErrVersion)
+					}
+				}
+			case p == 6:
+				if c != '.' {
+					return i, false, f.fail(ErrRequestLine)
+				}
+			default: // p == 8
+				switch c {
+				case '\r':
+					st = sLineLF
+				case '\n':
+					return i, false, f.fail(ErrBareLF)
+				default:
+					return i, false, f.fail(ErrRequestLine)
+				}
+			}
+			f.pos++
+		case sLineLF:
+			if c != '\n' {
+				return i, false, f.fail(ErrBareCR)
+			}
+			st = sFieldStart
+		case sFieldStart:
+			switch {
+			case tchar[c]:
+				if n, e, at := f.fieldLine(b[i:min(len(b), lim)]); e != nil {
+					return i + at, false, f.fail(e)
+				} else if n > 0 {
+					i += n
+					continue
+				}
+				f.nameLen = 0
+				f.addName(c)
+				st = sName
+			case c == '\r':
+				st = sEndLF
+			case c == ' ' || c == '\t':
+				return i, false, f.fail(ErrObsFold)
+			case c == '\n':
+				return i, false, f.fail(ErrBareLF)
+			default:
+				return i, false, f.fail(ErrHeaderName)
+			}
+		case sName:
+			j, end := i, min(len(b), lim)
+			for j < end && tchar[b[j]] {
+				f.addName(b[j])
+				j++
+			}
+			if j > i {
+				i = j
+				continue
+			}
+			switch {
+			case c == ':':
+				kind := kindOther
+				if f.nameLen <= nameCap {
+					kind = classify(f.name[:f.nameLen])
+				}
+				if e := f.startValue(kind); e != nil {
+					return i, false, f.fail(e)
+				}
+				st = sValueOWS
+			case c == '\n':
+				return i, false, f.fail(ErrBareLF)
+			default:
+				return i, false, f.fail(ErrHeaderName)
+			}
+		case sValueOWS:
+			switch {
+			case c == ' ' || c == '\t':
+			case c == '\r':
+				st = sValueLF
+			case c == '\n':
+				return i, false, f.fail(ErrBareLF)
+			case fieldChar[c]:
+				st, f.nonEmpty = sValue, true
+				continue
+			default:
+				return i, false, f.fail(ErrHeaderValue)
+			}
+		case sValue:
+			if f.kind == kindOther {
+				j := i + fieldRun(b[i:min(len(b), lim)])
+				if j > i {
+					i = j
+					continue
+				}
+			}
+			switch {
+			case c == '\r':
+				st = sValueLF
+			case c == '\n':
+				return i, false, f.fail(ErrBareLF)
+			case !fieldChar[c]:
+				return i, false, f.fail(ErrHeaderValue)
+			default:
+				if e := f.valueByte(c); e != nil {
+					return i, false, f.fail(e)
+				}
+			}
+		case sValueLF:
+			if c != '\n' {
+				return i, false, f.fail(ErrBareCR)
+			}
+			if e := f.endValue(); e != nil {
+				return i, false, f.fail(e)
+			}
+			st = sFieldStart
+		case sEndLF:
+			if c != '\n' {
+				return i, false, f.fail(ErrBareCR)
+			}
+			f.hdr += i + 1 - from
+			if f.trailer {
+				f.state = sDone
+				return i + 1, true, nil
+			}
+			if e := f.endHeader(); e != nil {
+				return i, false, f.fail(e)
+			}
+			f.headerLen = f.hdr - f.skipped
+			switch f.framing {
+			case NoBody:
+				f.state = sDone
+				return i + 1, true, nil
+			case Length:
+				if f.length == 0 {
+					f.state = sDone
+					return i + 1, true, nil
+				}
+				f.remaining = f.length
+				st = sBodyLength
+			default:
+				st = sChunkSize0
+			}
+		case sBodyLength:
+			take := int64(len(b) - i)
+			if take >= f.remaining {
+				i += int(f.remaining)
+				f.remaining = 0
+				f.state = sDone
+				return i, true, nil
+			}
+			f.remaining -= take
+			f.state = st
+			return len(b), false, nil
+		case sChunkSize0:
+			v := unhex[c]
+			if v == 0xff {
+				if c == '\n' {
+					return i, false, f.fail(ErrBareLF)
+				}
+				return i, false, f.fail(ErrChunkSize)
+			}
+			f.remaining, f.digits, f.extBytes = int64(v), 1, 0
+			st = sChunkSize
+		case sChunkSize:
+			if v := unhex[c]; v != 0xff {
+				if f.digits >= MaxChunkSizeDigits || f.remaining > math.MaxInt64>>4 {
+					return i, false, f.fail(ErrChunkSize)
+				}
+				f.digits++
+				f.remaining = f.remaining<<4 | int64(v)
+				break
+			}
+			switch c {
+			case '\r':
+				st = sChunkSizeLF
+			case ';':
+				st = sExtName0
+			case '\n':
+				return i, false, f.fail(ErrBareLF)
+			default:
+				// Whitespace after the size too: the BWS the grammar allows
+				// before ";" is where parsers disagree (§7.1.1).
+				return i, false, f.fail(ErrChunkSize)
+			}
+		case sChunkSizeLF:
+			if c != '\n' {
+				return i, false, f.fail(ErrBareCR)
+			}
+			if f.remaining == 0 {
+				f.trailer = true
+				f.hdr, f.fields = 0, 0
+				from, lim = i+1, i+1+maxHdr
+				st = sFieldStart
+				break
+			}
+			if m := f.Limits.MaxBodyBytes; m > 0 && f.remaining > m-f.body {
+				return i, false, f.fail(ErrBodyTooLarge)
+			}
+			f.body += f.remaining
+			st = sChunkData
+		case sExtName0, sExtName, sExtVal0, sExtVal, sExtQuoted, sExtQuotedPair, sExtQuotedEnd:
+			maxExt := f.Limits.MaxChunkExtBytes
+			if maxExt <= 0 {
+				maxExt = DefaultMaxChunkExtBytes
+			}
+			if f.extBytes++; f.extBytes > maxExt {
+				return i, false, f.fail(ErrChunkExtension)
+			}
+			var e *Error
+			if st, e = extByte(st, c); e != nil {
+				return i, false, f.fail(e)
+			}
+		case sChunkData:
+			take := int64(len(b) - i)
+			if take >= f.remaining {
+				i += int(f.remaining)
+				f.remaining = 0
+				st = sChunkDataCR
+				continue
+			}
+			f.remaining -= take
+			f.state = st
+			return len(b), false, nil
+		case sChunkDataCR:
+			if c != '\r' {
+				return i, false, f.fail(ErrChunkData)
+			}
+			st = sChunkDataLF
+		case sChunkDataLF:
+			if c != '\n' {
+				return i, false, f.fail(ErrBareCR)
+			}
+			st = sChunkSize0
+		}
+		i++
+	}
+	if st <= sEndLF {
+		f.hdr += i - from
+	}
+	f.state = st
+	return i, false, nil
+}
+
+// extByte reads one byte of a chunk extension:
+// *( ";" chunk-ext-name [ "=" ( token / quoted-string ) ] ), no BWS (§7.1.1).
+func extByte(st uint8, c byte) (uint8, *Error) {
+	switch st {
+	case sExtName0:
+		if !tchar[c] {
+			if c == '\n' {
+				return st, ErrBareLF
+			}
+			return st, ErrChunkExtension
+		}
+		st = sExtName
+	case sExtName, sExtVal, sExtQuotedEnd:
+		switch {
+		case tchar[c] && st != sExtQuotedEnd:
+		case c == '=' && st == sExtName:
+			st = sExtVal0
+		case c == ';':
+			st = sExtName0
+		case c == '\r':
+			st = sChunkSizeLF
+		case c == '\n':
+			return st, ErrBareLF
+		default:
+			return st, ErrChunkExtension
+		}
+	case sExtVal0:
+		switch {
+		case tchar[c]:
+			st = sExtVal
+		case c == '"':
+			st = sExtQuoted
+		case c == '\n':
+			return st, ErrBareLF
+		default:
+			return st, ErrChunkExtension
+		}
+	case sExtQuoted:
+		switch {
+		case c == '"':
+			st = sExtQuotedEnd
+		case c == '\\':
+			st = sExtQuotedPair
+		case !qdtext[c]:
+			if c == '\n' {
+				return st, ErrBareLF
+			}
+			return st, ErrChunkExtension
+		}
+	case sExtQuotedPair:
+		if !fieldChar[c] {
+			return st, ErrChunkExtension
+		}
+		st = sExtQuoted
+	}
+	return st, nil
+}
+
+func (f *RequestFramer) addName(c byte) {
+	if f.nameLen < nameCap {
+		f.name[f.nameLen] = c | 0x20 // tchar letters only; other tchars never match
+	}
+	f.nameLen++
+}
+
+// classify tells the fields the framer reads from the others; name is
+// lower-cased already or not (ASCII letters are compared without case).
+func classify(name []byte) uint8 {
+	switch len(name) {
+	case len("host"):
+		if eqFold(name, "host") {
+			return kindHost
+		}
+	case len("content-length"):
+		if eqFold(name, "content-length") {
+			return kindContentLength
+		}
+	case len("transfer-encoding"):
+		if eqFold(name, "transfer-encoding") {
+			return kindTransferEncoding
+		}
+	}
+	return kindOther
+}
+
+// eqFold compares a token with a lower-case name, ignoring ASCII case: |0x20
+// maps only letters onto themselves, and the names hold no byte it could
+// confuse ("-" stays "-", since 0x2d|0x20 == 0x2d).
+func eqFold(b []byte, lower string) bool {
+	for i := range len(b) {
+		if b[i]|0x20 != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// startValue runs at a field's colon: it counts the line and applies the
+// per-field rules of the fields the framer reads.
+func (f *RequestFramer) startValue(kind uint8) *Error {
+	maxFields := f.Limits.MaxHeaders
+	if maxFields <= 0 {
+		maxFields = DefaultMaxHeaders
+	}
+	if f.fields++; f.fields > maxFields {
+		return ErrTooManyHeaders
+	}
+	f.kind, f.vstate, f.nonEmpty = kind, 0, false
+	if kind == kindOther {
+		return nil
+	}
+	if f.trailer {
+		return ErrTrailer
+	}
+	switch f.kind {
+	case kindContentLength:
+		if f.clSeen {
+			return ErrContentLength
+		}
+		f.clSeen, f.length = true, 0
+	case kindTransferEncoding:
+		f.teSeen = true
+	case kindHost:
+		if f.hostCount++; f.hostCount > 1 {
+			return ErrHost
+		}
+	}
+	return nil
+}
+
+// valueByte reads one byte (a field-vchar, SP or HTAB, never the first one
+// whitespace) of a Content-Length, Transfer-Encoding or Host value.
+func (f *RequestFramer) valueByte(c byte) *Error {
+	ws := c == ' ' || c == '\t'
+	switch f.kind {
+	case kindContentLength:
+		// vstate 0: digits; 1: trailing whitespace.
+		switch {
+		case f.vstate == 0 && c >= '0' && c <= '9':
+			if f.length > (math.MaxInt64-9)/10 {
+				return ErrContentLength
+			}
+			f.length = f.length*10 + int64(c-'0')
+		case ws:
+			f.vstate = 1
+		default:
+			return ErrContentLength
+		}
+	case kindHost:
+		// vstate 0: host; 1: trailing whitespace.
+		switch {
+		case f.vstate == 0 && hostChar[c]:
+		case ws:
+			f.vstate = 1
+		default:
+			return ErrHost
+		}
+	case kindTransferEncoding:
+		// vstate 0: before a coding; 1: in it; 2: after it; 3: in parameters.
+		switch f.vstate {
+		case 0:
+			switch {
+			case tchar[c]:
+				f.tokLen, f.tokOK = 0, true
+				f.tokByte(c)
+				f.vstate = 1
+			case ws:
+			case c == ',':
+				f.teEmpty = true // ", chunked"
+			default:
+				return ErrTransferEncoding
+			}
+		case 1:
+			switch {
+			case tchar[c]:
+				f.tokByte(c)
+			case ws:
+				f.endCoding()
+				f.vstate = 2
+			case c == ',':
+				f.endCoding()
+				f.vstate = 0
+			case c == ';':
+				f.endCoding()
+				f.teOther, f.teLastChunk = true, false
+				f.vstate = 3
+			default:
+				return ErrTransferEncoding
+			}
+		case 2:
+			switch {
+			case ws:
+			case c == ',':
+				f.vstate = 0
+			case c == ';':
+				f.teOther, f.teLastChunk = true, false
+				f.vstate = 3
+			default:
+				return ErrTransferEncoding
+			}
+		default:
+			// Parameters: the request is refused whatever follows, since
+			// chunked takes none; only a later coding matters.
+			if c == ',' {
+				f.vstate = 0
+			}
+		}
+	}
+	return nil
+}
+
+func (f *RequestFramer) tokByte(c byte) {
+	if f.tokLen >= len("chunked") || c|0x20 != "chunked"[f.tokLen] {
+		f.tokOK = false
+	}
+	f.tokLen++
+}
+
+func (f *RequestFramer) endCoding() {
+	if f.tokOK && f.tokLen == len("chunked") {
+		f.teChunked++
+		f.teLastChunk = true
+		return
+	}
+	f.teOther, f.teLastChunk = true, false
+}
+
+// endValue runs at a field line's end.
+func (f *RequestFramer) endValue() *Error {
+	switch f.kind {
+	case kindContentLength:
+		// An empty value, or whitespace only, is not a length.
+		// sValue fails at once on a first byte that is not a digit.
+		if !f.nonEmpty {
+			return ErrContentLength
+		}
+	case kindTransferEncoding:
+		switch f.vstate {
+		case 0:
+			f.teEmpty = true // "chunked," or an empty value
+		case 1:
+			f.endCoding()
+		}
+	case kindHost:
+		f.hostEmpty = !f.nonEmpty
+	}
+	return nil
+}
+
+// endHeader applies the rules that need the whole header section: Host
+// (§3.2) and the body framing (§6.1, §6.3).
+func (f *RequestFramer) endHeader() *Error {
+	if f.minor == 1 && (f.hostCount == 0 || f.hostEmpty) {
+		return ErrMissingHost
+	}
+	if f.teSeen {
+		switch {
+		case f.clSeen:
+			return ErrLengthAndChunked
+		case f.minor == 0, !f.teLastChunk, f.teChunked > 1, f.teEmpty:
+			return ErrTransferEncoding
+		case f.teOther:
+			return ErrUnsupportedCoding
+		}
+		f.framing = Chunked
+		return nil
+	}
+	if f.clSeen {
+		if m := f.Limits.MaxBodyBytes; m > 0 && f.length > m {
+			return ErrBodyTooLarge
+		}
+		f.framing = Length
+	}
+	return nil
+}
+
+func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+// Byte classes.
+var (
+	// tchar: token characters (RFC 9110 §5.6.2).
+	tchar = makeClass(func(c byte) bool {
+		return isAlpha(c) || c >= '0' && c <= '9' || c < 0x80 && c != 0 && contains("!#$%&'*+-.^_`|~", c)
+	})
+	// targetChar: what a request-target may hold: visible ASCII. The URI
+	// grammar (RFC 3986) is narrower; fasthttp's URI parser judges the rest.
+	targetChar = makeClass(func(c byte) bool { return c > 0x20 && c < 0x7f })
+	// fieldChar: field-vchar, SP and HTAB (RFC 9110 §5.5), obs-text included.
+	fieldChar = makeClass(func(c byte) bool { return c == ' ' || c == '\t' || c > 0x20 && c != 0x7f })
+	// qdtext: quoted-string text (RFC 9110 §5.6.4).
+	qdtext = makeClass(func(c byte) bool { return fieldChar[c] && c != '"' && c != '\\' })
+	// hostChar: uri-host and port (RFC 3986 §3.2.2): unreserved, sub-delims,
+	// pct-encoded, ":" and the brackets of an IP literal.
+	hostChar = makeClass(func(c byte) bool {
+		return isAlpha(c) || c >= '0' && c <= '9' || c < 0x80 && c != 0 && contains("-._~!$&'()*+,;=:[]%", c)
+	})
+	unhex = func() (t [256]byte) {
+		for i := range t {
+			c := byte(i)
+			switch {
+			case c >= '0' && c <= '9':
+				t[i] = c - '0'
+			case c|0x20 >= 'a' && c|0x20 <= 'f':
+				t[i] = (c | 0x20) - 'a' + 10
+			default:
+				t[i] = 0xff
+			}
+		}
+		return t
+	}()
+)
+
+func makeClass(in func(c byte) bool) (t [256]bool) {
+	for i := range t {
+		t[i] = in(byte(i))
+	}
+	return t
+}
+
+func contains(s string, c byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
+}
+
+// requestLine is the fast path for the usual request-line: a method, an
+// origin-form target and HTTP/1.1 or HTTP/1.0, all in b. It returns the line's
+// length with its CRLF, or 0 to leave the line to the byte-at-a-time states
+// (which also find any error).
+func (f *RequestFramer) requestLine(b []byte) int {
+	j := 0
+	for j < len(b) && tchar[b[j]] {
+		j++
+	}
+	if j+1 >= len(b) || b[j] != ' ' || b[j+1] != '/' {
+		return 0
+	}
+	j++
+	j += targetRun(b[j:])
+	const v = len(" HTTP/1.1\r\n")
+	if j+v > len(b) {
+		return 0
+	}
+	switch string(b[j : j+v]) {
+	case " HTTP/1.1\r\n":
+		f.major, f.minor = 1, 1
+	case " HTTP/1.0\r\n":
+		f.major, f.minor = 1, 0
+	default:
+		return 0
+	}
+	return j + v
+}
+
+// fieldLine is the fast path for a whole field line "name: value CRLF" at the
+// start of b. It returns the line's length, or 0 to leave the line to the
+// byte-at-a-time states; a rule broken by a well-formed line (a repeated
+// Content-Length, say) comes back as e, with at its offset in b, the same
+// byte the slow path would name.
+func (f *RequestFramer) fieldLine(b []byte) (n int, e *Error, at int) {
+	j := 0
+	for j < len(b) && tchar[b[j]] {
+		j++
+	}
+	colon := j
+	if j >= len(b) || b[j] != ':' {
+		return 0, nil, 0
+	}
+	j++
+	for j < len(b) && (b[j] == ' ' || b[j] == '\t') {
+		j++
+	}
+	from := j
+	j += fieldRun(b[j:])
+	if j+1 >= len(b) || b[j] != '\r' || b[j+1] != '\n' {
+		return 0, nil, 0
+	}
+	if e := f.startValue(classify(b[:colon])); e != nil {
+		return 0, e, colon
+	}
+	if f.kind != kindOther {
+		f.nonEmpty = j > from
+		for k := from; k < j; k++ {
+			if e := f.valueByte(b[k]); e != nil {
+				return 0, e, k
+			}
+		}
+		if e := f.endValue(); e != nil {
+			return 0, e, j + 1
+		}
+	}
+	return j + 2, nil, 0
+}

@@ -1,0 +1,333 @@
+package h1
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// result is what framing a whole stream gives: the messages found (without
+// their leading empty lines) and the error that stopped it, if any.
+type result struct {
+	msgs    []string
+	framing []Framing
+	err     error
+	errAt   int  // offset of the offending byte in the stream
+	idle    bool // the stream ended between messages
+}
+
+// frameAll runs the framer over s split at the given sizes (cycled; nil: one
+// call) and collects the messages.
+func frameAll(f *RequestFramer, s string, sizes []int) result {
+	var r result
+	f.Reset()
+	b := []byte(s)
+	start, skipped := 0, 0
+	first := true
+	for k, pos := 0, 0; pos < len(b); k++ {
+		end := len(b)
+		if len(sizes) > 0 {
+			end = min(pos+sizes[k%len(sizes)], len(b))
+		}
+		chunk := b[pos:end]
+		for len(chunk) > 0 {
+			if first {
+				skipped = 0
+			}
+			n, done, err := f.Scan(chunk)
+			if err != nil {
+				r.err, r.errAt = err, pos+n
+				return r
+			}
+			first = false
+			pos += n
+			chunk = chunk[n:]
+			if done {
+				skipped = f.Skipped()
+				r.msgs = append(r.msgs, s[start+skipped:pos])
+				r.framing = append(r.framing, f.Framing())
+				start = pos
+				first = true
+			}
+		}
+	}
+	r.idle = f.Idle()
+	return r
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("msgs=%q framing=%v err=%v at %d idle=%v", r.msgs, r.framing, r.err, r.errAt, r.idle)
+}
+
+// checkSplits frames s whole, byte by byte and at random splits, and checks
+// that every way gives the same result.
+func checkSplits(t *testing.T, f *RequestFramer, s string) result {
+	t.Helper()
+	whole := frameAll(f, s, nil)
+	for _, sizes := range [][]int{{1}, {2, 3}, {7}, {rand.IntN(20) + 1, rand.IntN(5) + 1}} {
+		if got := frameAll(f, s, sizes); got.String() != whole.String() {
+			t.Fatalf("split %v: %v\nwhole: %v", sizes, got, whole)
+		}
+	}
+	return whole
+}
+
+const (
+	get  = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	post = "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+)
+
+// TestFramerAccepts pins what is accepted and where each message ends.
+func TestFramerAccepts(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // messages, empty lines dropped
+	}{
+		{"simple get", get, []string{get}},
+		{"http/1.0 without host", "GET / HTTP/1.0\r\n\r\n", []string{"GET / HTTP/1.0\r\n\r\n"}},
+		{"content-length body", post, []string{post}},
+		{"content-length zero", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", []string{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"}},
+		{"content-length trailing whitespace", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3 \t\r\n\r\nabc", []string{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3 \t\r\n\r\nabc"}},
+		// §2.2: empty lines before a request-line are ignored, also between
+		// pipelined requests.
+		{"§2.2 empty line before request", "\r\n" + get, []string{get}},
+		{"§2.2 empty lines between pipelined requests", get + "\r\n\r\n" + post + "\r\n" + get, []string{get, post, get}},
+		{"pipeline", get + post + get, []string{get, post, get}},
+		{"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\n",
+			[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\n"}},
+		{"chunked case-insensitive with trailer", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChunKed \r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n",
+			[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChunKed \r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n"}},
+		{"§7.1.1 chunk extensions", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b;c;d=\"x\\\"y; z\"\r\nabc\r\n0;last\r\n\r\n",
+			[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b;c;d=\"x\\\"y; z\"\r\nabc\r\n0;last\r\n\r\n"}},
+		{"chunk size with leading zeros", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0003\r\nabc\r\n000\r\n\r\n",
+			[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0003\r\nabc\r\n000\r\n\r\n"}},
+		// RFC 9110 §9.1: methods are tokens; unknown ones are the origin's business.
+		{"unknown method token", "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", []string{"BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n"}},
+		{"method with tchar symbols", "M-SEARCH! /x HTTP/1.1\r\nHost: a\r\n\r\n", []string{"M-SEARCH! /x HTTP/1.1\r\nHost: a\r\n\r\n"}},
+		{"§3.2.4 asterisk-form", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", []string{"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"}},
+		{"§3.2.3 authority-form with an address", "CONNECT 10.0.0.1:443 HTTP/1.1\r\nHost: 10.0.0.1:443\r\n\r\n", []string{"CONNECT 10.0.0.1:443 HTTP/1.1\r\nHost: 10.0.0.1:443\r\n\r\n"}},
+		{"absolute-form", "GET http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n", []string{"GET http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n"}},
+		{"authority-form", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", []string{"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"}},
+		{"empty host in http/1.0", "GET / HTTP/1.0\r\nHost:\r\n\r\n", []string{"GET / HTTP/1.0\r\nHost:\r\n\r\n"}},
+		{"ip literal host", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", []string{"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"}},
+		{"obs-text and tabs in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: \tcaf\xc3\xa9 \t x\r\n\r\n", []string{"GET / HTTP/1.1\r\nHost: a\r\nX: \tcaf\xc3\xa9 \t x\r\n\r\n"}},
+		{"empty value", "GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\r\n", []string{"GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\r\n"}},
+		{"lookalike names are other fields", "GET / HTTP/1.1\r\nHost: a\r\nContent-Lengthx: zz\r\nTransfer-Encodin: gzip\r\nHostx: /\r\n\r\n",
+			[]string{"GET / HTTP/1.1\r\nHost: a\r\nContent-Lengthx: zz\r\nTransfer-Encodin: gzip\r\nHostx: /\r\n\r\n"}},
+	}
+	var f RequestFramer
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := checkSplits(t, &f, tt.in)
+			if r.err != nil {
+				t.Fatalf("error %v", r.err)
+			}
+			if fmt.Sprintf("%q", r.msgs) != fmt.Sprintf("%q", tt.want) {
+				t.Fatalf("messages %q, want %q", r.msgs, tt.want)
+			}
+			if !r.idle {
+				t.Fatalf("not idle at the end")
+			}
+		})
+	}
+}
+
+// TestFramerRejects pins each rejection: the framing error and its status,
+// after the earlier valid pipelined messages.
+func TestFramerRejects(t *testing.T) {
+	const te = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	tests := []struct {
+		name string
+		in   string
+		want *Error
+	}{
+		// §3: the request-line.
+		{"§3 bare LF request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", ErrBareLF},
+		{"§3 bare LF after version in pipeline", get + "GET / HTTP/1.1\n\n", ErrBareLF},
+		{"§3.1 invalid method character", "G(ET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrMethod},
+		{"§3.1 method with non-ASCII", "G\xc3\xa9T / HTTP/1.1\r\nHost: a\r\n\r\n", ErrMethod},
+		{"§3 leading space", " GET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrRequestLine},
+		{"§3 two spaces", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", ErrRequestLine},
+		{"§3 tab separator", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", ErrRequestLine},
+		{"§3 http/0.9 line", "GET /\r\n\r\n", ErrRequestLine},
+		{"§3 trailing space after version", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", ErrRequestLine},
+		{"§2.3 lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", ErrRequestLine},
+		{"§2.3 two-digit version", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", ErrRequestLine},
+		{"§2.3 HTTP/2.0 request-line", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", ErrVersion},
+		{"§2.3 HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", ErrVersion},
+		{"§3.2 non-ASCII in target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2 control in target", "GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2 DEL in target", "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2 NUL in target", "GET /\x00 HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2 target not in any form", "GET ?a HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2 asterisk with more", "OPTIONS *a HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2.4 asterisk-form with another method", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2.4 asterisk-form with a lower-case options", "options * HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2.3 authority-form without CONNECT", "GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2.2 absolute-form without //", "GET http:a/b HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2.2 scheme with a bad character", "GET ht;tp://a/b HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§3.2 bare word", "GET a HTTP/1.1\r\nHost: a\r\n\r\n", ErrTarget},
+		{"§2.2 bare CR in request line", "GET / HTTP/1.1\rHost: a\r\n\r\n", ErrBareCR},
+		{"§2.2 bare LF as empty line", "\n" + get, ErrBareLF},
+		{"§2.2 CR without LF before request", "\r" + get, ErrBareCR},
+		// §5: field lines.
+		{"§2.2 bare LF inside the header block", "POST / HTTP/1.1\r\nHost: a\r\nDummy: x\nContent-Length: 3\r\n\r\nabc", ErrBareLF},
+		{"§2.2 bare LF ends header block", "GET / HTTP/1.1\r\nHost: a\r\n\n", ErrBareLF},
+		{"§2.2 bare CR in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", ErrBareCR},
+		{"§5.2 obs-fold after Host", "GET / HTTP/1.1\r\nHost: a\r\n Content-Length: 3\r\n\r\nabc", ErrObsFold},
+		{"§5.2 obs-fold after another field", "GET / HTTP/1.1\r\nHost: a\r\nFoo: bar\r\n Content-Length: 3\r\n\r\nabc", ErrObsFold},
+		{"§5.2 obs-fold with tab", "GET / HTTP/1.1\r\nHost: a\r\nFoo: bar\r\n\tbaz\r\n\r\n", ErrObsFold},
+		{"§2.2 whitespace before first field", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", ErrObsFold},
+		{"§5.1 space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", ErrHeaderName},
+		{"§5.1 empty name", "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", ErrHeaderName},
+		{"§5.1 name with separator", "GET / HTTP/1.1\r\nHost: a\r\nX(y): z\r\n\r\n", ErrHeaderName},
+		{"§5.1 line without colon", "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", ErrHeaderName},
+		{"§5.1 non-ASCII name", "GET / HTTP/1.1\r\nHost: a\r\nX\xc3\xa9: z\r\n\r\n", ErrHeaderName},
+		{"§5.5 NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", ErrHeaderValue},
+		{"§5.5 control in value", "GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n", ErrHeaderValue},
+		{"§5.5 DEL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", ErrHeaderValue},
+		// §3.2: Host.
+		{"§3.2 missing host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", ErrMissingHost},
+		{"§3.2 missing host in second request", get + "GET / HTTP/1.1\r\n\r\n", ErrMissingHost},
+		{"§3.2 empty host in http/1.1", "GET / HTTP/1.1\r\nHost: \r\n\r\n", ErrMissingHost},
+		{"§3.2 two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", ErrHost},
+		{"§3.2 host with path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", ErrHost},
+		{"§3.2 host with space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", ErrHost},
+		{"§3.2 host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", ErrHost},
+		// §6.3: Content-Length.
+		{"§6.3 duplicate content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", ErrContentLength},
+		{"§6.3 differing content-lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", ErrContentLength},
+		{"§6.3 content-length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc", ErrContentLength},
+		{"§6.3 content-length differing list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3,4\r\n\r\nabc", ErrContentLength},
+		{"§6.3 negative content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", ErrContentLength},
+		{"§6.3 plus sign", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc", ErrContentLength},
+		{"§6.3 hex content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x3\r\n\r\nabc", ErrContentLength},
+		{"§6.3 content-length with inner space", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", ErrContentLength},
+		{"§6.3 empty content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", ErrContentLength},
+		{"§6.3 content-length overflow", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n", ErrContentLength},
+		// §6.1: Transfer-Encoding.
+		{"§6.1 content-length and transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", ErrLengthAndChunked},
+		{"§6.1 transfer-encoding then content-length", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", ErrLengthAndChunked},
+		{"§6.3 chunked not final", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", ErrTransferEncoding},
+		{"§6.3 identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", ErrTransferEncoding},
+		{"§7 chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", ErrTransferEncoding},
+		{"§7 chunked with parameter", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n", ErrTransferEncoding},
+		{"§6.1 empty transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", ErrTransferEncoding},
+		{"§6.1 transfer-encoding in http/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", ErrTransferEncoding},
+		{"§6.1 trailing empty list element", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", ErrTransferEncoding},
+		{"§6.1 leading empty list element", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n0\r\n\r\n", ErrTransferEncoding},
+		{"§6.1 chunkedx", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n", ErrTransferEncoding},
+		{"§6.1 quoted chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", ErrTransferEncoding},
+		{"§6.1 gzip then chunked is 501", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", ErrUnsupportedCoding},
+		// §7.1: chunked body.
+		{"§7.1 whitespace after chunk size", te + "3 \r\nabc\r\n0\r\n\r\n", ErrChunkSize},
+		{"§7.1 tab after chunk size", te + "3\t\r\nabc\r\n0\r\n\r\n", ErrChunkSize},
+		{"§7.1 whitespace before extension", te + "3 ;a\r\nabc\r\n0\r\n\r\n", ErrChunkSize},
+		{"§7.1.1 extension without name", te + "3;\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"§7.1.1 extension with empty value", te + "3;a=\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"§7.1.1 extension with space", te + "3; a\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"§7.1.1 unterminated quoted value", te + "3;a=\"b\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"§7.1.1 bare LF in extension", te + "3;a\nabc\r\n0\r\n\r\n", ErrBareLF},
+		{"§7.1 empty chunk size", te + "\r\nabc\r\n0\r\n\r\n", ErrChunkSize},
+		{"§7.1 chunk size not hex", te + "g\r\n", ErrChunkSize},
+		{"§7.1 negative chunk size", te + "-1\r\n", ErrChunkSize},
+		{"§7.1 chunk size 0x prefix", te + "0x3\r\nabc\r\n0\r\n\r\n", ErrChunkSize},
+		{"§7.1 chunk size overflow", te + "8000000000000000\r\n", ErrChunkSize},
+		{"§7.1 chunk size too many digits", te + "00000000000000001\r\na\r\n0\r\n\r\n", ErrChunkSize},
+		{"§7.1 bare LF after chunk size", te + "3\nabc\r\n0\r\n\r\n", ErrBareLF},
+		{"§7.1 chunk data longer than size", te + "3\r\nabcd\r\n0\r\n\r\n", ErrChunkData},
+		{"§7.1 chunk data with bare LF", te + "3\r\nabc\n0\r\n\r\n", ErrChunkData},
+		{"§7.1 chunk data then CR without LF", te + "3\r\nabc\r0\r\n\r\n", ErrBareCR},
+		{"§7.1.2 obs-fold in trailer", te + "0\r\nX: a\r\n b\r\n\r\n", ErrObsFold},
+		{"§6.5 content-length trailer", te + "0\r\nContent-Length: 3\r\n\r\n", ErrTrailer},
+		{"§6.5 bare LF ends trailer", te + "0\r\n\n", ErrBareLF},
+	}
+	var f RequestFramer
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := checkSplits(t, &f, tt.in)
+			if !errors.Is(r.err, tt.want) {
+				t.Fatalf("got %v, want error %v", r, tt.want)
+			}
+			var e *Error
+			if !errors.As(r.err, &e) || e.Status() != tt.want.Status() || strings.ContainsAny(e.Message(), "\"\\") {
+				t.Fatalf("error %v: status %d", r.err, e.Status())
+			}
+		})
+	}
+}
+
+func TestFramerLimits(t *testing.T) {
+	tests := []struct {
+		name   string
+		limits Limits
+		in     string
+		want   *Error
+	}{
+		{"header bytes at limit", Limits{MaxHeaderBytes: len(get)}, get, nil},
+		{"header bytes over limit", Limits{MaxHeaderBytes: len(get) - 1}, get, ErrHeaderTooLarge},
+		{"empty lines count", Limits{MaxHeaderBytes: len(get) + 1}, "\r\n" + get, ErrHeaderTooLarge},
+		{"long value over limit", Limits{MaxHeaderBytes: 100}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", 100) + "\r\n\r\n", ErrHeaderTooLarge},
+		{"long target over limit", Limits{MaxHeaderBytes: 100}, "GET /" + strings.Repeat("t", 100) + " HTTP/1.1\r\nHost: a\r\n\r\n", ErrHeaderTooLarge},
+		{"default limit", Limits{}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", DefaultMaxHeaderBytes) + "\r\n\r\n", ErrHeaderTooLarge},
+		{"fields at limit", Limits{MaxHeaders: 2}, "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n", nil},
+		{"fields over limit", Limits{MaxHeaders: 2}, "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nY: 2\r\n\r\n", ErrTooManyHeaders},
+		{"trailer fields over limit", Limits{MaxHeaders: 2}, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", ErrTooManyHeaders},
+		{"body at limit", Limits{MaxBodyBytes: 3}, post, nil},
+		{"body over limit", Limits{MaxBodyBytes: 2}, post, ErrBodyTooLarge},
+		{"chunked body over limit", Limits{MaxBodyBytes: 4}, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", ErrBodyTooLarge},
+		{"chunk extension over limit", Limits{MaxChunkExtBytes: 4}, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;abcd\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"chunk extension at limit", Limits{MaxChunkExtBytes: 5}, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;abcd\r\nabc\r\n0\r\n\r\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := RequestFramer{Limits: tt.limits}
+			r := checkSplits(t, &f, tt.in)
+			if tt.want == nil && r.err != nil || tt.want != nil && !errors.Is(r.err, tt.want) {
+				t.Fatalf("got %v, want %v", r, tt.want)
+			}
+		})
+	}
+}
+
+// TestFramerAccessors checks what a caller streaming a body needs: the header
+// length and framing as soon as the header section is complete.
+func TestFramerAccessors(t *testing.T) {
+	var f RequestFramer
+	in := "\r\n" + post
+	n, done, err := f.Scan([]byte(in[:len(in)-2]))
+	if err != nil || done || n != len(in)-2 {
+		t.Fatalf("n=%d done=%v err=%v", n, done, err)
+	}
+	if !f.HeaderDone() || f.HeaderLen() != len(post)-3 || f.Framing() != Length || f.ContentLength() != 3 || f.Skipped() != 2 {
+		t.Fatalf("header %v len %d framing %v cl %d skipped %d", f.HeaderDone(), f.HeaderLen(), f.Framing(), f.ContentLength(), f.Skipped())
+	}
+	if maj, minor := f.Version(); maj != 1 || minor != 1 {
+		t.Fatalf("version %d.%d", maj, minor)
+	}
+	n, done, err = f.Scan([]byte(in[len(in)-2:] + get))
+	if err != nil || !done || n != 2 {
+		t.Fatalf("n=%d done=%v err=%v", n, done, err)
+	}
+	if f.Idle() != true {
+		t.Fatalf("not idle after a message")
+	}
+	n, done, _ = f.Scan([]byte(get))
+	if !done || n != len(get) || f.Framing() != NoBody || f.ContentLength() != -1 || f.Skipped() != 0 {
+		t.Fatalf("second message: n=%d done=%v framing %v", n, done, f.Framing())
+	}
+	// A sticky error.
+	if _, _, err := f.Scan([]byte("GET /\r\n")); !errors.Is(err, ErrRequestLine) {
+		t.Fatalf("err %v", err)
+	}
+	if n, _, err := f.Scan([]byte(get)); n != 0 || !errors.Is(err, ErrRequestLine) || f.Err() == nil {
+		t.Fatalf("not sticky: n=%d err=%v", n, err)
+	}
+	f.Reset()
+	if _, done, err := f.Scan([]byte(get)); !done || err != nil {
+		t.Fatalf("after Reset: %v %v", done, err)
+	}
+}

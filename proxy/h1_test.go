@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// recorder is an origin that records every request it gets, in order.
+type recorder struct {
+	*origin
+	mu   sync.Mutex
+	seen []string
+}
+
+func newRecorder(t testing.TB) *recorder {
+	r := &recorder{}
+	r.origin = newOrigin(t, "rec", func(ctx *fasthttp.RequestCtx) {
+		r.mu.Lock()
+		r.seen = append(r.seen, seenRequest(string(ctx.Method()), string(ctx.RequestURI()), string(ctx.Request.Body())))
+		r.mu.Unlock()
+		ctx.SetBodyString("ok")
+	})
+	return r
+}
+
+func seenRequest(method, target, body string) string {
+	return fmt.Sprintf("%s %s %q", method, target, body)
+}
+
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.seen
+	r.seen = nil
+	return s
+}
+
+// rawExchange writes raw to the edge on one connection, closes its write side
+// and reads answers until the edge closes. It returns the statuses and the
+// last answer.
+func rawExchange(t testing.TB, addr, raw string) ([]int, *fasthttp.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	br := bufio.NewReader(c)
+	var codes []int
+	var last *fasthttp.Response
+	for {
+		r := &fasthttp.Response{}
+		if err := r.Read(br); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) || strings.Contains(err.Error(), "closed") {
+				return codes, last
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("no answer within 5 s after %v", codes)
+			}
+			return codes, last
+		}
+		codes = append(codes, r.StatusCode())
+		last = r
+		if r.ConnectionClose() {
+			return codes, last
+		}
+	}
+}
+
+// TestEdgeFraming sends raw bytes to the edge in front of a recording origin
+// (RFC 9112): each valid request reaches the origin once, in order, and the
+// first invalid one gets the framer's status, closes the connection, and never
+// reaches the origin.
+func TestEdgeFraming(t *testing.T) {
+	o := newRecorder(t)
+	e := startEdge(t, testConfig(o.origin), Options{})
+	const (
+		get  = "GET /a HTTP/1.1\r\nHost: shop\r\n\r\n"
+		get2 = "GET /b HTTP/1.1\r\nHost: shop\r\n\r\n"
+		te   = "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n"
+	)
+	seenGet, seenGet2 := seenRequest("GET", "/a", ""), seenRequest("GET", "/b", "")
+	tests := []struct {
+		name  string
+		raw   string
+		codes []int
+		seen  []string
+	}{
+		{"§2.2 empty line before a pipelined request", get + "\r\n" + get2, []int{200, 200}, []string{seenGet, seenGet2}},
+		{"§2.2 empty lines before the first request", "\r\n\r\n" + get, []int{200}, []string{seenGet}},
+		{"pipeline", get + "POST /p HTTP/1.1\r\nHost: shop\r\nContent-Length: 3\r\n\r\nabc" + get2, []int{200, 200, 200},
+			[]string{seenGet, seenRequest("POST", "/p", "abc"), seenGet2}},
+		{"chunked body", te + "3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n", []int{200}, []string{seenRequest("POST", "/c", "abcde")}},
+		{"RFC 9110 §9.1 unknown method token", "BREW /pot HTTP/1.1\r\nHost: shop\r\n\r\n", []int{200}, []string{seenRequest("BREW", "/pot", "")}},
+		{"§7.1 whitespace after chunk size", te + "3 \r\nabc\r\n0\r\n\r\n", []int{400}, nil},
+		{"§7.1.1 chunk extension without name", te + "3;\r\nabc\r\n0\r\n\r\n", []int{400}, nil},
+		{"§6.1 Content-Length and Transfer-Encoding", "POST /c HTTP/1.1\r\nHost: shop\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", []int{400}, nil},
+		{"§3.2 non-ASCII in request-target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: shop\r\n\r\n", []int{400}, nil},
+		{"§2.2 bare LF in header block", "POST /c HTTP/1.1\r\nHost: shop\r\nDummy: x\nContent-Length: 3\r\n\r\nabc", []int{400}, nil},
+		{"§5.2 obs-fold after Host", "POST /c HTTP/1.1\r\nHost: shop\r\n Content-Length: 3\r\n\r\nabc", []int{400}, nil},
+		{"§5.2 obs-fold after another field", "POST /c HTTP/1.1\r\nHost: shop\r\nFoo: bar\r\n Content-Length: 3\r\n\r\nGET /x HTTP/1.1\r\nHost: shop\r\n\r\n", []int{400}, nil},
+		{"§3 bare LF request line", "GET /a HTTP/1.1\nHost: shop\r\n\r\n", []int{400}, nil},
+		{"§3.1 invalid method character", "GE(T /a HTTP/1.1\r\nHost: shop\r\n\r\n", []int{400}, nil},
+		{"§3.2 missing Host", "GET /a HTTP/1.1\r\n\r\n", []int{400}, nil},
+		{"§6.3 duplicate Content-Length", "POST /c HTTP/1.1\r\nHost: shop\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", []int{400}, nil},
+		{"§6.3 Transfer-Encoding not ending in chunked", "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked, identity\r\n\r\n", []int{400}, nil},
+		{"§6.1 unsupported transfer coding", "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", []int{501}, nil},
+		{"§2.3 HTTP/2.0 request-line", "GET /a HTTP/2.0\r\nHost: shop\r\n\r\n", []int{505}, nil},
+		{"valid pipelined requests answered before the 400", get + get2 + "GET /a HTTP/1.1\r\nHost: shop\r\nX: 1\r\n\tfolded\r\n\r\n" + get, []int{200, 200, 400}, []string{seenGet, seenGet2}},
+		{"400 after an empty line", get + "\r\n GET /a HTTP/1.1\r\nHost: shop\r\n\r\n", []int{200, 400}, []string{seenGet}},
+		{"400 in a chunked body after valid chunks", get + te + "3\r\nabc\r\nzz\r\n0\r\n\r\n", []int{200, 400}, []string{seenGet}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			codes, last := rawExchange(t, e.addr, tt.raw)
+			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
+				t.Fatalf("statuses %v, want %v", codes, tt.codes)
+			}
+			if got := o.take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
+				t.Fatalf("origin saw %q, want %q", got, tt.seen)
+			}
+			if code := tt.codes[len(tt.codes)-1]; code != 200 {
+				wantJSONError(t, last, code)
+				if !last.ConnectionClose() {
+					t.Fatalf("the %d does not close the connection", code)
+				}
+			}
+		})
+	}
+}
+
+// TestEdgeEmptyLineBetweenReads is the §2.2 case as a client sends it: the
+// empty line after a request arrives on its own, after the answer, and the
+// next request follows on the same connection.
+func TestEdgeEmptyLineBetweenReads(t *testing.T) {
+	o := newRecorder(t)
+	e := startEdge(t, testConfig(o.origin), Options{})
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for i, raw := range []string{"GET /a HTTP/1.1\r\nHost: shop\r\n\r\n\r\n", "GET /b HTTP/1.1\r\nHost: shop\r\n\r\n"} {
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		var r fasthttp.Response
+		if err := r.Read(br); err != nil || r.StatusCode() != 200 {
+			t.Fatalf("request %d: %v, status %d", i+1, err, r.StatusCode())
+		}
+	}
+	want := []string{seenRequest("GET", "/a", ""), seenRequest("GET", "/b", "")}
+	if got := o.take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+		t.Fatalf("origin saw %q, want %q", got, want)
+	}
+}
+
+// TestEdgeFramingStreamedBody: with request streaming on, a chunked body that
+// breaks the rules after the first chunks have gone on to the origin still
+// gets the framer's 400 (not a 502 for the aborted upload), and the origin never
+// receives a complete request.
+func TestEdgeFramingStreamedBody(t *testing.T) {
+	o := newRecorder(t)
+	cfg := testConfig(o.origin)
+	cfg.Limits.StreamRequestBytes = 4
+	e := startEdge(t, cfg, Options{})
+	const te = "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n"
+	big := strings.Repeat("x", 0x4000)
+	tests := []struct {
+		name string
+		raw  string
+		code int
+		seen []string
+	}{
+		{"valid", te + "3\r\nabc\r\n0\r\n\r\n", 200, []string{seenRequest("POST", "/c", "abc")}},
+		{"bad second chunk", te + "3\r\nabc\r\nzz\r\n0\r\n\r\n", 400, nil},
+		{"bad chunk after 32 KiB streamed", te + "4000\r\n" + big + "\r\n4000\r\n" + big + "\r\n3 \r\nabc\r\n0\r\n\r\n", 400, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			codes, last := rawExchange(t, e.addr, tt.raw)
+			if len(codes) != 1 || codes[0] != tt.code {
+				t.Fatalf("statuses %v, want [%d]", codes, tt.code)
+			}
+			if tt.code != 200 {
+				wantJSONError(t, last, tt.code)
+				if !last.ConnectionClose() {
+					t.Fatalf("the %d does not close the connection", tt.code)
+				}
+			}
+			if got := o.take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
+				t.Fatalf("origin saw %q, want %q", got, tt.seen)
+			}
+		})
+	}
+}
