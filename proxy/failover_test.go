@@ -60,16 +60,18 @@ func TestOriginKilledMidLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Count requests, not time: on a loaded machine 300 ms may carry only a few
+	// dozen requests, and the test must show the kill under real load.
+	waitUntil(t, "50 requests before the kill", 30*time.Second, func() bool { return sent.Load() >= 50 })
 	o1.kill()
 	killedAt := sent.Load()
-	time.Sleep(500 * time.Millisecond)
+	waitUntil(t, "150 requests after the kill", 30*time.Second, func() bool { return sent.Load() >= killedAt+150 })
 	o1.revive()
 	// The active check (interval 100ms, rise 1) brings it back.
 	u := e.s.rt.Load().pool.Get("o1")
 	waitUntil(t, "o1 to rejoin", 3*time.Second, u.Healthy)
 	before := o1.hits.Load()
-	time.Sleep(300 * time.Millisecond)
+	waitUntil(t, "o1 to take traffic after it rejoined", 30*time.Second, func() bool { return o1.hits.Load() > before })
 	close(stop)
 	wg.Wait()
 
