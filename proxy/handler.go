@@ -333,7 +333,7 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 				s.metrics.NoUpstream.Inc()
 				return ErrNoUpstream
 			}
-			break // every available host has been tried
+			break // the pool emptied since the first try
 		}
 		tried[attempt] = u
 		if note != nil {
@@ -414,6 +414,10 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 
 // pickUntried asks the policy for a host and, if it was tried already on this
 // request, takes the next untried host of the set instead, so a retry goes elsewhere.
+// When every host of the set was tried it returns the policy's pick again: a try
+// that timed out on the only live host (the other one just died) is worth one more
+// go within the attempts and the budget; giving up there answered 504 while the
+// host was fine (issue 14, failover tail).
 func pickUntried(p balancer.Policy, set *upstream.Set, req *fasthttp.Request, clientIP net.IP, tried []*upstream.Upstream) *upstream.Upstream {
 	u := p.Pick(set, req, clientIP)
 	if u == nil || !contains(tried, u) {
@@ -432,7 +436,7 @@ func pickUntried(p balancer.Policy, set *upstream.Set, req *fasthttp.Request, cl
 			return c
 		}
 	}
-	return nil
+	return u
 }
 
 func contains(list []*upstream.Upstream, u *upstream.Upstream) bool {

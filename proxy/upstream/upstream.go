@@ -128,8 +128,16 @@ func New(name, rawURL string, weight int, opt Options) (*Upstream, error) {
 			// Reusing the most recently used connection keeps few connections hot and
 			// lets the rest reach MaxIdleConnDuration and close.
 			ConnPoolStrategy: fasthttp.LIFO,
-			Dial: func(a string) (net.Conn, error) {
-				return fasthttp.DialTimeout(a, dialTimeout)
+			// DialTimeout, not Dial: fasthttp passes the request's remaining
+			// time (the edge's per-try timeout), so a host that drops SYNs
+			// (a dead machine, a full accept queue) costs at most that try,
+			// not the whole dial timeout. With Dial the per-try timeout did
+			// not cover connection set-up at all (issue 14, failover tail).
+			DialTimeout: func(a string, timeout time.Duration) (net.Conn, error) {
+				if timeout <= 0 || timeout > dialTimeout {
+					timeout = dialTimeout
+				}
+				return fasthttp.DialTimeout(a, timeout)
 			},
 		},
 	}
