@@ -191,8 +191,9 @@ func (c *Checker) ActiveResult(u *upstream.Upstream, ok bool) {
 
 // Passive records the consecutive failure count of u after a request (as returned by
 // upstream.Upstream.Done) and ejects u when it reaches PassiveFailures, unless that
-// would eject more than MaxEjectedPercent of the hosts. It is cheap when failures is
-// below the threshold.
+// would eject more than MaxEjectedPercent of the hosts (rounded down, in the pool's
+// favour) or take the last host that may take requests. It is cheap when failures
+// is below the threshold.
 func (c *Checker) Passive(u *upstream.Upstream, failures int64) {
 	if c.cfg.PassiveFailures <= 0 || failures < int64(c.cfg.PassiveFailures) {
 		return
@@ -204,6 +205,17 @@ func (c *Checker) Passive(u *upstream.Upstream, failures int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.ejectedUntil.IsZero() {
+		return
+	}
+	if !c.othersAvailable(u) {
+		// The last host taking traffic stays in: ejecting it would leave
+		// nothing to try, and every request would fail without a try (issue
+		// 14: one origin that closed a few connections mid-answer cost the
+		// next, unrelated requests their answers). The panic threshold
+		// covers hosts that health checks took down.
+		if ce := c.log.Check(zap.WarnLevel, "health: ejection skipped, last available host"); ce != nil {
+			ce.Write(zap.String("upstream", u.Name), zap.Int64("failures", failures))
+		}
 		return
 	}
 	total := len(c.pool.All())
@@ -234,6 +246,17 @@ func (c *Checker) Passive(u *upstream.Upstream, failures int64) {
 		c.OnEject(u)
 	}
 	c.log.Warn("health: upstream ejected", zap.String("upstream", u.Name), zap.Int64("failures", failures), zap.Duration("for", d))
+}
+
+// othersAvailable reports whether a host other than u may take requests (healthy
+// and not drained).
+func (c *Checker) othersAvailable(u *upstream.Upstream) bool {
+	for _, o := range c.pool.All() {
+		if o != u && o.Available() {
+			return true
+		}
+	}
+	return false
 }
 
 // Tick expires ejections whose back-off has passed and refreshes slow-start weights.
