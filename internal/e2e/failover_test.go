@@ -537,3 +537,28 @@ func TestFailoverTail(t *testing.T) {
 		t.Errorf("slowest GET took %s, want <= per-try timeout %s x %d tries + %s slack = %s", mx, perTry, tries, slack, bound)
 	}
 }
+
+// TestHealthPathAnswers404: the edge's health checks ask a path the real
+// origin answers 404 (a wrong health path), so active checks fail on the
+// only host while it serves everything else. The pool goes into panic and
+// every request is still served (issue 14 "All hosts down": the edge
+// answered 503 to everything), and the edge says so in its log and metric.
+func TestHealthPathAnswers404(t *testing.T) {
+	s := newShop(t)
+	o := s.startOrigin("origin-1", "")
+	e := s.startEdgeWith("edge", "", edgeOpts{healthPath: "/api/no-such-health-path/"}, o)
+	c := newClient(t)
+	c.must(404, "GET", "http://"+o.addr+"/api/no-such-health-path/", "", nil)
+	eventually(t, 10*time.Second, 50*time.Millisecond, "edge marks the origin down",
+		func() bool { return c.upstreamState(e, "origin-1") == "down" })
+	for i := range 50 {
+		c.must(200, "GET", fmt.Sprintf("%s/api/products/%d/", e.url, 1+i%seedProducts), "", nil)
+	}
+	if m := c.must(200, "GET", e.admin+"/metrics", "", nil); !strings.Contains(string(m.body), "edge_pool_panic 1") {
+		t.Fatalf("metrics do not show the pool in panic:\n%s", tailString(string(m.body), 2000))
+	}
+	if !strings.Contains(e.output(), "pool in panic") {
+		t.Fatalf("no panic log line:\n%s", tailString(e.output(), 2000))
+	}
+	t.Logf("health path 404: origin marked down by its checks, 50 GETs all answered 200 in panic")
+}
