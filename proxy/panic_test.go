@@ -145,16 +145,23 @@ func TestEjectionKeepsLastHost(t *testing.T) {
 			o := newOrigin(t, "cutter", cutMidAnswer)
 			origins := []*origin{o}
 			if tt.downToo {
-				var bad atomic.Bool
-				bad.Store(true)
-				origins = append(origins, newOrigin(t, "down", healthPathAnswers404(&bad)))
+				// Down by its checks, and cutting /cut too, so a retry of
+				// /cut there fails as well.
+				origins = append(origins, newOrigin(t, "down", func(ctx *fasthttp.RequestCtx) {
+					if string(ctx.Path()) == "/hc" {
+						ctx.SetStatusCode(fasthttp.StatusNotFound)
+						return
+					}
+					cutMidAnswer(ctx)
+				}))
 			}
 			cfg := testConfig(origins...)
 			cfg.Health.Path = "/hc"
 			cfg.Health.PassiveFailures = 3
 			cfg.Health.MaxEjectedPercent = tt.percent
 			cfg.Health.PanicThreshold = 0
-			e := startEdge(t, cfg, Options{})
+			core, logs := observer.New(zapcore.InfoLevel)
+			e := startEdge(t, cfg, Options{Logger: zap.New(core)})
 			pool := e.s.rt.Load().pool
 			if tt.downToo {
 				waitUntil(t, "the second origin marked down", 3*time.Second, func() bool { return !pool.Get("down").Healthy() })
@@ -167,6 +174,10 @@ func TestEjectionKeepsLastHost(t *testing.T) {
 			if !pool.Get("cutter").Healthy() {
 				t.Fatal("the last available host was ejected")
 			}
+			// Fifteen failed tries in a row: one warning, not one per try.
+			if n := logs.FilterMessageSnippet("last available host").Len(); n != 1 {
+				t.Fatalf("%d 'last available host' warnings for one failure streak, want 1", n)
+			}
 			for i := range 20 {
 				r := e.do(t, "GET", "/ok", "")
 				if r.StatusCode() != 200 || header(r, "X-Served-By") != "cutter" {
@@ -174,5 +185,33 @@ func TestEjectionKeepsLastHost(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRetryReachesAnEjectedHost: one host is ejected (a blip a moment ago,
+// it answers again) and the other, the only one left in the set, dies. Until
+// health checks notice, every request's first try fails on the dead host; the
+// retry must go to the ejected host rather than the dead one again (found by
+// internal/e2e TestFailoverTail: about 3,000 GETs got 502 in the 400 ms before
+// the active checks took the dead host down).
+func TestRetryReachesAnEjectedHost(t *testing.T) {
+	blip := newOrigin(t, "blip", nil)
+	dying := newOrigin(t, "dying", nil)
+	cfg := testConfig(blip, dying)
+	cfg.Health.Active = false
+	cfg.Health.PassiveFailures = 3
+	cfg.Health.EjectBase, cfg.Health.EjectMax = time.Minute, time.Minute
+	e := startEdge(t, cfg, Options{})
+	rt := e.s.rt.Load()
+	rt.health.Passive(rt.pool.Get("blip"), 3)
+	if rt.pool.Get("blip").Healthy() {
+		t.Fatal("blip was not ejected")
+	}
+	dying.kill()
+	for i := range 10 {
+		r := e.do(t, "GET", "/x", "")
+		if r.StatusCode() != 200 || header(r, "X-Served-By") != "blip" {
+			t.Fatalf("GET %d with the only available host dead: %d %s", i, r.StatusCode(), r.Body())
+		}
 	}
 }

@@ -258,3 +258,40 @@ func TestNewKeepsCarriedOverVerdict(t *testing.T) {
 		t.Fatal("without active checks a carried-over down host must return")
 	}
 }
+
+// TestLastHostSwapsWithAnEjectedOne: when the last available host reaches the
+// passive threshold and another host is held out by passive ejection alone,
+// that one comes back and the failing one is ejected instead; a host that
+// active checks took down never comes back this way.
+func TestLastHostSwapsWithAnEjectedOne(t *testing.T) {
+	t.Run("ejected host returns", func(t *testing.T) {
+		p := poolOf(t, "http://127.0.0.1:1", "http://127.0.0.1:2")
+		c := New(p, cfg(), nil)
+		a, b := p.All()[0], p.All()[1]
+		c.Passive(a, 3)
+		if a.Healthy() {
+			t.Fatal("a not ejected")
+		}
+		c.Passive(b, 3)
+		if !a.Healthy() || b.Healthy() || c.Ejected() != 1 {
+			t.Fatalf("after b failed: a healthy %v, b healthy %v, ejected %d; want a back and b out", a.Healthy(), b.Healthy(), c.Ejected())
+		}
+		if a.Failures() != 0 {
+			t.Fatalf("returned host kept %d failures", a.Failures())
+		}
+	})
+	t.Run("actively down host stays down", func(t *testing.T) {
+		p := poolOf(t, "http://127.0.0.1:1", "http://127.0.0.1:2")
+		conf := cfg()
+		c := New(p, conf, nil)
+		a, b := p.All()[0], p.All()[1]
+		for range conf.Fall {
+			c.ActiveResult(a, false)
+		}
+		c.Passive(a, 3)
+		c.Passive(b, 3)
+		if a.Healthy() || !b.Healthy() {
+			t.Fatalf("a healthy %v, b healthy %v; want a down and b kept as the last host", a.Healthy(), b.Healthy())
+		}
+	})
+}
