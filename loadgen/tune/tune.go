@@ -191,6 +191,34 @@ func ParseHostRequests(text string) map[string]float64 {
 	return out
 }
 
+// settleWait bounds how long Run waits for the previous trial's requests to
+// leave the edge.
+const settleWait = 3 * time.Second
+
+// settle waits, at most wait, until no host has a request in flight, so that a
+// trial's counters do not include the previous trial's last answers.
+func (a Admin) settle(ctx context.Context, wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	for {
+		u, err := a.Upstreams(ctx)
+		if err != nil {
+			return
+		}
+		var n int64
+		for _, h := range u.Upstreams {
+			n += h.InFlight
+		}
+		if n == 0 || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // HostShare is one host's part of a trial's requests.
 type HostShare struct {
 	Name     string  `json:"name"`
@@ -459,6 +487,8 @@ func Run(ctx context.Context, scenarios []Scenario, policies []string, rounds in
 					}
 					// The counters before and after give each host's share; an
 					// edge without them still gets its trial, without shares.
+					// The previous trial's last requests must not count here.
+					sc.Admin.settle(ctx, settleWait)
 					hostsBefore, herr := sc.Admin.HostRequests(ctx)
 					s, err := run(ctx, sc, p)
 					if err != nil {
