@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"fmt"
+	"github.com/novashop/edge/proxy/config"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,5 +90,68 @@ func TestOriginKilledMidLoad(t *testing.T) {
 	}
 	if e.s.metrics.Retries.Get() == 0 {
 		t.Fatal("no retries counted although an origin died under load")
+	}
+}
+
+// silentAddr returns a 127.0.0.1 address whose listener never accepts and
+// whose accept queue is full, so the kernel drops every further SYN: a dial
+// to it hangs until its timeout, as a dial to a crashed machine does.
+func silentAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return addr // the queue is full: this SYN was dropped
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if i > 16 {
+			t.Fatal("the accept queue never filled")
+		}
+	}
+}
+
+// TestDialBoundedByPerTryTimeout: a host that drops SYNs costs a request at
+// most its per-try timeout, then the retry goes to a live host (issue 14,
+// failover tail). Connection set-up used its own 3 s dial timeout, outside
+// the per-try timeout, so such a request waited 3 s for its first try.
+func TestDialBoundedByPerTryTimeout(t *testing.T) {
+	good := newOrigin(t, "good", nil)
+	cfg := testConfig(good)
+	cfg.Upstreams = append([]config.Upstream{{Name: "silent", URL: "http://" + silentAddr(t), Weight: 1000}}, cfg.Upstreams...)
+	cfg.Balancer.Policy = "weighted" // the silent host is picked first
+	cfg.Health.Active = false
+	cfg.Health.PassiveFailures = 0
+	cfg.Timeouts.Dial = 3 * time.Second
+	cfg.Timeouts.Request = 10 * time.Second
+	cfg.Retries.PerTryTimeout = 200 * time.Millisecond
+	e := startEdge(t, cfg, Options{})
+	for i := range 3 {
+		start := time.Now()
+		r := e.do(t, "GET", "/x", "")
+		took := time.Since(start)
+		if r.StatusCode() != 200 || header(r, "X-Served-By") != "good" {
+			t.Fatalf("GET %d: %d from %q", i, r.StatusCode(), header(r, "X-Served-By"))
+		}
+		// One per-try timeout on the silent host, then the good one; 3 s if
+		// the dial ignores the per-try timeout.
+		if took > time.Second {
+			t.Fatalf("GET %d took %s with a per-try timeout of %s", i, took, cfg.Retries.PerTryTimeout)
+		}
 	}
 }

@@ -327,13 +327,13 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 			}
 			s.metrics.Retries.Inc()
 		}
-		u := pickUntried(policy, rt.pool.Available(), req, clientIP, tried[:attempt])
+		u := pickUntried(policy, rt.pool.Available(), rt.pool.All(), req, clientIP, tried[:attempt])
 		if u == nil {
 			if attempt == 0 {
 				s.metrics.NoUpstream.Inc()
 				return ErrNoUpstream
 			}
-			break // every available host has been tried
+			break // the pool emptied since the first try
 		}
 		tried[attempt] = u
 		if note != nil {
@@ -414,7 +414,16 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 
 // pickUntried asks the policy for a host and, if it was tried already on this
 // request, takes the next untried host of the set instead, so a retry goes elsewhere.
-func pickUntried(p balancer.Policy, set *upstream.Set, req *fasthttp.Request, clientIP net.IP, tried []*upstream.Upstream) *upstream.Upstream {
+//
+// When every host of the set was tried, a retry goes to an untried host of the
+// whole pool that is not drained (one that health holds out), else to the
+// policy's pick again. Both were found under load with an origin SIGKILLed
+// (issue 14, failover tail): with one host ejected a moment earlier (a blip) and
+// the other just killed, the set held only the dead host until its health checks
+// failed, and every request failed on it although the ejected host could answer;
+// and a try that timed out on the only live host is worth one more go. Either
+// stays within the attempts and the retry budget.
+func pickUntried(p balancer.Policy, set *upstream.Set, all []*upstream.Upstream, req *fasthttp.Request, clientIP net.IP, tried []*upstream.Upstream) *upstream.Upstream {
 	u := p.Pick(set, req, clientIP)
 	if u == nil || !contains(tried, u) {
 		return u
@@ -432,7 +441,12 @@ func pickUntried(p balancer.Policy, set *upstream.Set, req *fasthttp.Request, cl
 			return c
 		}
 	}
-	return nil
+	for _, c := range all {
+		if !c.Drained() && !contains(tried, c) {
+			return c
+		}
+	}
+	return u
 }
 
 func contains(list []*upstream.Upstream, u *upstream.Upstream) bool {

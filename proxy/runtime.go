@@ -118,6 +118,14 @@ func (s *Server) apply(cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 	}
+	pool.SetPanicThreshold(cfg.Health.PanicThreshold, func(panic bool, healthy, hosts int) {
+		if panic {
+			s.log.Warn("proxy: pool in panic, balancing over every host", zap.Int("healthy", healthy), zap.Int("hosts", hosts),
+				zap.Float64("panic_threshold", cfg.Health.PanicThreshold))
+		} else {
+			s.log.Info("proxy: pool left panic", zap.Int("healthy", healthy), zap.Int("hosts", hosts))
+		}
+	})
 
 	rt := &runtime{
 		cfg:        cfg,

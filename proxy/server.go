@@ -75,6 +75,13 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		log = zap.NewNop()
 	}
 	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache, streamRequestAbove: cfg.Limits.StreamRequestBytes}
+	// 1 while the pool balances over unhealthy hosts (health.panic_threshold).
+	s.metrics.set.NewGauge("edge_pool_panic", func() float64 {
+		if rt := s.rt.Load(); rt != nil && rt.pool.Available().Panic {
+			return 1
+		}
+		return 0
+	})
 	s.exchanges.New = func() any { return new(exchange) }
 	s.sharedFetch = s.cacheFetch(nil)
 	switch {

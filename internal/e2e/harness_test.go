@@ -230,7 +230,7 @@ admin_listen: %q
 balancer: {policy: %s, hash_key: path}
 health:
   active: true
-  path: /healthz
+  path: %s
   interval: 200ms
   timeout: 150ms
   rise: 2
@@ -242,7 +242,7 @@ health:
   slow_start: 1s
 access_log: {enabled: false}
 upstreams:
-%s`
+%s%s`
 
 // startEdge runs the edge in front of origins with round-robin balancing;
 // redisURL empty runs it without a cache.
@@ -255,6 +255,30 @@ func (s *shop) startEdge(name, redisURL string, origins ...*proc) *edge {
 // the path).
 func (s *shop) startEdgePolicy(name, redisURL, policy string, origins ...*proc) *edge {
 	s.t.Helper()
+	return s.startEdgeWith(name, redisURL, edgeOpts{policy: policy}, origins...)
+}
+
+// edgeOpts are the parts of edgeConfig a test may change.
+type edgeOpts struct {
+	// policy is the balancing policy; empty means round-robin.
+	policy string
+	// healthPath is the active check's path; empty means /healthz.
+	healthPath string
+	// extra is top-level YAML appended to the file (e.g. a retries block);
+	// a key given twice is an error, so it may only set what edgeConfig
+	// leaves out.
+	extra string
+}
+
+// startEdgeWith is startEdgePolicy with more of the configuration chosen.
+func (s *shop) startEdgeWith(name, redisURL string, o edgeOpts, origins ...*proc) *edge {
+	s.t.Helper()
+	if o.policy == "" {
+		o.policy = "round-robin"
+	}
+	if o.healthPath == "" {
+		o.healthPath = "/healthz"
+	}
 	addr, admin := freeAddr(s.t), freeAddr(s.t)
 	var ups strings.Builder
 	for _, o := range origins {
@@ -263,11 +287,11 @@ func (s *shop) startEdgePolicy(name, redisURL, policy string, origins ...*proc) 
 	conf := filepath.Join(s.t.TempDir(), name+".yaml")
 	t := s.t
 	writeConf := func(policy string) {
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(edgeConfig, addr, admin, policy, ups.String())), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(edgeConfig, addr, admin, policy, o.healthPath, ups.String(), o.extra)), 0o600); err != nil {
 			t.Error(err)
 		}
 	}
-	writeConf(policy)
+	writeConf(o.policy)
 	p := s.start(name, "edge", addr, []string{"--config", conf, "--redis-url", redisURL})
 	return &edge{proc: p, url: "http://" + addr, admin: "http://" + admin, conf: conf, writeConf: writeConf}
 }

@@ -10,7 +10,8 @@ import (
 // uniformly at random and sends the request to the cheaper one, where cost is
 // EWMA latency × (in flight + 1) / effective weight. Comparing only two hosts keeps
 // the herd off a single "best" host, and the peak EWMA reacts at once to a host that
-// turns slow.
+// turns slow. An idle host that loses a comparison has its EWMA aged a little
+// (Upstream.Age), so a host that recovered is tried again instead of starving.
 type P2CEWMA struct {
 	rnd Rand
 }
@@ -33,10 +34,14 @@ func (p *P2CEWMA) Pick(set *upstream.Set, _ *fasthttp.Request, _ net.IP) *upstre
 	if j >= i {
 		j++
 	}
+	win, lose := set.Hosts[i], set.Hosts[j]
 	if cost(set, j) < cost(set, i) {
-		return set.Hosts[j]
+		win, lose = lose, win
 	}
-	return set.Hosts[i]
+	if lose.InFlight() == 0 {
+		lose.Age() // see Upstream.Age: an idle loser gets no samples otherwise
+	}
+	return win
 }
 
 func cost(set *upstream.Set, i int) float64 {

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"github.com/novashop/edge/proxy/upstream"
 	"testing"
 	"time"
 )
@@ -79,3 +80,83 @@ func TestP2CAvoidsSlowHost(t *testing.T) {
 }
 
 func BenchmarkP2CEWMA(b *testing.B) { benchPolicy(b, P2CEWMAName) }
+
+// closedLoop simulates clients that each send a request, wait for its
+// answer and send the next, against the pool's hosts with latency lat(host,
+// request number), on a virtual clock; it returns the picks per host of
+// requests [from, to).
+func closedLoop(p Policy, pool *upstream.Pool, clients, from, to int, start time.Time,
+	lat func(host string, i int) time.Duration) (map[string]int, time.Time) {
+	type open struct {
+		u    *upstream.Upstream
+		sent time.Time
+		done time.Time
+	}
+	got := map[string]int{}
+	now := start
+	var inFlight []open
+	for i := from; i < to; {
+		for len(inFlight) < clients && i < to {
+			u := p.Pick(pool.Available(), nil, nil)
+			u.Begin()
+			got[u.Name]++
+			inFlight = append(inFlight, open{u, now, now.Add(lat(u.Name, i))})
+			i++
+		}
+		// The earliest answer arrives.
+		k := 0
+		for j := range inFlight {
+			if inFlight[j].done.Before(inFlight[k].done) {
+				k = j
+			}
+		}
+		o := inFlight[k]
+		inFlight = append(inFlight[:k], inFlight[k+1:]...)
+		now = o.done
+		o.u.Done(o.done.Sub(o.sent), true, now)
+	}
+	for _, o := range inFlight {
+		o.u.Done(o.done.Sub(o.sent), true, o.done)
+	}
+	return got, now
+}
+
+// TestP2CSlowHostOnABusyBox is issue 14's "Balancing" case on a virtual
+// clock: one host 30 ms slower than the other, 16 clients, 600 requests, on
+// a busy box where the fast host answers in 5 ms and, now and then, a stall
+// (GC, the scheduler, the edge itself) delays every answer in flight by
+// 120 ms. The slow host must get under 10%. With the peak EWMA decaying only
+// with time (10 s), one stall left both hosts' EWMAs at the stall's length
+// for seconds, the costs differed only by the queues, and the slow host took
+// about a fifth of the traffic.
+//
+// Then the slow host recovers, with a single client (nothing queues, so the
+// in-flight term never sends a request its way): it must be tried again and
+// get its share back, although a host that loses every comparison gets no
+// new samples to show it is fast now.
+func TestP2CSlowHostOnABusyBox(t *testing.T) {
+	pool := poolOf(t, 1, 1)
+	p := &P2CEWMA{rnd: newSeeded(3)}
+	start := time.Unix(1_700_000_000, 0)
+	lat := func(host string, i int) time.Duration {
+		d := 5 * time.Millisecond
+		if host == "h1" {
+			d += 30 * time.Millisecond
+		}
+		if i%200 < 16 { // a stall: everything sent now waits
+			d += 120 * time.Millisecond
+		}
+		return d
+	}
+	got, now := closedLoop(p, pool, 16, 0, 600, start, lat)
+	t.Logf("slow host +30 ms, 16 clients, stalls: %v (EWMA fast %s, slow %s)", got, pool.All()[0].EWMA(), pool.All()[1].EWMA())
+	if got["h1"]*10 >= 600 {
+		t.Errorf("slow host got %d of 600 picks, want < 10%%", got["h1"])
+	}
+	stable := func(string, int) time.Duration { return 5 * time.Millisecond }
+	got, _ = closedLoop(p, pool, 1, 0, 2000, now, stable)
+	t.Logf("after the slow host recovered, 2000 requests from one client: %v", got)
+	if got["h1"]*4 < 2000 {
+		t.Errorf("recovered host got %d of 2000 picks, want at least a quarter", got["h1"])
+	}
+}

@@ -90,6 +90,12 @@ type Health struct {
 	// SlowStart is how long a returning host's weight ramps from 1 to its full weight;
 	// zero turns slow start off.
 	SlowStart time.Duration `yaml:"slow_start"`
+	// PanicThreshold is the share of hosts, 0 to 1, under which the pool is in panic:
+	// when fewer of its hosts are healthy, it balances over every host that is not
+	// drained and lets passive failures and retries decide (Envoy's panic
+	// threshold), so health checks failing everywhere cannot turn every request
+	// into a 503. Zero turns panic off.
+	PanicThreshold float64 `yaml:"panic_threshold"`
 }
 
 // Retries configures safe retries.

@@ -187,3 +187,33 @@ cache:
 		}
 	}
 }
+
+// TestPanicThreshold: health.panic_threshold defaults to 0.5, 0 turns it off,
+// and anything outside 0..1 is refused with the field's name.
+func TestPanicThreshold(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want float64
+		err  bool
+	}{
+		{"", 0.5, false},
+		{"health: {panic_threshold: 0}", 0, false},
+		{"health: {panic_threshold: 1}", 1, false},
+		{"health: {panic_threshold: 0.3}", 0.3, false},
+		{"health: {panic_threshold: -0.1}", 0, true},
+		{"health: {panic_threshold: 1.5}", 0, true},
+		{"health: {panic_threshold: .nan}", 0, true},
+		{"health: {panic_threshold: 50}", 0, true}, // a percentage by mistake
+	} {
+		c, err := Parse([]byte("upstreams: [{url: 'http://a:1'}]\n" + tt.yaml))
+		if tt.err {
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "health.panic_threshold") {
+				t.Errorf("%q: err = %v, want one naming health.panic_threshold", tt.yaml, err)
+			}
+			continue
+		}
+		if err != nil || c.Health.PanicThreshold != tt.want {
+			t.Errorf("%q: threshold %v, err %v; want %v", tt.yaml, c.Health.PanicThreshold, err, tt.want)
+		}
+	}
+}

@@ -24,6 +24,7 @@ func Default() Config {
 			EjectMax:          60 * time.Second,
 			MaxEjectedPercent: 50,
 			SlowStart:         10 * time.Second,
+			PanicThreshold:    0.5,
 		},
 		Retries: Retries{
 			Attempts:      3,

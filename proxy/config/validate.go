@@ -112,6 +112,9 @@ func (c Config) Validate() error {
 	if h.SlowStart < 0 {
 		bad("health.slow_start must be >= 0")
 	}
+	if math.IsNaN(h.PanicThreshold) || h.PanicThreshold < 0 || h.PanicThreshold > 1 {
+		bad("health.panic_threshold %v must be 0..1 (0 turns panic off)", h.PanicThreshold)
+	}
 
 	r := c.Retries
 	if r.Attempts < 1 || r.Attempts > 10 {

@@ -191,8 +191,10 @@ func (c *Checker) ActiveResult(u *upstream.Upstream, ok bool) {
 
 // Passive records the consecutive failure count of u after a request (as returned by
 // upstream.Upstream.Done) and ejects u when it reaches PassiveFailures, unless that
-// would eject more than MaxEjectedPercent of the hosts. It is cheap when failures is
-// below the threshold.
+// would eject more than MaxEjectedPercent of the hosts (rounded down, in the pool's
+// favour) or take the last host that may take requests; in that last case a host
+// held out by passive ejection alone comes back early and u takes its place. It is
+// cheap when failures is below the threshold.
 func (c *Checker) Passive(u *upstream.Upstream, failures int64) {
 	if c.cfg.PassiveFailures <= 0 || failures < int64(c.cfg.PassiveFailures) {
 		return
@@ -204,6 +206,18 @@ func (c *Checker) Passive(u *upstream.Upstream, failures int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.ejectedUntil.IsZero() {
+		return
+	}
+	if !c.othersAvailable(u) && !c.returnEjected(u) {
+		// The last host taking traffic stays in: ejecting it would leave
+		// nothing to try, and every request would fail without a try (issue
+		// 14: one origin that closed a few connections mid-answer cost the
+		// next, unrelated requests their answers). The panic threshold
+		// covers hosts that health checks took down.
+		// Logged once per failure streak, not on every failed request.
+		if failures == int64(c.cfg.PassiveFailures) {
+			c.log.Warn("health: ejection skipped, last available host", zap.String("upstream", u.Name), zap.Int64("failures", failures))
+		}
 		return
 	}
 	total := len(c.pool.All())
@@ -234,6 +248,44 @@ func (c *Checker) Passive(u *upstream.Upstream, failures int64) {
 		c.OnEject(u)
 	}
 	c.log.Warn("health: upstream ejected", zap.String("upstream", u.Name), zap.Int64("failures", failures), zap.Duration("for", d))
+}
+
+// othersAvailable reports whether a host other than u may take requests (healthy
+// and not drained).
+func (c *Checker) othersAvailable(u *upstream.Upstream) bool {
+	for _, o := range c.pool.All() {
+		if o != u && o.Available() {
+			return true
+		}
+	}
+	return false
+}
+
+// returnEjected ends the ejection of one host other than u that only passive
+// ejection holds out (its active checks pass), so that u, the last available host,
+// can be ejected in its place: u's failures are the newer evidence. Found under
+// load (internal/e2e TestFailoverTail): a live origin ejected after a few slow
+// answers, then the other one SIGKILLed; the dead host could not be ejected, every
+// request's first try failed on it, and once the retry budget ran out about 2,000
+// GETs got 502 until its active checks failed. A host whose lock is busy is
+// skipped, so two hosts swapping at once cannot deadlock.
+func (c *Checker) returnEjected(u *upstream.Upstream) bool {
+	for o, hs := range c.hosts {
+		if o == u || o.Drained() || !hs.mu.TryLock() {
+			continue
+		}
+		if !hs.ejectedUntil.IsZero() && !hs.activeDown {
+			hs.ejectedUntil = time.Time{}
+			hs.lastEjectEnd = c.now()
+			c.ejected.Add(-1)
+			o.ResetFailures()
+			c.applyLocked(o, hs, "ejection ended early: the last available host failed")
+			hs.mu.Unlock()
+			return true
+		}
+		hs.mu.Unlock()
+	}
+	return false
 }
 
 // Tick expires ejections whose back-off has passed and refreshes slow-start weights.

@@ -106,14 +106,32 @@ func TestPassiveEjectionBackoff(t *testing.T) {
 	}
 }
 
+// TestMaxEjectedPercent: passive ejection never removes more than the
+// configured share of hosts (rounded down, in the pool's favour), and never
+// the last host that may take requests, whether the others are ejected or
+// down by active checks (issue 14: "the ejection cap must never take a
+// pool's last healthy host").
 func TestMaxEjectedPercent(t *testing.T) {
 	tests := []struct {
-		hosts, percent, want int
+		hosts, percent int
+		down           int // hosts active checks took down first
+		want           int // hosts ejected
 	}{
-		{2, 50, 1}, {4, 50, 2}, {3, 50, 1}, {4, 0, 0}, {4, 100, 4}, {5, 20, 1},
+		{hosts: 2, percent: 50, want: 1},
+		{hosts: 4, percent: 50, want: 2},
+		{hosts: 3, percent: 50, want: 1},
+		{hosts: 4, percent: 0, want: 0},
+		{hosts: 5, percent: 20, want: 1},
+		// The last available host stays, whatever the percentage says.
+		{hosts: 4, percent: 100, want: 3},
+		{hosts: 1, percent: 100, want: 0},
+		{hosts: 1, percent: 50, want: 0},
+		{hosts: 2, percent: 50, down: 1, want: 0},
+		{hosts: 3, percent: 100, down: 2, want: 0},
+		{hosts: 3, percent: 100, down: 1, want: 1},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%d hosts %d%%", tt.hosts, tt.percent), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d hosts %d%% %d down", tt.hosts, tt.percent, tt.down), func(t *testing.T) {
 			var urls []string
 			for i := range tt.hosts {
 				urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", i+1))
@@ -122,10 +140,15 @@ func TestMaxEjectedPercent(t *testing.T) {
 			conf := cfg()
 			conf.MaxEjectedPercent = tt.percent
 			c := New(p, conf, nil)
-			for _, u := range p.All() {
+			for _, u := range p.All()[:tt.down] {
+				for range conf.Fall {
+					c.ActiveResult(u, false)
+				}
+			}
+			for _, u := range p.All()[tt.down:] {
 				c.Passive(u, 10)
 			}
-			if c.Ejected() != tt.want || len(p.Available().Hosts) != tt.hosts-tt.want {
+			if c.Ejected() != tt.want || len(p.Available().Hosts) != tt.hosts-tt.down-tt.want {
 				t.Fatalf("ejected %d (available %d), want %d", c.Ejected(), len(p.Available().Hosts), tt.want)
 			}
 		})
@@ -234,4 +257,41 @@ func TestNewKeepsCarriedOverVerdict(t *testing.T) {
 	if !u.Healthy() {
 		t.Fatal("without active checks a carried-over down host must return")
 	}
+}
+
+// TestLastHostSwapsWithAnEjectedOne: when the last available host reaches the
+// passive threshold and another host is held out by passive ejection alone,
+// that one comes back and the failing one is ejected instead; a host that
+// active checks took down never comes back this way.
+func TestLastHostSwapsWithAnEjectedOne(t *testing.T) {
+	t.Run("ejected host returns", func(t *testing.T) {
+		p := poolOf(t, "http://127.0.0.1:1", "http://127.0.0.1:2")
+		c := New(p, cfg(), nil)
+		a, b := p.All()[0], p.All()[1]
+		c.Passive(a, 3)
+		if a.Healthy() {
+			t.Fatal("a not ejected")
+		}
+		c.Passive(b, 3)
+		if !a.Healthy() || b.Healthy() || c.Ejected() != 1 {
+			t.Fatalf("after b failed: a healthy %v, b healthy %v, ejected %d; want a back and b out", a.Healthy(), b.Healthy(), c.Ejected())
+		}
+		if a.Failures() != 0 {
+			t.Fatalf("returned host kept %d failures", a.Failures())
+		}
+	})
+	t.Run("actively down host stays down", func(t *testing.T) {
+		p := poolOf(t, "http://127.0.0.1:1", "http://127.0.0.1:2")
+		conf := cfg()
+		c := New(p, conf, nil)
+		a, b := p.All()[0], p.All()[1]
+		for range conf.Fall {
+			c.ActiveResult(a, false)
+		}
+		c.Passive(a, 3)
+		c.Passive(b, 3)
+		if a.Healthy() || !b.Healthy() {
+			t.Fatalf("a healthy %v, b healthy %v; want a down and b kept as the last host", a.Healthy(), b.Healthy())
+		}
+	})
 }

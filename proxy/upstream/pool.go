@@ -26,6 +26,9 @@ type Set struct {
 	Cum []int
 	// Total is the sum of Weights.
 	Total int
+	// Panic reports that fewer than the pool's panic threshold of its hosts are
+	// healthy, so Hosts holds every host that is not drained, healthy or not.
+	Panic bool
 }
 
 // Pool is the configured hosts plus the published Set of available ones.
@@ -37,6 +40,10 @@ type Pool struct {
 	mu     sync.Mutex // serialises rebuilds
 	set    atomic.Pointer[Set]
 	now    func() time.Time
+
+	// panicThreshold and onPanic are written under mu (SetPanicThreshold).
+	panicThreshold float64
+	onPanic        func(panic bool, healthy, hosts int)
 }
 
 // NewPool groups hosts; names must be unique.
@@ -70,11 +77,36 @@ func (p *Pool) Rebuild() {
 	p.rebuildLocked()
 }
 
+// SetPanicThreshold sets the share of hosts (0 to 1) that must be healthy for the
+// pool to balance over healthy hosts only; below it the Set holds every host that
+// is not drained (Envoy's panic threshold), so a health check that fails
+// everywhere (a wrong path, a health endpoint down while the origins serve) does
+// not turn every request into a 503: passive failures and retries decide instead.
+// Zero turns panic off. onPanic, when not nil, is called (under the pool's lock,
+// so it must be quick) each time the pool enters or leaves panic, with the
+// healthy and the not-drained host counts.
+func (p *Pool) SetPanicThreshold(threshold float64, onPanic func(panic bool, healthy, hosts int)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.panicThreshold, p.onPanic = threshold, onPanic
+	p.rebuildLocked()
+}
+
 func (p *Pool) rebuildLocked() {
 	now := p.now()
-	s := &Set{}
+	hosts, healthy := 0, 0
 	for _, u := range p.all {
-		if !u.Available() {
+		if u.Drained() {
+			continue
+		}
+		hosts++
+		if u.Healthy() {
+			healthy++
+		}
+	}
+	s := &Set{Panic: hosts > 0 && float64(healthy) < p.panicThreshold*float64(hosts)}
+	for _, u := range p.all {
+		if u.Drained() || !s.Panic && !u.Healthy() {
 			continue
 		}
 		w := u.EffectiveWeight(now)
@@ -83,7 +115,10 @@ func (p *Pool) rebuildLocked() {
 		s.Total += w
 		s.Cum = append(s.Cum, s.Total)
 	}
-	p.set.Store(s)
+	was := p.set.Swap(s)
+	if p.onPanic != nil && was != nil && was.Panic != s.Panic {
+		p.onPanic(s.Panic, healthy, hosts)
+	}
 }
 
 // SetHealthy records health's verdict on u. When a host comes back and slowStart is

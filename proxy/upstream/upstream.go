@@ -48,6 +48,17 @@ func (s State) String() string {
 // weighs about 1/e of a fresh one. Ten seconds follows Finagle and Linkerd.
 const ewmaDecay = 10 * time.Second
 
+// ewmaMinAlpha is the least weight a new sample gets, however soon it follows the
+// last one. With the time constant alone a busy host's samples, a millisecond
+// apart, each moved the average by 0.01%, so one stall (GC, the scheduler) held
+// the peak for seconds on every host it touched; the hosts' costs then differed
+// only by their queues and p2c-ewma sent a host 30 ms slower about a fifth of the
+// traffic (issue 14). With 0.2 a peak is forgotten after about fifteen answers.
+const ewmaMinAlpha = 0.2
+
+// ewmaAgeShift sets how much Age lowers the average: by 1/2^ewmaAgeShift.
+const ewmaAgeShift = 6
+
 // Options tunes the HostClient of every Upstream built by New.
 type Options struct {
 	// MaxConns caps connections per origin; zero means fasthttp's default (512).
@@ -128,8 +139,16 @@ func New(name, rawURL string, weight int, opt Options) (*Upstream, error) {
 			// Reusing the most recently used connection keeps few connections hot and
 			// lets the rest reach MaxIdleConnDuration and close.
 			ConnPoolStrategy: fasthttp.LIFO,
-			Dial: func(a string) (net.Conn, error) {
-				return fasthttp.DialTimeout(a, dialTimeout)
+			// DialTimeout, not Dial: fasthttp passes the request's remaining
+			// time (the edge's per-try timeout), so a host that drops SYNs
+			// (a dead machine, a full accept queue) costs at most that try,
+			// not the whole dial timeout. With Dial the per-try timeout did
+			// not cover connection set-up at all (issue 14, failover tail).
+			DialTimeout: func(a string, timeout time.Duration) (net.Conn, error) {
+				if timeout <= 0 || timeout > dialTimeout {
+					timeout = dialTimeout
+				}
+				return fasthttp.DialTimeout(a, timeout)
 			},
 		},
 	}
@@ -194,7 +213,7 @@ func (u *Upstream) Done(latency time.Duration, ok bool, now time.Time) int64 {
 
 // observe folds one latency sample into the peak-EWMA: a slower sample replaces the
 // average at once (so a host that turns slow is avoided immediately), a faster one
-// decays it with time constant ewmaDecay.
+// decays it with time constant ewmaDecay, and by at least ewmaMinAlpha.
 func (u *Upstream) observe(latency time.Duration, now time.Time) {
 	sample := int64(latency)
 	if sample <= 0 {
@@ -211,13 +230,26 @@ func (u *Upstream) observe(latency time.Duration, now time.Time) {
 			if dt < 0 {
 				dt = 0
 			}
-			w := math.Exp(-float64(dt) / float64(ewmaDecay))
+			w := min(math.Exp(-float64(dt)/float64(ewmaDecay)), 1-ewmaMinAlpha)
 			next = int64(float64(old)*w + float64(sample)*(1-w))
 		}
 		if u.ewmaNs.CompareAndSwap(old, next) {
 			u.ewmaStamp.Store(nowNs)
 			return
 		}
+	}
+}
+
+// Age lowers the EWMA by 1/64 of itself. p2c-ewma calls it on an idle host that
+// lost a comparison: such a host gets no answers, so no samples, and without
+// ageing a host that was slow once and then recovered would lose every comparison
+// for ever (with one client, nothing queues on the fast host to tip the balance).
+// About 220 lost comparisons take a 30 ms average under 1 ms; the next answer
+// then tells the truth, and a host still slow costs only that one probe. It is
+// one compare-and-swap and may lose a race with a sample, which wins.
+func (u *Upstream) Age() {
+	if old := u.ewmaNs.Load(); old > 1<<ewmaAgeShift {
+		u.ewmaNs.CompareAndSwap(old, old-old>>ewmaAgeShift)
 	}
 }
 

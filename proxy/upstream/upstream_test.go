@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -201,5 +202,71 @@ func BenchmarkBeginDone(b *testing.B) {
 	for b.Loop() {
 		u.Begin()
 		u.Done(time.Millisecond, true, now)
+	}
+}
+
+// TestPanicThreshold: the Set holds only healthy hosts until fewer than the
+// threshold's share of the not-drained hosts are healthy; then it holds every
+// host that is not drained, and the callback hears each change once.
+func TestPanicThreshold(t *testing.T) {
+	tests := []struct {
+		name      string
+		hosts     int
+		down      int
+		drained   int // drained hosts, taken from the healthy ones
+		threshold float64
+		panic     bool
+		set       int
+	}{
+		{name: "all healthy", hosts: 2, threshold: 0.5, set: 2},
+		{name: "half healthy is not under half", hosts: 2, down: 1, threshold: 0.5, set: 1},
+		{name: "one of three healthy", hosts: 3, down: 2, threshold: 0.5, panic: true, set: 3},
+		{name: "none healthy", hosts: 1, down: 1, threshold: 0.5, panic: true, set: 1},
+		{name: "panic off", hosts: 1, down: 1, threshold: 0, set: 0},
+		{name: "drained hosts stay out", hosts: 3, down: 1, drained: 1, threshold: 0.6, panic: true, set: 2},
+		{name: "drained hosts do not count", hosts: 4, down: 1, drained: 2, threshold: 0.5, set: 1},
+		{name: "everything drained", hosts: 2, drained: 2, threshold: 0.5, set: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hosts []*Upstream
+			for i := range tt.hosts {
+				u, err := New(fmt.Sprintf("h%d", i), fmt.Sprintf("http://127.0.0.1:%d", i+1), 1, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				hosts = append(hosts, u)
+			}
+			p, err := NewPool(hosts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var calls []bool
+			p.SetPanicThreshold(tt.threshold, func(panic bool, _, _ int) { calls = append(calls, panic) })
+			for _, u := range hosts[:tt.down] {
+				p.SetHealthy(u, false, 0)
+			}
+			for _, u := range hosts[tt.down : tt.down+tt.drained] {
+				if err := p.Drain(u.Name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := p.Available()
+			if s.Panic != tt.panic || len(s.Hosts) != tt.set {
+				t.Fatalf("panic %v with %d hosts, want %v with %d", s.Panic, len(s.Hosts), tt.panic, tt.set)
+			}
+			if want := tt.panic; (len(calls) == 1 && calls[0]) != want || len(calls) > 1 {
+				t.Fatalf("callback calls %v, want one 'true' only when in panic", calls)
+			}
+			for _, u := range hosts[:tt.down] {
+				p.SetHealthy(u, true, 0)
+			}
+			if s := p.Available(); s.Panic {
+				t.Fatal("still in panic with every host healthy")
+			}
+			if tt.panic && (len(calls) != 2 || calls[1]) {
+				t.Fatalf("callback calls %v, want [true false]", calls)
+			}
+		})
 	}
 }
