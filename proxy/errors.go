@@ -21,6 +21,10 @@ var (
 	// ErrResponseTruncated means an origin's body ended before its Content-Length;
 	// the try counts as failed (502, retried when safe).
 	ErrResponseTruncated = errors.New("proxy: upstream response truncated")
+	// ErrClientBody means the client's streamed request body failed mid-upload
+	// (not the origin's fault); the client gets 400 unless a more precise status
+	// applies (a framing error's own, or 413 over the body limit).
+	ErrClientBody = errors.New("proxy: client request body failed")
 	// ErrNoCache means the admin API was asked to purge an edge started without a cache.
 	ErrNoCache = errors.New("proxy: no cache configured (start the edge with --redis-url)")
 	// ErrInvalidOptions reports an unusable Options or Config given to New or Reload.
@@ -36,6 +40,8 @@ func errorStatus(err error) (int, string) {
 	switch {
 	case errors.As(err, &bad):
 		return bad.Status(), bad.Message()
+	case errors.Is(err, ErrClientBody):
+		return fasthttp.StatusBadRequest, "incomplete request body"
 	case errors.Is(err, ErrNoUpstream):
 		return fasthttp.StatusServiceUnavailable, "no upstream available"
 	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, fasthttp.ErrTimeout):

@@ -211,3 +211,36 @@ func TestEdgeFramingStreamedBody(t *testing.T) {
 		})
 	}
 }
+
+// A client whose streamed upload breaks mid-way is the client's fault: however
+// often it happens, the origin keeps its health (before, each broken upload
+// counted as an origin failure, so any client could get the origins ejected).
+func TestBrokenUploadsDoNotEjectTheOrigin(t *testing.T) {
+	// Two origins, so the ejection cap would allow taking one.
+	o, o2 := newRecorder(t), newRecorder(t)
+	o2.origin.name = "rec2"
+	cfg := testConfig(o.origin, o2.origin)
+	cfg.Limits.StreamRequestBytes = 4
+	cfg.Health.PassiveFailures = 2
+	e := startEdge(t, cfg, Options{})
+	const te = "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n"
+	big := strings.Repeat("x", 0x4000)
+	bad := te + "4000\r\n" + big + "\r\n4000\r\n" + big + "\r\n3 \r\nabc\r\n0\r\n\r\n"
+	for i := range 5 {
+		codes, _ := rawExchange(t, e.addr, bad)
+		if len(codes) != 1 || codes[0] != 400 {
+			t.Fatalf("broken upload %d: statuses %v, want [400]", i, codes)
+		}
+	}
+	o.take()
+	o2.take()
+	for _, u := range e.s.rt.Load().pool.All() {
+		if !u.Available() {
+			t.Fatalf("origin %s was ejected because clients sent broken uploads", u.Name)
+		}
+	}
+	codes, _ := rawExchange(t, e.addr, "GET /ok HTTP/1.1\r\nHost: shop\r\n\r\n")
+	if len(codes) != 1 || codes[0] != 200 {
+		t.Fatalf("GET after broken uploads: statuses %v, want [200]", codes)
+	}
+}

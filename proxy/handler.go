@@ -308,6 +308,12 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 	// once its first byte may have left (see settleRequestBody).
 	streamedBody := req.IsBodyStream()
 	idem := idempotent(req.Header.Method()) && !streamedBody
+	// fasthttp drops the body stream once it has sent it, so keep the limiter
+	// to ask afterwards whether the client's side of the upload failed.
+	var upload *bodyLimiter
+	if streamedBody {
+		upload, _ = req.BodyStream().(*bodyLimiter)
+	}
 	rt.budget.Request(start)
 
 	var tried [maxTries]*upstream.Upstream
@@ -376,6 +382,13 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 		lat := done.Sub(tNow)
 		code := resp.StatusCode()
 		ok := err == nil && !retryableStatus(code)
+		if err != nil && upload.clientFault() {
+			// The client's upload broke (bad framing, reset, over the limit), not
+			// the origin: no health verdict, no latency sample, and no retry, since
+			// the body is gone. Counting it would let any client eject origins.
+			u.Abandon()
+			return errors.Join(ErrClientBody, err)
+		}
 		failures := u.Done(lat, ok, done)
 		rt.health.Passive(u, failures)
 		um := rt.upMetrics[u]

@@ -65,7 +65,15 @@ type bodyLimiter struct {
 	r        io.Reader
 	left     int64
 	exceeded bool
+	// clientErr is set when reading the client's body failed (a framing error, a
+	// reset, a timeout): the try that carried it failed because of the client, so
+	// forward must not count it against the origin's health.
+	clientErr bool
 }
+
+// clientFault reports whether the streamed request body failed on the client's
+// side; a nil limiter (no streamed body) never did.
+func (l *bodyLimiter) clientFault() bool { return l != nil && (l.exceeded || l.clientErr) }
 
 func (l *bodyLimiter) Read(p []byte) (int, error) {
 	if l.left <= 0 {
@@ -86,6 +94,9 @@ func (l *bodyLimiter) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
+	if err != nil && err != io.EOF {
+		l.clientErr = true
+	}
 	return n, err
 }
 

@@ -196,6 +196,11 @@ func (u *Upstream) EWMA() time.Duration { return time.Duration(u.ewmaNs.Load()) 
 // Begin marks a request sent to the host; pair it with Done.
 func (u *Upstream) Begin() { u.inFlight.Add(1) }
 
+// Abandon ends a request begun with Begin that says nothing about the host (it
+// failed because of the client): the in-flight count drops, no latency sample is
+// taken and the failure streak is left as it was.
+func (u *Upstream) Abandon() { u.inFlight.Add(-1) }
+
 // Done marks a request finished after latency; ok reports whether the host answered
 // (any HTTP answer but 502/503/504 counts as success). It returns the consecutive
 // failure count after this result.
