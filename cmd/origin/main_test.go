@@ -120,15 +120,24 @@ func TestMigrateSeedServe(t *testing.T) {
 	go func() {
 		done <- run(sctx, []string{"serve", "--listen", addr, "--name", "cli-origin", "--database-url", url, "--redis-url", redisURL, "--access-log=false"}, io.Discard, io.Discard)
 	}()
+	// The first start (pool, Redis, templates) under the race detector on a
+	// busy two-core machine may take seconds: wait as long as the stack
+	// waits for its servers (30 s), and stop at once if serve returned.
 	var resp *http.Response
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		resp, err = http.Get(fmt.Sprintf("http://%s/api/products/1/", addr))
 		if err == nil {
 			break
 		}
-		if i > 100 {
+		select {
+		case serr := <-done:
 			cancel()
-			t.Fatalf("server never answered: %v", err)
+			t.Fatalf("serve returned before answering: %v", serr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("server never answered within 30s: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
