@@ -59,14 +59,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log := newLogger(stderr).With(zap.String("origin", *name))
 	defer func() { _ = log.Sync() }()
 
-	pool, err := db.Open(ctx, *dbURL, db.Options{MaxConns: int32(*maxConns)})
+	pool, err := db.Open(ctx, *dbURL, db.Options{MaxConns: int32(*maxConns), Warm: true})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	var replica *pgxpool.Pool
 	if *replicaURL != "" {
-		replica, err = db.Open(ctx, *replicaURL, db.Options{MaxConns: int32(*maxConns)})
+		replica, err = db.Open(ctx, *replicaURL, db.Options{MaxConns: int32(*maxConns), Warm: true})
 		if err != nil {
 			return fmt.Errorf("replica: %w", err)
 		}

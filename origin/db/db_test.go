@@ -66,3 +66,24 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// A warmed pool holds every connection at start, so a cold origin's first burst
+// of requests does not each pay a connection set-up.
+func TestOpenWarm(t *testing.T) {
+	url := testenv.Postgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tt := range []struct {
+		warm bool
+		want int32
+	}{{false, 1}, {true, 6}} {
+		pool, err := db.Open(ctx, url, db.Options{MaxConns: 6, Warm: tt.warm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pool.Stat().TotalConns(); got != tt.want {
+			t.Errorf("Warm=%v: %d open connections after Open, want %d", tt.warm, got, tt.want)
+		}
+		pool.Close()
+	}
+}
