@@ -43,6 +43,8 @@ type Config struct {
 	Cache Cache `yaml:"cache"`
 	// AccessLog configures the per-request log.
 	AccessLog AccessLog `yaml:"access_log"`
+	// TLS configures the HTTPS listener (see tls.go).
+	TLS TLS `yaml:"tls"`
 }
 
 // Upstream is one origin host.

@@ -77,5 +77,6 @@ func Default() Config {
 			Name:                 cache.DefaultName,
 		},
 		AccessLog: AccessLog{Enabled: true, Sample: 0.01},
+		TLS:       tlsDefaults(),
 	}
 }
