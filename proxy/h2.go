@@ -14,6 +14,7 @@ import (
 
 	"github.com/novashop/edge/proxy/config"
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 )
 
@@ -72,9 +73,12 @@ func newH2Front(t *tlsFront, cfg config.Config) *h2Front {
 	f := &h2Front{t: t, maxBody: cfg.Limits.MaxBodyBytes}
 	set := t.s.metrics.set
 	f.srv = &http2.Server{
-		MaxConcurrentStreams:         h2MaxStreams,
-		MaxDecoderHeaderTableSize:    h2HeaderTableSize,
-		MaxEncoderHeaderTableSize:    h2HeaderTableSize,
+		MaxConcurrentStreams:      h2MaxStreams,
+		MaxDecoderHeaderTableSize: h2HeaderTableSize,
+		MaxEncoderHeaderTableSize: h2HeaderTableSize,
+		// The protocol's minimum (x/net would take 1 MiB frames): bounds the
+		// buffer one frame may pin.
+		MaxReadFrameSize:             16 << 10,
 		IdleTimeout:                  cfg.Timeouts.Idle,
 		ReadIdleTimeout:              h2ReadIdleTimeout,
 		PingTimeout:                  h2PingTimeout,
@@ -91,7 +95,11 @@ func newH2Front(t *tlsFront, cfg config.Config) *h2Front {
 		ReadTimeout:    cfg.Timeouts.Read,
 		WriteTimeout:   cfg.Timeouts.Write,
 		IdleTimeout:    cfg.Timeouts.Idle,
-		ErrorLog:       nil,
+	}
+	if l, err := zap.NewStdLogAt(t.log.Named("h2"), zap.DebugLevel); err == nil {
+		// x/net logs each client's protocol error; under attack that is a
+		// flood, so it goes to the debug level (edge_h2_errors_total counts).
+		f.base.ErrorLog = l
 	}
 	// ConfigureServer registers the graceful GOAWAY on base.Shutdown.
 	_ = http2.ConfigureServer(f.base, f.srv)
