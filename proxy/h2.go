@@ -168,6 +168,11 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.inFlight.Add(-1)
 	for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
 	}
+	if r.Context().Err() != nil {
+		// The client reset the stream while x/net had it queued (rapid
+		// reset): nobody is waiting for the answer, so do no work for it.
+		return
+	}
 	f.calls.Add(1)
 
 	conn, _ := r.Context().Value(connKey{}).(*h2Conn)
