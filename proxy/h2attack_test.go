@@ -329,4 +329,3 @@ func TestH2IdleFlood(t *testing.T) {
 	}
 	waitUntil(t, "no open h2 connections", 3*time.Second, func() bool { return e.s.tls.h2.open.Load() == 0 })
 }
-

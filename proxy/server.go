@@ -56,6 +56,8 @@ type Server struct {
 	closeOnce   sync.Once
 	// tls is the HTTPS listener's state (tls.go); nil without tls.listen.
 	tls *tlsFront
+	// comp compresses answers (compress.go); nil with compression off.
+	comp *compressor
 	// streamRequestAbove is limits.stream_request_bytes as the listener was built
 	// with (0: bodies are read whole by fasthttp and never streamed).
 	streamRequestAbove int
@@ -143,6 +145,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		CloseOnShutdown:       true,
 		Logger:                zapPrintf{log},
 	}
+	s.setupCompression(cfg.Compression)
 	if err := s.setupTLS(cfg); err != nil {
 		s.Close()
 		return nil, err

@@ -45,6 +45,8 @@ type Config struct {
 	AccessLog AccessLog `yaml:"access_log"`
 	// TLS configures the HTTPS listener (see tls.go).
 	TLS TLS `yaml:"tls"`
+	// Compression configures response compression (see compression.go).
+	Compression Compression `yaml:"compression"`
 }
 
 // Upstream is one origin host.

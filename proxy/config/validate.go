@@ -222,6 +222,7 @@ func (c Config) Validate() error {
 		bad("access_log.sample %v must be 0..1", c.AccessLog.Sample)
 	}
 	p = append(p, c.tlsProblems()...)
+	p = append(p, c.compressionProblems()...)
 	if len(p) == 0 {
 		return nil
 	}
