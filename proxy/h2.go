@@ -116,7 +116,7 @@ func (f *h2Front) serve(tc *tls.Conn) {
 		f.conns.Done()
 	}()
 	st := tc.ConnectionState()
-	ctx := context.WithValue(context.Background(), connKey{}, &h2Conn{tc: tc, st: &st})
+	ctx := context.WithValue(context.Background(), connKey{}, &h2Conn{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr(), st: &st})
 	f.srv.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.base, Handler: f})
 }
 
@@ -136,31 +136,26 @@ func (f *h2Front) shutdown(ctx context.Context) error {
 	}
 }
 
-// h2Conn is the connection a bridged RequestCtx sees: the TLS connection's
-// addresses and state (so ctx.IsTLS() and ctx.RemoteIP() work), and no I/O.
+// h2Conn is the connection a bridged RequestCtx sees (HTTP/2 or HTTP/3): the
+// connection's addresses and TLS state (so ctx.IsTLS() and ctx.RemoteIP()
+// work), and no I/O.
 type h2Conn struct {
-	tc *tls.Conn
-	st *tls.ConnectionState
+	laddr, raddr net.Addr
+	st           *tls.ConnectionState
 }
 
-var errNoConnIO = errors.New("proxy: an HTTP/2 stream has no connection I/O")
+var errNoConnIO = errors.New("proxy: an HTTP/2 or HTTP/3 stream has no connection I/O")
 
-func (c *h2Conn) Read([]byte) (int, error)               { return 0, errNoConnIO }
-func (c *h2Conn) Write([]byte) (int, error)              { return 0, errNoConnIO }
-func (c *h2Conn) Close() error                           { return nil }
-func (c *h2Conn) LocalAddr() net.Addr                    { return c.tc.LocalAddr() }
-func (c *h2Conn) RemoteAddr() net.Addr                   { return c.tc.RemoteAddr() }
-func (c *h2Conn) SetDeadline(time.Time) error            { return nil }
-func (c *h2Conn) SetReadDeadline(time.Time) error        { return nil }
-func (c *h2Conn) SetWriteDeadline(time.Time) error       { return nil }
-func (c *h2Conn) Handshake() error                       { return nil }
-func (c *h2Conn) ConnectionState() tls.ConnectionState   { return *c.st }
-func (c *h2Conn) HandshakeContext(context.Context) error { return nil }
-func (c *h2Conn) NetConn() net.Conn                      { return c.tc.NetConn() }
-func (c *h2Conn) VerifyHostname(host string) error       { return c.tc.VerifyHostname(host) }
-func (c *h2Conn) OCSPResponse() []byte                   { return c.st.OCSPResponse }
-func (c *h2Conn) CloseWrite() error                      { return nil }
-func (c *h2Conn) SetLinger(int) error                    { return nil }
+func (c *h2Conn) Read([]byte) (int, error)             { return 0, errNoConnIO }
+func (c *h2Conn) Write([]byte) (int, error)            { return 0, errNoConnIO }
+func (c *h2Conn) Close() error                         { return nil }
+func (c *h2Conn) LocalAddr() net.Addr                  { return c.laddr }
+func (c *h2Conn) RemoteAddr() net.Addr                 { return c.raddr }
+func (c *h2Conn) SetDeadline(time.Time) error          { return nil }
+func (c *h2Conn) SetReadDeadline(time.Time) error      { return nil }
+func (c *h2Conn) SetWriteDeadline(time.Time) error     { return nil }
+func (c *h2Conn) Handshake() error                     { return nil }
+func (c *h2Conn) ConnectionState() tls.ConnectionState { return *c.st }
 
 // ServeHTTP is the bridge: one HTTP/2 stream through the fasthttp handler.
 func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {

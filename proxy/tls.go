@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/novashop/edge/proxy/config"
+	"github.com/quic-go/quic-go/http3"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
@@ -30,13 +31,15 @@ import (
 
 // tlsFront is the state of the TLS listener.
 type tlsFront struct {
-	s       *Server
-	cfg     config.TLS
-	log     *zap.Logger
-	config  *tls.Config
-	h1      *fasthttp.Server
-	hsts    []byte
-	altSvc  []byte
+	s      *Server
+	cfg    config.TLS
+	log    *zap.Logger
+	config *tls.Config
+	h1     *fasthttp.Server
+	hsts   []byte
+	// altSvcP is the Alt-Svc value once ServeHTTP3 runs (h3.go).
+	altSvcP atomic.Pointer[[]byte]
+	h3      []*http3.Server
 	certs   atomic.Pointer[certSet]
 	tickets *ticketKeys
 	h2      *h2Front // nil with tls.http2 off
@@ -185,8 +188,8 @@ func (t *tlsFront) serveHTTPS(ctx *fasthttp.RequestCtx) {
 	if t.hsts != nil {
 		ctx.Response.Header.SetCanonical(headerHSTS, t.hsts)
 	}
-	if t.altSvc != nil {
-		ctx.Response.Header.SetCanonical(headerAltSvc, t.altSvc)
+	if alt := t.altSvcP.Load(); alt != nil {
+		ctx.Response.Header.SetCanonical(headerAltSvc, *alt)
 	}
 }
 
@@ -508,6 +511,12 @@ func (t *tlsFront) shutdown(ctx context.Context) error {
 	err := t.h1.ShutdownWithContext(ctx)
 	if t.h2 != nil {
 		err = errors.Join(err, t.h2.shutdown(ctx))
+	}
+	t.lnMu.Lock()
+	h3 := t.h3
+	t.lnMu.Unlock()
+	for _, srv := range h3 {
+		err = errors.Join(err, srv.Shutdown(ctx))
 	}
 	return err
 }

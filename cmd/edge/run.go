@@ -274,6 +274,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "edge: https on %s, %d certificates\n", tln.Addr(), len(cfg.TLS.Certificates))
 		go func() { errc <- srv.ServeTLS(tln) }()
+		if cfg.TLS.HTTP3 {
+			pc, err := net.ListenPacket("udp", tln.Addr().String())
+			if err != nil {
+				return fmt.Errorf("http3 listen udp %s: %w", tln.Addr(), err)
+			}
+			go func() { errc <- srv.ServeHTTP3(pc) }()
+		}
 	}
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- srv.ServeAdmin(aln) }()

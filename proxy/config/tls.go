@@ -33,6 +33,9 @@ type TLS struct {
 	OCSPStapling bool `yaml:"ocsp_stapling"`
 	// HTTP2 offers HTTP/2 by ALPN (h2, with http/1.1 as the fallback).
 	HTTP2 bool `yaml:"http2"`
+	// HTTP3 serves HTTP/3 over QUIC on tls.listen's port over UDP and
+	// advertises it with Alt-Svc; it needs HTTP2 (it shares its bridge).
+	HTTP3 bool `yaml:"http3"`
 }
 
 // Certificate is one certificate chain and its private key.
@@ -74,6 +77,7 @@ func tlsDefaults() TLS {
 		SessionTickets:   SessionTickets{Rotate: time.Hour, Namespace: "novashop:tlstk:"},
 		OCSPStapling:     true,
 		HTTP2:            true,
+		HTTP3:            true,
 	}
 }
 
@@ -103,6 +107,9 @@ func (c Config) tlsProblems() []string {
 		if cert.CertFile == "" || cert.KeyFile == "" {
 			bad("tls.certificates[%d]: cert_file and key_file are both required", i)
 		}
+	}
+	if t.HTTP3 && !t.HTTP2 {
+		bad("tls.http3 needs tls.http2 (they share the bridge into the handler)")
 	}
 	if t.HSTS.MaxAge < 0 {
 		bad("tls.hsts.max_age %v must not be negative", t.HSTS.MaxAge)
