@@ -277,6 +277,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cfg.TLS.HTTP3 {
 			pc, err := net.ListenPacket("udp", tln.Addr().String())
 			if err != nil {
+				_, _, _ = ln.Close(), aln.Close(), tln.Close()
+				srv.Close()
 				return fmt.Errorf("http3 listen udp %s: %w", tln.Addr(), err)
 			}
 			go func() { errc <- srv.ServeHTTP3(pc) }()
