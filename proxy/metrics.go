@@ -77,6 +77,9 @@ var edgeHelp = metricshelp.Help{
 	"edge_tls_certificate_reloads_total":         "Certificate reloads (SIGHUP or a changed file).",
 	"edge_tls_certificate_reload_failures_total": "Certificate reloads where a pair failed to load and the previous certificate was kept.",
 	"edge_tls_ticket_key_refresh_failures_total": "Session ticket key refreshes that failed (the keys in force were kept).",
+	"edge_h2_errors_total":                       "HTTP/2 protocol errors by x/net's error type (each refused frame, stream or connection).",
+	"edge_compressed_total":                      "Answers the edge compressed, by encoding.",
+	"edge_compression_memo_hits_total":           "Compressed answers taken from the memo instead of compressing again.",
 }
 
 // WritePrometheus writes every series plus the Go process metrics, with
