@@ -244,7 +244,11 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode())
 	if !head && bodyAllowed(resp.StatusCode()) {
-		_, _ = io.Copy(w, resp.BodyStream())
+		if _, err := io.Copy(w, resp.BodyStream()); err != nil {
+			// The origin's stream broke mid-way: reset the HTTP/2 stream so
+			// the client cannot take the truncated body for the whole.
+			panic(http.ErrAbortHandler)
+		}
 	}
 }
 

@@ -133,3 +133,30 @@ func TestH2SamePipeline(t *testing.T) {
 		t.Errorf("fallback: proto %s, ALPN %q", r.Proto, r.TLS.NegotiatedProtocol)
 	}
 }
+
+// TestH2StreamedAnswer: an origin answer above limits.stream_response_bytes
+// streams through the bridge to the HTTP/2 client, intact.
+func TestH2StreamedAnswer(t *testing.T) {
+	const size = 8 << 20
+	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte(i % 251)
+		}
+		ctx.SetBody(b)
+	})
+	e, ca := newH2Edge(t, o, func(c *config.Config) {
+		c.Limits.StreamResponseBytes = 1 << 20
+		// 8 MB under the race detector can take longer than the tests' 1s try.
+		c.Timeouts.Request, c.Retries.PerTryTimeout = 30*time.Second, 20*time.Second
+	})
+	r, body := get(t, h2Client(ca), "https://"+e.tlsAddr+"/big")
+	if r.StatusCode != 200 || len(body) != size || r.ContentLength != size {
+		t.Fatalf("streamed answer: %d, %d bytes, Content-Length %d", r.StatusCode, len(body), r.ContentLength)
+	}
+	for i := 0; i < size; i += 4099 {
+		if body[i] != byte(i%251) {
+			t.Fatalf("byte %d differs", i)
+		}
+	}
+}

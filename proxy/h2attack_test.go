@@ -142,8 +142,9 @@ func attackEdge(t *testing.T, slow time.Duration, tweak func(*config.Config)) (*
 
 // TestH2RapidReset (CVE-2023-44487): thousands of HEADERS+RST_STREAM pairs
 // run at most MaxConcurrentStreams handlers at once and at most 5× that in
-// all; the server then sends GOAWAY ENHANCE_YOUR_CALM and closes. Streams
-// reset while queued never reach the pipeline (nor the origin).
+// all; the server sends GOAWAY ENHANCE_YOUR_CALM and closes when its queue
+// overflows. Streams reset while queued never reach the pipeline (nor the
+// origin).
 func TestH2RapidReset(t *testing.T) {
 	e, o := attackEdge(t, 300*time.Millisecond, nil)
 	h := dialH2Raw(t, e.tlsAddr)
@@ -158,14 +159,17 @@ func TestH2RapidReset(t *testing.T) {
 		}
 		sent++
 	}
-	if !h.waitEnd(5 * time.Second) {
-		t.Fatal("connection still open after a rapid-reset flood")
-	}
-	_, goaway, _, _ := h.snapshot()
+	// Either x/net's queue overflowed (GOAWAY ENHANCE_YOUR_CALM, closed), or
+	// the bridge drained the queue by skipping reset streams (a loaded
+	// machine starts handlers slower than the resets arrive); either way the
+	// work must stop and stay bounded.
 	f := e.s.tls.h2
-	t.Logf("sent %d reset streams; handlers called %d, at most %d at once; GOAWAY %v; origin hits %d", sent, f.calls.Load(), f.peak.Load(), goaway, o.hits.Load())
-	if goaway == nil || *goaway != http2.ErrCodeEnhanceYourCalm {
-		t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", goaway)
+	closed := h.waitEnd(3 * time.Second)
+	waitUntil(t, "the handlers to finish", 5*time.Second, func() bool { return f.inFlight.Load() == 0 })
+	_, goaway, _, _ := h.snapshot()
+	t.Logf("sent %d reset streams; handlers called %d, at most %d at once; GOAWAY %v, closed %v; origin hits %d", sent, f.calls.Load(), f.peak.Load(), goaway, closed, o.hits.Load())
+	if closed && (goaway == nil || *goaway != http2.ErrCodeEnhanceYourCalm) {
+		t.Errorf("closed with GOAWAY %v, want ENHANCE_YOUR_CALM", goaway)
 	}
 	if f.peak.Load() > h2MaxStreams {
 		t.Errorf("%d handlers at once, bound %d", f.peak.Load(), h2MaxStreams)

@@ -206,7 +206,7 @@ func redirectToHTTPS(port string) fasthttp.RequestHandler {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		if host == "" || strings.ContainsAny(host, "/\\@?#% \t") {
+		if !validRedirectHost(host) {
 			writeError(ctx, fasthttp.StatusBadRequest, "a Host header is required for the redirect to https")
 			return
 		}
@@ -217,10 +217,26 @@ func redirectToHTTPS(port string) fasthttp.RequestHandler {
 		if port != "443" && port != "" {
 			loc += ":" + port
 		}
-		loc += string(ctx.Request.Header.RequestURI())
+		// The URI's origin-form ("/path?query"), whatever form the target had.
+		loc += string(ctx.URI().RequestURI())
 		ctx.Response.Header.Set("Location", loc)
 		ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
 	}
+}
+
+// validRedirectHost accepts a DNS name or an IP address (IPv6 without
+// brackets, as SplitHostPort leaves it): nothing that could end the authority.
+func validRedirectHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
 }
 
 // getCertificate picks the certificate for a ClientHello: the certificates

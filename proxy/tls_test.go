@@ -407,3 +407,31 @@ func TestTicketKeysRotate(t *testing.T) {
 		t.Fatal("the previous key was dropped one period too early")
 	}
 }
+
+// FuzzRedirectHTTPS: whatever the Host and target, the redirect is an https
+// URL on one line, or a 400.
+func FuzzRedirectHTTPS(f *testing.F) {
+	for _, s := range []string{"shop.test", "shop.test:80", "[::1]:8080", "::1", "a/b", "x@y", ""} {
+		f.Add(s, "/p?q=1")
+	}
+	h := redirectToHTTPS("8443")
+	f.Fuzz(func(t *testing.T, host, target string) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetHost(host)
+		ctx.Request.SetRequestURI(target)
+		h(&ctx)
+		loc := string(ctx.Response.Header.Peek("Location"))
+		switch ctx.Response.StatusCode() {
+		case 308:
+			if !strings.HasPrefix(loc, "https://") || strings.ContainsAny(loc, "\r\n") {
+				t.Fatalf("Location %q", loc)
+			}
+			if rest := loc[len("https://"):]; strings.IndexAny(rest, "/@?#\\") < strings.IndexByte(rest, ':') && !strings.HasPrefix(rest, "[") {
+				t.Fatalf("Location %q: authority broken by the Host", loc)
+			}
+		case 400:
+		default:
+			t.Fatalf("status %d", ctx.Response.StatusCode())
+		}
+	})
+}
