@@ -43,6 +43,7 @@ type tlsFront struct {
 	certs   atomic.Pointer[certSet]
 	tickets *ticketKeys
 	h2      *h2Front // nil with tls.http2 off
+	acme    *acmeState
 
 	reloadMu sync.Mutex
 	// status of the last reload, for GET /admin/tls.
@@ -177,6 +178,13 @@ func (s *Server) setupTLS(cfg config.Config) error {
 		_, port, _ := net.SplitHostPort(cfg.TLS.Listen)
 		s.public.Handler = redirectToHTTPS(port)
 	}
+	if len(cfg.TLS.ACME.Domains) > 0 {
+		h, err := t.setupACME(cfg, s.public.Handler)
+		if err != nil {
+			return err
+		}
+		s.public.Handler = h
+	}
 	s.tls = t
 	go t.background()
 	return nil
@@ -244,7 +252,13 @@ func validRedirectHost(h string) bool {
 // client supports (so one name can have an ECDSA and an RSA certificate); the
 // default (first configured) certificate when nothing matches.
 func (t *tlsFront) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if t.acme != nil && t.acme.wants(hello) {
+		return t.acme.magic.GetCertificate(hello)
+	}
 	set := t.certs.Load()
+	if set == nil || len(set.all) == 0 {
+		return nil, errors.New("no certificate for " + hello.ServerName)
+	}
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	cands := set.byName[name]
 	if len(cands) == 0 {
@@ -297,7 +311,7 @@ func loadCertSet(confs []config.Certificate, prev *certSet) (*certSet, []string)
 			set.byName[n] = append(set.byName[n], lc)
 		}
 	}
-	if len(set.all) == 0 {
+	if len(set.all) == 0 && prev != nil {
 		return prev, problems
 	}
 	return set, problems
@@ -506,6 +520,14 @@ func (t *tlsFront) handshake(c net.Conn, h1 *connQueue) {
 	} else {
 		t.handshakes.Inc()
 	}
+	if st.NegotiatedProtocol == acmeTLS1 {
+		// A TLS-ALPN-01 validation: the handshake was the answer.
+		if t.acme != nil {
+			t.acme.answered.Add(1)
+		}
+		_ = tc.Close()
+		return
+	}
 	if st.NegotiatedProtocol == "h2" && t.h2 != nil {
 		t.h2.serve(tc)
 		return
@@ -543,6 +565,9 @@ func (t *tlsFront) close() {
 		close(t.stop)
 		if t.tickets != nil {
 			t.tickets.close()
+		}
+		if t.acme != nil {
+			t.acme.close()
 		}
 	})
 }

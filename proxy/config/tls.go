@@ -36,6 +36,25 @@ type TLS struct {
 	// HTTP3 serves HTTP/3 over QUIC on tls.listen's port over UDP and
 	// advertises it with Alt-Svc; it needs HTTP2 (it shares its bridge).
 	HTTP3 bool `yaml:"http3"`
+	// ACME gets certificates automatically (certmagic) for its domains.
+	ACME ACME `yaml:"acme"`
+}
+
+// ACME configures automatic certificates. With the cache's Redis the account,
+// certificates and locks live there, shared by every edge of a fleet.
+type ACME struct {
+	// DirectoryURL is the ACME server's directory; required with Domains.
+	DirectoryURL string `yaml:"directory_url"`
+	// Email is the account's contact.
+	Email string `yaml:"email"`
+	// Domains get certificates from the ACME server; empty turns ACME off.
+	Domains []string `yaml:"domains"`
+	// CARoot is a PEM file of roots trusted for the ACME server's own HTTPS
+	// (a private ACME server); empty trusts the system roots.
+	CARoot string `yaml:"ca_root"`
+	// Challenges are the challenge types offered: http-01 (on listen) and
+	// tls-alpn-01 (on tls.listen); empty offers both.
+	Challenges []string `yaml:"challenges"`
 }
 
 // Certificate is one certificate chain and its private key.
@@ -100,8 +119,16 @@ func (c Config) tlsProblems() []string {
 	} else if port != "0" && (t.Listen == c.Listen || t.Listen == c.AdminListen) {
 		bad("tls.listen must differ from listen and admin_listen")
 	}
-	if len(t.Certificates) == 0 {
-		bad("tls.certificates: at least one certificate is required with tls.listen")
+	if len(t.Certificates) == 0 && len(t.ACME.Domains) == 0 {
+		bad("tls.certificates: at least one certificate (or tls.acme.domains) is required with tls.listen")
+	}
+	if len(t.ACME.Domains) > 0 && t.ACME.DirectoryURL == "" {
+		bad("tls.acme.directory_url is required with tls.acme.domains")
+	}
+	for i, ch := range t.ACME.Challenges {
+		if ch != "http-01" && ch != "tls-alpn-01" {
+			bad("tls.acme.challenges[%d] %q must be http-01 or tls-alpn-01", i, ch)
+		}
 	}
 	for i, cert := range t.Certificates {
 		if cert.CertFile == "" || cert.KeyFile == "" {
