@@ -77,6 +77,7 @@ func (s *Server) adminHandler() fasthttp.RequestHandler {
 	r.ANY("/debug/pprof/{profile:*}", pprofhandler.PprofHandler)
 	r.GET("/debug/pprof/", pprofhandler.PprofHandler)
 	r.GET("/admin/upstreams", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, s.Status()) })
+	r.GET("/admin/tls", s.adminTLS)
 	r.PUT("/admin/balancer", s.adminBalancer)
 	r.POST("/admin/upstreams/{name}/drain", func(ctx *fasthttp.RequestCtx) { s.adminDrain(ctx, true) })
 	r.POST("/admin/upstreams/{name}/undrain", func(ctx *fasthttp.RequestCtx) { s.adminDrain(ctx, false) })

@@ -247,6 +247,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	// (DESIGN.md "Headers"), with or without a cache.
 	ctx.Response.Header.Del(headerCacheTag)
 	ctx.Response.Header.Del(cachekeys.HeaderEdgeCacheControl)
+	if s.comp != nil {
+		s.comp.apply(ctx)
+	}
 }
 
 // deny answers a failed token check: JSON 401 with WWW-Authenticate on the API

@@ -61,18 +61,26 @@ func NewMetrics() *Metrics {
 
 // edgeHelp is the HELP text of each edge series (docs/metrics.md lists them).
 var edgeHelp = metricshelp.Help{
-	"edge_requests_total":                    "Answers the edge gave its clients, by HTTP status.",
-	"edge_upstream_requests_total":           "Answers the edge received from each origin, by HTTP status.",
-	"edge_upstream_request_duration_seconds": "Time of one try against an origin, answered or failed.",
-	"edge_upstream_errors_total":             "Tries against an origin that got no answer (connection error, timeout).",
-	"edge_retries_total":                     "Tries the edge made again on another origin.",
-	"edge_pool_panic":                        "1 while fewer than health.panic_threshold of the hosts are healthy and the pool balances over every host, else 0.",
-	"edge_retries_denied_total":              "Retries the retry budget refused.",
-	"edge_ejections_total":                   "Times passive health checks ejected an origin.",
-	"edge_no_upstream_total":                 "Requests answered 503 because no origin was available.",
-	"edge_panics_total":                      "Handler panics recovered as 500 answers.",
-	"edge_jwt_rejections_total":              "Requests refused at the edge by the JWT check, by reason (missing, invalid, forbidden).",
-	"edge_rate_limited_total":                "Requests refused 429 by a rate-limit rule, by rule and key (ip or user).",
+	"edge_requests_total":                        "Answers the edge gave its clients, by HTTP status.",
+	"edge_upstream_requests_total":               "Answers the edge received from each origin, by HTTP status.",
+	"edge_upstream_request_duration_seconds":     "Time of one try against an origin, answered or failed.",
+	"edge_upstream_errors_total":                 "Tries against an origin that got no answer (connection error, timeout).",
+	"edge_retries_total":                         "Tries the edge made again on another origin.",
+	"edge_pool_panic":                            "1 while fewer than health.panic_threshold of the hosts are healthy and the pool balances over every host, else 0.",
+	"edge_retries_denied_total":                  "Retries the retry budget refused.",
+	"edge_ejections_total":                       "Times passive health checks ejected an origin.",
+	"edge_no_upstream_total":                     "Requests answered 503 because no origin was available.",
+	"edge_panics_total":                          "Handler panics recovered as 500 answers.",
+	"edge_jwt_rejections_total":                  "Requests refused at the edge by the JWT check, by reason (missing, invalid, forbidden).",
+	"edge_rate_limited_total":                    "Requests refused 429 by a rate-limit rule, by rule and key (ip or user).",
+	"edge_tls_handshakes_total":                  "TLS handshakes completed, by resumed (true: session ticket).",
+	"edge_tls_handshake_failures_total":          "TLS handshakes that failed or timed out (the connection was closed).",
+	"edge_tls_certificate_reloads_total":         "Certificate reloads (SIGHUP or a changed file).",
+	"edge_tls_certificate_reload_failures_total": "Certificate reloads where a pair failed to load and the previous certificate was kept.",
+	"edge_tls_ticket_key_refresh_failures_total": "Session ticket key refreshes that failed (the keys in force were kept).",
+	"edge_h2_errors_total":                       "HTTP/2 protocol errors by x/net's error type (each refused frame, stream or connection).",
+	"edge_compressed_total":                      "Answers the edge compressed, by encoding.",
+	"edge_compression_memo_hits_total":           "Compressed answers taken from the memo instead of compressing again.",
 }
 
 // WritePrometheus writes every series plus the Go process metrics, with

@@ -55,6 +55,10 @@ type Server struct {
 	sharedFetch func(req *fasthttp.Request, resp *fasthttp.Response) error
 	logCount    atomic.Uint64
 	closeOnce   sync.Once
+	// tls is the HTTPS listener's state (tls.go); nil without tls.listen.
+	tls *tlsFront
+	// comp compresses answers (compress.go); nil with compression off.
+	comp *compressor
 	// streamRequestAbove is limits.stream_request_bytes as the listener was built
 	// with (0: bodies are read whole by fasthttp and never streamed).
 	streamRequestAbove int
@@ -152,6 +156,11 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		CloseOnShutdown:       true,
 		Logger:                zapPrintf{log},
 	}
+	s.setupCompression(cfg.Compression)
+	if err := s.setupTLS(cfg); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -183,7 +192,7 @@ func (s *Server) ServeAdmin(ln net.Listener) error { return s.admin.Serve(ln) }
 // Shutdown stops accepting connections, waits for in-flight requests to finish (or
 // ctx to end), then stops health checks and releases the verifier and cache.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := errors.Join(s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx))
+	err := errors.Join(s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx), s.shutdownTLS(ctx))
 	s.Close()
 	return err
 }
@@ -192,6 +201,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // connections, without waiting for requests. Safe to call more than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		if s.tls != nil {
+			s.tls.close()
+		}
 		if rt := s.rt.Load(); rt != nil {
 			rt.stop()
 			rt.pool.CloseIdle()

@@ -51,6 +51,8 @@ func (u *upstreamList) Set(v string) error {
 type flags struct {
 	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL string
 	upstreams                                                              upstreamList
+	tlsListen                                                              string
+	tlsCerts, tlsKeys                                                      upstreamList
 	set                                                                    map[string]bool
 }
 
@@ -69,12 +71,15 @@ Flags:
   --redis-url URL        shared cache; empty means no cache [REDIS_URL]
   --jwt-public-key FILE  Ed25519 or RSA public key PEM for token checks
   --jwks-url URL         JWKS endpoint for token checks
+  --tls-listen ADDR      HTTPS listener [EDGE_TLS_LISTEN]
+  --tls-cert FILE        PEM certificate chain, repeatable, paired in order with --tls-key
+  --tls-key FILE         PEM private key, repeatable; the first pair is the default certificate
   The HS256 secret comes from JWT_SECRET (jwt.secret_env in the file).
   EDGE_ACCESS_LOG=off|on overrides access_log.enabled.
   GOMEMLIMIT (Go runtime) bounds the heap: budget ~1.7x cache.max_memory_bytes.
 
 Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the file (upstreams,
-balancer, health, retries, timeouts, limits, rate limits).
+balancer, health, retries, timeouts, limits, rate limits, TLS certificates).
 `
 
 // newFlagSet defines the command line into f. The usage text is written by hand
@@ -90,6 +95,9 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.redisURL, "redis-url", "", "")
 	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "")
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "")
+	fs.StringVar(&f.tlsListen, "tls-listen", "", "")
+	fs.Var(&f.tlsCerts, "tls-cert", "")
+	fs.Var(&f.tlsKeys, "tls-key", "")
 	return fs
 }
 
@@ -131,6 +139,16 @@ func loadConfig(f *flags, getenv func(string) string) (config.Config, error) {
 	pick(&cfg.Listen, "EDGE_LISTEN", "listen", f.listen)
 	pick(&cfg.AdminListen, "EDGE_ADMIN_LISTEN", "admin-listen", f.adminListen)
 	pick(&cfg.Balancer.Policy, "EDGE_BALANCER", "balancer", f.balancer)
+	pick(&cfg.TLS.Listen, "EDGE_TLS_LISTEN", "tls-listen", f.tlsListen)
+	if len(f.tlsCerts) != len(f.tlsKeys) {
+		return cfg, usagef("--tls-cert and --tls-key come in pairs: %d certificates, %d keys", len(f.tlsCerts), len(f.tlsKeys))
+	}
+	if len(f.tlsCerts) > 0 {
+		cfg.TLS.Certificates = nil
+		for i := range f.tlsCerts {
+			cfg.TLS.Certificates = append(cfg.TLS.Certificates, config.Certificate{CertFile: f.tlsCerts[i], KeyFile: f.tlsKeys[i]})
+		}
+	}
 	if getenv("REDIS_URL") != "" || f.set["redis-url"] {
 		// A Redis URL from the environment or the command line turns the cache on;
 		// an explicitly empty --redis-url turns it off.
@@ -246,7 +264,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "edge: serving on %s (admin %s), %d upstreams, balancer %s\n",
 		ln.Addr(), aln.Addr(), len(cfg.Upstreams), cfg.Balancer.Policy)
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	if cfg.TLS.Listen != "" {
+		tln, err := net.Listen("tcp", cfg.TLS.Listen)
+		if err != nil {
+			_, _ = ln.Close(), aln.Close()
+			srv.Close()
+			return fmt.Errorf("tls listen %s: %w", cfg.TLS.Listen, err)
+		}
+		fmt.Fprintf(stdout, "edge: https on %s, %d certificates\n", tln.Addr(), len(cfg.TLS.Certificates))
+		go func() { errc <- srv.ServeTLS(tln) }()
+		if cfg.TLS.HTTP3 {
+			pc, err := net.ListenPacket("udp", tln.Addr().String())
+			if err != nil {
+				_, _, _ = ln.Close(), aln.Close(), tln.Close()
+				srv.Close()
+				return fmt.Errorf("http3 listen udp %s: %w", tln.Addr(), err)
+			}
+			go func() { errc <- srv.ServeHTTP3(pc) }()
+		}
+	}
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- srv.ServeAdmin(aln) }()
 
@@ -259,9 +296,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			if err != nil {
 				log.Error("edge: reload rejected, keeping the running configuration", zap.Error(err))
+				_ = srv.ReloadCertificates(nil) // the files in force; errors are logged there
 				continue
 			}
-			if next.Listen != cfg.Listen || next.AdminListen != cfg.AdminListen || next.JWT != cfg.JWT || next.Cache != cfg.Cache {
+			_ = srv.ReloadCertificates(next.TLS.Certificates)
+			if next.Listen != cfg.Listen || next.AdminListen != cfg.AdminListen || next.JWT != cfg.JWT || next.Cache != cfg.Cache || next.TLS.Listen != cfg.TLS.Listen {
 				log.Warn("edge: listen addresses, jwt and cache settings change only on restart")
 			}
 			log.Info("edge: reloaded", zap.String("config", f.config))

@@ -25,6 +25,7 @@ var debianPackage = map[string]string{
 	"chromium":     "chromium",
 	"wrk":          "wrk",
 	"promtool":     "prometheus",
+	"pebble":       "pebble",
 }
 
 var aptMu sync.Mutex

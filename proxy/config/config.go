@@ -43,6 +43,10 @@ type Config struct {
 	Cache Cache `yaml:"cache"`
 	// AccessLog configures the per-request log.
 	AccessLog AccessLog `yaml:"access_log"`
+	// TLS configures the HTTPS listener (see tls.go).
+	TLS TLS `yaml:"tls"`
+	// Compression configures response compression (see compression.go).
+	Compression Compression `yaml:"compression"`
 }
 
 // Upstream is one origin host.

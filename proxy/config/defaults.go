@@ -78,6 +78,8 @@ func Default() Config {
 			TagIndexNamespace:    cache.DefaultTagIndexNamespace,
 			Name:                 cache.DefaultName,
 		},
-		AccessLog: AccessLog{Enabled: true, Sample: 0.01},
+		AccessLog:   AccessLog{Enabled: true, Sample: 0.01},
+		TLS:         tlsDefaults(),
+		Compression: compressionDefaults(),
 	}
 }

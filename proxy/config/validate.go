@@ -224,6 +224,8 @@ func (c Config) Validate() error {
 	if math.IsNaN(c.AccessLog.Sample) || c.AccessLog.Sample < 0 || c.AccessLog.Sample > 1 {
 		bad("access_log.sample %v must be 0..1", c.AccessLog.Sample)
 	}
+	p = append(p, c.tlsProblems()...)
+	p = append(p, c.compressionProblems()...)
 	if len(p) == 0 {
 		return nil
 	}

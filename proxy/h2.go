@@ -1,0 +1,266 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/novashop/edge/proxy/config"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"golang.org/x/net/http2"
+)
+
+// HTTP/2 on the TLS listener. fasthttp has no HTTP/2 server, so connections
+// whose ALPN is h2 go to golang.org/x/net/http2's server, and its net/http
+// Handler (h2Bridge) turns each stream into a fasthttp.RequestCtx, runs the
+// same handler as HTTP/1.1 (t.serveHTTPS) and copies the answer back: one
+// request pipeline, not a second proxy. Bodies are bounded both ways by the
+// same limits as HTTP/1.1; a streamed origin answer is streamed to the client.
+//
+// The server's limits are set against the known HTTP/2 attacks (each has a
+// test in h2attack_test.go):
+//   - rapid reset (CVE-2023-44487): at most h2MaxStreams handlers run per
+//     connection; x/net queues the rest and sends GOAWAY ENHANCE_YOUR_CALM
+//     when the queue passes 4× that, so resets cannot start unbounded work;
+//   - CONTINUATION floods and HPACK bombs: header blocks are cut at
+//     limits.max_header_bytes of decoded fields (x/net closes the connection
+//     rather than buffer more), the HPACK table at 4 KiB;
+//   - too many streams: streams past SETTINGS_MAX_CONCURRENT_STREAMS are
+//     refused (RST_STREAM REFUSED_STREAM / PROTOCOL_ERROR);
+//   - window-update abuse: a window past 2^31-1 is a FLOW_CONTROL_ERROR, a
+//     client that stops reading is cut by WriteByteTimeout, upload buffers are
+//     bounded per stream and connection;
+//   - idle floods: IdleTimeout closes idle connections, ReadIdleTimeout +
+//     PingTimeout close dead ones, and x/net's preface timeout those that
+//     never speak.
+
+const (
+	h2MaxStreams        = 128
+	h2HeaderTableSize   = 4096
+	h2UploadPerStream   = 256 << 10
+	h2UploadPerConn     = 1 << 20
+	h2ReadIdleTimeout   = 30 * time.Second
+	h2PingTimeout       = 15 * time.Second
+	h2DefaultWriteBound = 30 * time.Second
+)
+
+// h2Front is the HTTP/2 server of one TLS front.
+type h2Front struct {
+	t       *tlsFront
+	srv     *http2.Server
+	base    *http.Server
+	maxBody int
+	ctxs    sync.Pool
+	conns   sync.WaitGroup
+	open    atomic.Int64
+	// inFlight and peak count bridge handlers, for tests of the attack bounds.
+	inFlight, peak, calls atomic.Int64
+}
+
+func newH2Front(t *tlsFront, cfg config.Config) *h2Front {
+	write := cfg.Timeouts.Write
+	if write <= 0 {
+		write = h2DefaultWriteBound
+	}
+	f := &h2Front{t: t, maxBody: cfg.Limits.MaxBodyBytes}
+	set := t.s.metrics.set
+	f.srv = &http2.Server{
+		MaxConcurrentStreams:      h2MaxStreams,
+		MaxDecoderHeaderTableSize: h2HeaderTableSize,
+		MaxEncoderHeaderTableSize: h2HeaderTableSize,
+		// The protocol's minimum (x/net would take 1 MiB frames): bounds the
+		// buffer one frame may pin.
+		MaxReadFrameSize:             16 << 10,
+		IdleTimeout:                  cfg.Timeouts.Idle,
+		ReadIdleTimeout:              h2ReadIdleTimeout,
+		PingTimeout:                  h2PingTimeout,
+		WriteByteTimeout:             write,
+		MaxUploadBufferPerStream:     h2UploadPerStream,
+		MaxUploadBufferPerConnection: h2UploadPerConn,
+		// x/net's error types are a fixed set of strings, so the label is bounded.
+		CountError: func(errType string) {
+			set.GetOrCreateCounter(`edge_h2_errors_total{type="` + errType + `"}`).Inc()
+		},
+	}
+	f.base = &http.Server{
+		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
+		ReadTimeout:    cfg.Timeouts.Read,
+		WriteTimeout:   cfg.Timeouts.Write,
+		IdleTimeout:    cfg.Timeouts.Idle,
+	}
+	if l, err := zap.NewStdLogAt(t.log.Named("h2"), zap.DebugLevel); err == nil {
+		// x/net logs each client's protocol error; under attack that is a
+		// flood, so it goes to the debug level (edge_h2_errors_total counts).
+		f.base.ErrorLog = l
+	}
+	// ConfigureServer registers the graceful GOAWAY on base.Shutdown.
+	_ = http2.ConfigureServer(f.base, f.srv)
+	f.ctxs.New = func() any { return new(fasthttp.RequestCtx) }
+	return f
+}
+
+// serve runs one h2 connection to its end.
+func (f *h2Front) serve(tc *tls.Conn) {
+	f.conns.Add(1)
+	f.open.Add(1)
+	defer func() {
+		f.open.Add(-1)
+		f.conns.Done()
+	}()
+	st := tc.ConnectionState()
+	ctx := context.WithValue(context.Background(), connKey{}, &h2Conn{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr(), st: &st})
+	f.srv.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.base, Handler: f})
+}
+
+// shutdown sends GOAWAY to every h2 connection and waits for them to end (or ctx).
+func (f *h2Front) shutdown(ctx context.Context) error {
+	_ = f.base.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() {
+		f.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// h2Conn is the connection a bridged RequestCtx sees (HTTP/2 or HTTP/3): the
+// connection's addresses and TLS state (so ctx.IsTLS() and ctx.RemoteIP()
+// work), and no I/O.
+type h2Conn struct {
+	laddr, raddr net.Addr
+	st           *tls.ConnectionState
+}
+
+var errNoConnIO = errors.New("proxy: an HTTP/2 or HTTP/3 stream has no connection I/O")
+
+func (c *h2Conn) Read([]byte) (int, error)             { return 0, errNoConnIO }
+func (c *h2Conn) Write([]byte) (int, error)            { return 0, errNoConnIO }
+func (c *h2Conn) Close() error                         { return nil }
+func (c *h2Conn) LocalAddr() net.Addr                  { return c.laddr }
+func (c *h2Conn) RemoteAddr() net.Addr                 { return c.raddr }
+func (c *h2Conn) SetDeadline(time.Time) error          { return nil }
+func (c *h2Conn) SetReadDeadline(time.Time) error      { return nil }
+func (c *h2Conn) SetWriteDeadline(time.Time) error     { return nil }
+func (c *h2Conn) Handshake() error                     { return nil }
+func (c *h2Conn) ConnectionState() tls.ConnectionState { return *c.st }
+
+// ServeHTTP is the bridge: one HTTP/2 stream through the fasthttp handler.
+func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+	}
+	if r.Context().Err() != nil {
+		// The client reset the stream while x/net had it queued (rapid
+		// reset): nobody is waiting for the answer, so do no work for it.
+		return
+	}
+	f.calls.Add(1)
+
+	conn, _ := r.Context().Value(connKey{}).(*h2Conn)
+	if conn == nil {
+		writeH2Error(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	ctx := f.ctxs.Get().(*fasthttp.RequestCtx)
+	defer func() {
+		_ = ctx.Response.CloseBodyStream()
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.ResetUserValues()
+		f.ctxs.Put(ctx)
+	}()
+	ctx.Init2(conn, zapPrintf{f.t.log}, false)
+
+	req := &ctx.Request
+	req.Header.SetMethod(r.Method)
+	req.SetRequestURI(r.RequestURI)
+	req.Header.SetHost(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		if r.ContentLength > int64(f.maxBody) {
+			writeH2Error(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		nr, err := io.Copy(req.BodyWriter(), io.LimitReader(r.Body, int64(f.maxBody)+1))
+		if err != nil {
+			writeH2Error(w, http.StatusBadRequest, "request body not read")
+			return
+		}
+		if nr > int64(f.maxBody) {
+			writeH2Error(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		req.Header.SetContentLength(int(nr))
+	}
+
+	f.t.serveHTTPS(ctx)
+
+	resp := &ctx.Response
+	h := w.Header()
+	for k, v := range resp.Header.All() {
+		switch string(k) {
+		case "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection":
+			continue
+		}
+		key := string(k)
+		h[key] = append(h[key], string(v))
+	}
+	head := r.Method == http.MethodHead
+	if !resp.IsBodyStream() {
+		body := resp.Body()
+		if head {
+			if cl := resp.Header.ContentLength(); cl >= 0 {
+				h["Content-Length"] = []string{strconv.Itoa(cl)}
+			}
+		} else {
+			h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		}
+		w.WriteHeader(resp.StatusCode())
+		if !head && len(body) > 0 && bodyAllowed(resp.StatusCode()) {
+			_, _ = w.Write(body)
+		}
+		return
+	}
+	if cl := resp.Header.ContentLength(); cl >= 0 {
+		h["Content-Length"] = []string{strconv.Itoa(cl)}
+	}
+	w.WriteHeader(resp.StatusCode())
+	if !head && bodyAllowed(resp.StatusCode()) {
+		if _, err := io.Copy(w, resp.BodyStream()); err != nil {
+			// The origin's stream broke mid-way: reset the HTTP/2 stream so
+			// the client cannot take the truncated body for the whole.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+func writeH2Error(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, `{"error":"`+msg+`"}`)
+}
+
+// connKey carries the stream's TLS connection into the handler.
+type connKey struct{}
