@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/novashop/edge/proxy/config"
+	"github.com/novashop/edge/proxy/h1"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -173,6 +174,8 @@ func (s *Server) setupTLS(cfg config.Config) error {
 		CloseOnShutdown:              true,
 		SecureErrorLogMessage:        true,
 		Logger:                       zapPrintf{s.log},
+		// As on the plaintext server: a cache hit keeps its stored Date (date.go).
+		NoDefaultDate: true,
 	}
 	if cfg.TLS.RedirectHTTP {
 		_, port, _ := net.SplitHostPort(cfg.TLS.Listen)
@@ -480,9 +483,9 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	t.lnMu.Lock()
 	t.lns = append(t.lns, ln)
 	t.lnMu.Unlock()
-	h1 := newConnQueue(ln.Addr())
-	go func() { _ = t.h1.Serve(h1) }()
-	defer h1.Close()
+	q := newConnQueue(ln.Addr())
+	go func() { _ = t.h1.Serve(q) }()
+	defer q.Close()
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -499,13 +502,13 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		go t.handshake(c, h1)
+		go t.handshake(c, q)
 	}
 }
 
 // handshake runs the TLS handshake under the handshake timeout and passes the
 // connection on by its ALPN protocol.
-func (t *tlsFront) handshake(c net.Conn, h1 *connQueue) {
+func (t *tlsFront) handshake(c net.Conn, q *connQueue) {
 	tc := tls.Server(c, t.config)
 	_ = c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	if err := tc.Handshake(); err != nil {
@@ -532,10 +535,22 @@ func (t *tlsFront) handshake(c net.Conn, h1 *connQueue) {
 		t.h2.serve(tc)
 		return
 	}
-	if !h1.put(tc) {
+	// HTTP/1.1 over TLS passes the same strict framer as the plaintext listener.
+	fc := framedTLSConn{Conn: h1.NewConn(tc, h1.Limits{MaxHeaderBytes: t.h1.ReadBufferSize}), tc: tc}
+	if !q.put(fc) {
 		_ = tc.Close()
 	}
 }
+
+// framedTLSConn is a TLS connection read through the h1 framer that still tells
+// fasthttp it is TLS (RequestCtx.IsTLS, hence X-Forwarded-Proto: https).
+type framedTLSConn struct {
+	*h1.Conn
+	tc *tls.Conn
+}
+
+func (c framedTLSConn) Handshake() error                     { return c.tc.Handshake() }
+func (c framedTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // shutdown closes the TLS listeners and drains the HTTPS server.
 func (t *tlsFront) shutdown(ctx context.Context) error {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -434,4 +436,49 @@ func FuzzRedirectHTTPS(f *testing.F) {
 			t.Fatalf("status %d", ctx.Response.StatusCode())
 		}
 	})
+}
+
+// HTTP/1.1 over TLS passes the same strict framer as the plaintext listener
+// (docs/http-parsing.md): a folded header line is a 400, never forwarded.
+func TestTLSStrictFraming(t *testing.T) {
+	ca := newTestCA(t)
+	var seen atomic.Int64
+	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
+		seen.Add(1)
+		ctx.SetBodyString("ok")
+	})
+	cfg := tlsTestConfig([]config.Certificate{ca.issue("s", []string{"shop.test"}, leafOpts{})}, o)
+	e := startTLSEdge(t, cfg, Options{})
+	for _, tt := range []struct {
+		name, raw string
+		code      int
+		forwarded int64
+	}{
+		{"valid", "GET /a HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n", 200, 1},
+		{"obs-fold", "GET /b HTTP/1.1\r\nHost: shop.test\r\nFoo: bar\r\n Content-Length: 3\r\n\r\nabc", 400, 0},
+		{"CL and TE", "POST /c HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := seen.Load()
+			c, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{RootCAs: ca.pool, ServerName: "shop.test", NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write([]byte(tt.raw)); err != nil {
+				t.Fatal(err)
+			}
+			var resp fasthttp.Response
+			if err := resp.Read(bufio.NewReader(c)); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode() != tt.code {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode(), tt.code, resp.Body())
+			}
+			if got := seen.Load() - before; got != tt.forwarded {
+				t.Fatalf("origin saw %d requests, want %d", got, tt.forwarded)
+			}
+		})
+	}
 }
