@@ -12,6 +12,7 @@ import (
 	"github.com/novashop/edge/proxy/auth"
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/config"
+	"github.com/novashop/edge/proxy/evloop"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
@@ -47,6 +48,8 @@ type Server struct {
 	reloadMu sync.Mutex
 	public   *fasthttp.Server
 	admin    *fasthttp.Server
+	// loops is the event-loop core when io: eventloop (nil: the goroutine core).
+	loops *evloop.Server
 
 	exchanges sync.Pool
 	// sharedFetch is the Cache's way to the origins for requests whose balancing
@@ -130,6 +133,9 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		// on it being stored as "X-User-Id".
 		DisableHeaderNamesNormalizing: false,
 	}
+	if cfg.IO == config.IOEventLoop {
+		s.loops = s.newLoops(cfg)
+	}
 	s.admin = &fasthttp.Server{
 		Handler:      s.adminHandler(),
 		ReadTimeout:  cfg.Timeouts.Read,
@@ -160,7 +166,13 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 // Serve answers shoppers' traffic on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.public.Serve(ln) }
+// With io: eventloop the event loops serve it (see docs/io-core.md).
+func (s *Server) Serve(ln net.Listener) error {
+	if s.loops != nil {
+		return s.loops.Serve(ln)
+	}
+	return s.public.Serve(ln)
+}
 
 // ServeAdmin answers the admin API on ln until Shutdown.
 func (s *Server) ServeAdmin(ln net.Listener) error { return s.admin.Serve(ln) }
@@ -168,7 +180,11 @@ func (s *Server) ServeAdmin(ln net.Listener) error { return s.admin.Serve(ln) }
 // Shutdown stops accepting connections, waits for in-flight requests to finish (or
 // ctx to end), then stops health checks and releases the verifier and cache.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := errors.Join(s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx))
+	var loopErr error
+	if s.loops != nil {
+		loopErr = s.loops.Shutdown(ctx)
+	}
+	err := errors.Join(loopErr, s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx))
 	s.Close()
 	return err
 }
@@ -177,6 +193,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // connections, without waiting for requests. Safe to call more than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		if s.loops != nil {
+			s.loops.Close()
+		}
 		if rt := s.rt.Load(); rt != nil {
 			rt.stop()
 			rt.pool.CloseIdle()

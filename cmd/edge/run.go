@@ -49,9 +49,9 @@ func (u *upstreamList) Set(v string) error {
 // flags holds the command line; set records which flags were given, so an
 // explicitly empty --redis-url can turn a configured cache off.
 type flags struct {
-	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL string
-	upstreams                                                              upstreamList
-	set                                                                    map[string]bool
+	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL, io string
+	upstreams                                                                  upstreamList
+	set                                                                        map[string]bool
 }
 
 const usageText = `Usage: edge --config FILE [flags]
@@ -66,6 +66,7 @@ Flags:
   --admin-listen ADDR    admin API, /metrics, pprof [EDGE_ADMIN_LISTEN]
   --upstream URL         origin, repeatable, name=URL allowed [EDGE_UPSTREAMS, comma-separated]
   --balancer POLICY      round-robin, weighted, least-conn, p2c-ewma, random, hash [EDGE_BALANCER]
+  --io CORE              goroutine or eventloop: the public listener's I/O core [EDGE_IO]
   --redis-url URL        shared cache; empty means no cache [REDIS_URL]
   --jwt-public-key FILE  Ed25519 or RSA public key PEM for token checks
   --jwks-url URL         JWKS endpoint for token checks
@@ -86,6 +87,7 @@ func parseFlags(args []string, stdout io.Writer) (*flags, error) {
 	fs.StringVar(&f.adminListen, "admin-listen", "", "")
 	fs.Var(&f.upstreams, "upstream", "")
 	fs.StringVar(&f.balancer, "balancer", "", "")
+	fs.StringVar(&f.io, "io", "", "")
 	fs.StringVar(&f.redisURL, "redis-url", "", "")
 	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "")
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "")
@@ -124,6 +126,7 @@ func loadConfig(f *flags, getenv func(string) string) (config.Config, error) {
 	pick(&cfg.Listen, "EDGE_LISTEN", "listen", f.listen)
 	pick(&cfg.AdminListen, "EDGE_ADMIN_LISTEN", "admin-listen", f.adminListen)
 	pick(&cfg.Balancer.Policy, "EDGE_BALANCER", "balancer", f.balancer)
+	pick(&cfg.IO, "EDGE_IO", "io", f.io)
 	if getenv("REDIS_URL") != "" || f.set["redis-url"] {
 		// A Redis URL from the environment or the command line turns the cache on;
 		// an explicitly empty --redis-url turns it off.
