@@ -48,8 +48,10 @@ type Server struct {
 	reloadMu sync.Mutex
 	public   *fasthttp.Server
 	admin    *fasthttp.Server
-	// loops is the event-loop core when io: eventloop (nil: the goroutine core).
+	// loops is the event-loop core when io: eventloop (nil: the goroutine core);
+	// rest is handleRest as a value made once (see handleInline).
 	loops *evloop.Server
+	rest  fasthttp.RequestHandler
 
 	exchanges sync.Pool
 	// sharedFetch is the Cache's way to the origins for requests whose balancing
@@ -258,9 +260,14 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 // recoverPanic turns a panic in the handler into a JSON 500 and a logged stack.
 func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
 	if r := recover(); r != nil {
-		s.metrics.Panics.Inc()
-		s.log.Error("proxy: panic in handler", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-		ctx.Response.Reset()
-		writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
+		s.recoverPanicValue(ctx, r)
 	}
+}
+
+// recoverPanicValue answers a recovered panic r.
+func (s *Server) recoverPanicValue(ctx *fasthttp.RequestCtx, r any) {
+	s.metrics.Panics.Inc()
+	s.log.Error("proxy: panic in handler", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+	ctx.Response.Reset()
+	writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
 }

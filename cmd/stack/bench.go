@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,8 @@ type benchFlags struct {
 	jsonOut     string
 	bodySize    int
 	browseBound time.Duration
+	io          string
+	idleConns   int
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -41,10 +44,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&f.duration, "duration", 8*time.Second, "length of one wrk run")
 	fs.IntVar(&f.rounds, "rounds", 5, "interleaved rounds per scenario")
 	fs.IntVar(&f.conns, "connections", 64, "wrk connections")
-	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), browse (browse campaign capacity)")
+	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), idle (RSS per idle keep-alive connection), browse (browse campaign capacity)")
 	fs.StringVar(&f.jsonOut, "json", "out/bench.json", "where to write the results as JSON")
 	fs.IntVar(&f.bodySize, "body", 2048, "response body size of the fixed origins, bytes")
 	fs.DurationVar(&f.browseBound, "p99", 20*time.Millisecond, "p99 bound of the browse capacity search")
+	fs.StringVar(&f.io, "io", "eventloop,goroutine", "the edge's I/O cores to measure, comma-separated (each is a target: edge-goroutine, edge-eventloop)")
+	fs.IntVar(&f.idleConns, "idle-conns", 12000, "idle keep-alive connections of the idle scenario")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -73,6 +78,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("hits scenario: %w", err)
 			}
 			results["hits"] = r
+		case "idle":
+			r, err := benchIdle(ctx, f, stdout)
+			if err != nil {
+				return fmt.Errorf("idle scenario: %w", err)
+			}
+			results["idle"] = r
 		case "browse":
 			if err := benchBrowse(ctx, f, stdout, stderr); err != nil {
 				return fmt.Errorf("browse scenario: %w", err)
@@ -362,7 +373,37 @@ func stopAll(servers []*stack.Server) {
 	}
 }
 
-func startEdge(ctx context.Context, upstreams []string, redisURL, balancer string) (*stack.Server, string, error) {
+// ioCores is the --io list.
+func (f benchFlags) ioCores() []string {
+	var out []string
+	for _, c := range strings.Split(f.io, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"goroutine"}
+	}
+	return out
+}
+
+// startEdges starts one edge per I/O core and returns them as targets on path.
+func startEdges(ctx context.Context, f benchFlags, upstreams []string, redisURL, path string) ([]*stack.Server, []target, error) {
+	var servers []*stack.Server
+	var targets []target
+	for _, core := range f.ioCores() {
+		s, addr, err := startEdge(ctx, upstreams, redisURL, "round-robin", core)
+		if err != nil {
+			stopAll(servers)
+			return nil, nil, err
+		}
+		servers = append(servers, s)
+		targets = append(targets, target{name: "edge-" + core, url: "http://" + addr + path, pids: func() []int { return []int{s.Pid()} }})
+	}
+	return servers, targets, nil
+}
+
+func startEdge(ctx context.Context, upstreams []string, redisURL, balancer, core string) (*stack.Server, string, error) {
 	port, err := stack.FreePort()
 	if err != nil {
 		return nil, "", err
@@ -372,7 +413,7 @@ func startEdge(ctx context.Context, upstreams []string, redisURL, balancer strin
 		return nil, "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := []string{"--listen", addr, "--admin-listen", "127.0.0.1:" + strconv.Itoa(aport), "--balancer", balancer, "--redis-url", redisURL}
+	args := []string{"--listen", addr, "--admin-listen", "127.0.0.1:" + strconv.Itoa(aport), "--balancer", balancer, "--redis-url", redisURL, "--io", core}
 	for i, u := range upstreams {
 		args = append(args, "--upstream", "fixed-"+strconv.Itoa(i+1)+"=http://"+u)
 	}
@@ -387,20 +428,17 @@ func benchProxy(ctx context.Context, f benchFlags, wrk string, w io.Writer) (sce
 	if err != nil {
 		return scenarioResult{}, err
 	}
-	edge, edgeAddr, err := startEdge(ctx, addrs, "", "round-robin")
+	edges, targets, err := startEdges(ctx, f, addrs, "", "/api/products/1/")
 	if err != nil {
 		return scenarioResult{}, err
 	}
-	defer edge.Stop()
+	defer stopAll(edges)
 	ng, naddrs, err := startNginxPeer(ctx, w, addrs)
 	if err != nil {
 		return scenarioResult{}, err
 	}
 	defer ng.Stop()
-	targets := []target{
-		{name: "edge", url: "http://" + edgeAddr + "/api/products/1/", pids: func() []int { return []int{edge.Pid()} }},
-		{name: "nginx", url: "http://" + naddrs[0] + "/api/products/1/", pids: func() []int { return withChildren(ng.Pid()) }},
-	}
+	targets = append(targets, target{name: "nginx", url: "http://" + naddrs[0] + "/api/products/1/", pids: func() []int { return withChildren(ng.Pid()) }})
 	return interleave(ctx, wrk, f, targets, w)
 }
 
@@ -451,22 +489,20 @@ func benchHits(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scen
 		return scenarioResult{}, err
 	}
 	defer redis.Stop()
-	edge, edgeAddr, err := startEdge(ctx, addrs, redis.URL, "round-robin")
+	path := "/api/products/1/"
+	edges, targets, err := startEdges(ctx, f, addrs, redis.URL, path)
 	if err != nil {
 		return scenarioResult{}, err
 	}
-	defer edge.Stop()
+	defer stopAll(edges)
 	ng, naddrs, err := startNginxPeer(ctx, w, addrs)
 	if err != nil {
 		return scenarioResult{}, err
 	}
 	defer ng.Stop()
-	path := "/api/products/1/"
-	targets := []target{
-		{name: "edge", url: "http://" + edgeAddr + path, pids: func() []int { return []int{edge.Pid()} }},
-		{name: "nginx-cache", url: "http://" + naddrs[1] + path, pids: func() []int { return withChildren(ng.Pid()) }},
-		{name: "fasthttp", url: "http://" + addrs[0] + path, pids: func() []int { return []int{origins[0].Pid()} }},
-	}
+	targets = append(targets,
+		target{name: "nginx-cache", url: "http://" + naddrs[1] + path, pids: func() []int { return withChildren(ng.Pid()) }},
+		target{name: "fasthttp", url: "http://" + addrs[0] + path, pids: func() []int { return []int{origins[0].Pid()} }})
 	return interleave(ctx, wrk, f, targets, w)
 }
 
@@ -543,4 +579,131 @@ func fixedJSON(size int) []byte {
 		n = 0
 	}
 	return []byte(head + strings.Repeat("x", n) + tail)
+}
+
+// idleRun is one idle-connection measurement of one target.
+type idleRun struct {
+	Conns       int     `json:"conns"`
+	RSSBeforeKB int64   `json:"rss_before_kb"`
+	RSSAfterKB  int64   `json:"rss_after_kb"`
+	BytesPer    float64 `json:"rss_bytes_per_conn"`
+}
+
+// benchIdle opens f.idleConns keep-alive connections to each target, each of
+// which sends one request and reads its answer, and charges the growth of the
+// target's resident memory to them: what an edge facing browsers pays per idle
+// client.
+func benchIdle(ctx context.Context, f benchFlags, w io.Writer) (map[string][]idleRun, error) {
+	fmt.Fprintf(w, "\n## Idle keep-alive connections: RSS per connection with %d open (each sent one request)\n", f.idleConns)
+	origins, addrs, err := fixedOrigins(ctx, 2, f.bodySize, false)
+	defer stopAll(origins)
+	if err != nil {
+		return nil, err
+	}
+	path := "/api/products/1/"
+	edges, targets, err := startEdges(ctx, f, addrs, "", path)
+	if err != nil {
+		return nil, err
+	}
+	defer stopAll(edges)
+	ng, naddrs, err := startNginxPeer(ctx, w, addrs)
+	if err != nil {
+		return nil, err
+	}
+	defer ng.Stop()
+	targets = append(targets, target{name: "nginx", url: "http://" + naddrs[0] + path, pids: func() []int { return withChildren(ng.Pid()) }})
+	res := map[string][]idleRun{}
+	rounds := min(f.rounds, 3)
+	for round := 1; round <= rounds; round++ {
+		for _, t := range targets {
+			r, err := measureIdle(ctx, t, f.idleConns)
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", t.name, err)
+			}
+			fmt.Fprintf(w, "  round %d %-15s %d conns  RSS %d -> %d KB  %.0f bytes/conn\n", round, t.name, r.Conns, r.RSSBeforeKB, r.RSSAfterKB, r.BytesPer)
+			res[t.name] = append(res[t.name], r)
+		}
+	}
+	fmt.Fprintf(w, "\n| target | RSS bytes per idle connection (median) |\n|---|---|\n")
+	for _, t := range targets {
+		var xs []float64
+		for _, r := range res[t.name] {
+			xs = append(xs, r.BytesPer)
+		}
+		fmt.Fprintf(w, "| %s | %.0f |\n", t.name, median(xs))
+	}
+	fmt.Fprintln(w)
+	return res, nil
+}
+
+func measureIdle(ctx context.Context, t target, n int) (idleRun, error) {
+	u := strings.TrimPrefix(t.url, "http://")
+	addr, path, _ := strings.Cut(u, "/")
+	req := []byte("GET /" + path + " HTTP/1.1\r\nHost: bench\r\n\r\n")
+	r := idleRun{RSSBeforeKB: rssKB(t.pids())}
+	conns := make([]net.Conn, n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	const workers = 16
+	errc := make(chan error, workers)
+	for k := 0; k < workers; k++ {
+		go func(k int) {
+			var resp fasthttp.Response
+			for i := k; i < n; i += workers {
+				if ctx.Err() != nil {
+					errc <- ctx.Err()
+					return
+				}
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					errc <- err
+					return
+				}
+				conns[i] = c
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write(req); err != nil {
+					errc <- err
+					return
+				}
+				if err := resp.Read(bufio.NewReaderSize(c, 4096)); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}(k)
+	}
+	for k := 0; k < workers; k++ {
+		if err := <-errc; err != nil {
+			return r, err
+		}
+	}
+	time.Sleep(time.Second)
+	r.Conns = n
+	r.RSSAfterKB = rssKB(t.pids())
+	r.BytesPer = float64(r.RSSAfterKB-r.RSSBeforeKB) * 1024 / float64(n)
+	return r, nil
+}
+
+// rssKB sums VmRSS of the processes.
+func rssKB(pids []int) int64 {
+	var total int64
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				v, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				total += v
+			}
+		}
+	}
+	return total
 }

@@ -133,13 +133,20 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	}
 	c.need, c.sentContinue = 0, false
 	noteRequest(c, ctx)
-	if in := l.s.cfg.Inline; in != nil && in(ctx) {
-		l.inline.Add(1)
-		l.respond(c, ctx)
-		l.putCtx(ctx)
-		return skip + n
+	h := l.s.cfg.Handler
+	if in := l.s.cfg.Inline; in != nil {
+		done, rest := in(ctx)
+		if done {
+			l.inline.Add(1)
+			l.respond(c, ctx)
+			l.putCtx(ctx)
+			return skip + n
+		}
+		if rest != nil {
+			h = rest
+		}
 	}
-	l.handoff(c, ctx)
+	l.handoff(c, ctx, h)
 	return skip + n
 }
 
@@ -258,12 +265,12 @@ func (l *loop) putCtx(ctx *fasthttp.RequestCtx) {
 // connection takes no further input until the answer is written (ordering), and
 // the goroutine writes the answer itself: the connection's output is empty when a
 // request is handed off, so nothing is ahead of it.
-func (l *loop) handoff(c *conn, ctx *fasthttp.RequestCtx) {
+func (l *loop) handoff(c *conn, ctx *fasthttp.RequestCtx, h fasthttp.RequestHandler) {
 	c.state, c.ctx = stateHandedOff, ctx
 	c.deadline, c.deadlineKind = 0, deadlineNone
 	l.handoffs.Add(1)
 	l.s.inflight.Add(1)
-	go l.s.serveHandedOff(c, ctx)
+	go l.s.serveHandedOff(c, ctx, h)
 }
 
 // goWriter is a hand-off goroutine's serializer.
@@ -278,9 +285,9 @@ var goWriters = sync.Pool{New: func() any {
 	return w
 }}
 
-func (s *Server) serveHandedOff(c *conn, ctx *fasthttp.RequestCtx) {
+func (s *Server) serveHandedOff(c *conn, ctx *fasthttp.RequestCtx, h fasthttp.RequestHandler) {
 	defer s.inflight.Add(-1)
-	s.cfg.Handler(ctx)
+	h(ctx)
 	closeConn := prepare(c, ctx, s.closed.Load())
 	w := goWriters.Get().(*goWriter)
 	if ctx.Response.IsBodyStream() {

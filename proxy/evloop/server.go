@@ -23,9 +23,11 @@ type Config struct {
 	// Handler answers a request. It may block, so it runs on a goroutine
 	// (the hand-off path) unless Inline answered first.
 	Handler fasthttp.RequestHandler
-	// Inline, when set, is tried on the loop first; it must not block and reports
-	// whether it answered the request. Nil hands every request off.
-	Inline func(ctx *fasthttp.RequestCtx) bool
+	// Inline, when set, is tried on the loop first and must not block. It reports
+	// whether it answered the request; if not, rest (when not nil) is the
+	// continuation to hand off instead of Handler, so work done on the loop is
+	// not repeated. Nil hands every request off to Handler.
+	Inline func(ctx *fasthttp.RequestCtx) (done bool, rest fasthttp.RequestHandler)
 	// ErrorHandler answers a request that could not be read (bad syntax, too
 	// large, timed out), as fasthttp.Server.ErrorHandler does.
 	ErrorHandler func(ctx *fasthttp.RequestCtx, err error)
