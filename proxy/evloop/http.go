@@ -270,7 +270,7 @@ func (l *loop) handoff(c *conn, ctx *fasthttp.RequestCtx, h fasthttp.RequestHand
 	c.deadline, c.deadlineKind = 0, deadlineNone
 	l.handoffs.Add(1)
 	l.s.inflight.Add(1)
-	go l.s.serveHandedOff(c, ctx, h)
+	l.s.workers.run(job{c: c, ctx: ctx, h: h})
 }
 
 // goWriter is a hand-off goroutine's serializer.

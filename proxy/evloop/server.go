@@ -60,6 +60,7 @@ type Server struct {
 	// inflight counts handed-off requests, for Shutdown.
 	inflight atomic.Int64
 	wg       sync.WaitGroup
+	workers  workers
 	mu       sync.Mutex
 	started  bool
 	done     chan struct{}
@@ -79,7 +80,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = nopLogger{}
 	}
-	return &Server{cfg: cfg, lfd: -1, done: make(chan struct{})}
+	s := &Server{cfg: cfg, lfd: -1, done: make(chan struct{})}
+	s.workers.s = s
+	return s
 }
 
 type nopLogger struct{}
@@ -180,6 +183,7 @@ func (s *Server) Close() {
 	if s.lfd >= 0 {
 		unix.Close(s.lfd)
 	}
+	s.workers.stop()
 	close(s.done)
 }
 
