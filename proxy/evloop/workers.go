@@ -82,12 +82,15 @@ func (w *workers) stop() {
 // Parking below a 12 KiB frame keeps stacks up to 48 KiB as they are.
 const parkPad = 12 << 10
 
+// padIndex is never negative; the compiler cannot know, so pad stays in the frame.
 var padIndex, padSink = 0, byte(0)
 
 //go:noinline
 func park(wk *worker) (job, bool) {
 	var pad [parkPad]byte
 	j, ok := <-wk.jobs
-	padSink = pad[padIndex]
+	if padIndex < 0 {
+		padSink = pad[-padIndex]
+	}
 	return j, ok
 }
