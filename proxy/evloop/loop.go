@@ -387,6 +387,18 @@ func (l *loop) close(c *conn) {
 	if int(c.fd) < len(l.conns) && l.conns[c.fd] == c {
 		l.conns[c.fd] = nil
 	}
+	if c.closeAfter && !c.gone {
+		// Closing a socket with unread input sends a reset, which can destroy
+		// the answer just written (a 400 before the rest of a bad pipeline)
+		// before the client reads it: send FIN after it and drop what is
+		// already queued. A bounded, non-blocking form of lingering close.
+		_ = unix.Shutdown(int(c.fd), unix.SHUT_WR)
+		for i := 0; i < 4; i++ {
+			if n, _ := unix.Read(int(c.fd), l.buf); n < len(l.buf) {
+				break
+			}
+		}
+	}
 	unix.Close(int(c.fd))
 	l.nconns.Add(-1)
 	c.reset()
