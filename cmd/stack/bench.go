@@ -79,7 +79,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			results["hits"] = r
 		case "idle":
-			r, err := benchIdle(ctx, f, stdout)
+			r, err := benchIdle(ctx, f, bins["wrk"], stdout)
 			if err != nil {
 				return fmt.Errorf("idle scenario: %w", err)
 			}
@@ -587,13 +587,17 @@ type idleRun struct {
 	RSSBeforeKB int64   `json:"rss_before_kb"`
 	RSSAfterKB  int64   `json:"rss_after_kb"`
 	BytesPer    float64 `json:"rss_bytes_per_conn"`
+	// RPSAlone and RPSWithIdle are a short wrk run before the idle connections
+	// open and while they are open: the target must keep serving meanwhile.
+	RPSAlone    float64 `json:"rps_alone"`
+	RPSWithIdle float64 `json:"rps_with_idle"`
 }
 
 // benchIdle opens f.idleConns keep-alive connections to each target, each of
 // which sends one request and reads its answer, and charges the growth of the
 // target's resident memory to them: what an edge facing browsers pays per idle
 // client.
-func benchIdle(ctx context.Context, f benchFlags, w io.Writer) (map[string][]idleRun, error) {
+func benchIdle(ctx context.Context, f benchFlags, wrk string, w io.Writer) (map[string][]idleRun, error) {
 	fmt.Fprintf(w, "\n## Idle keep-alive connections: RSS per connection with %d open (each sent one request)\n", f.idleConns)
 	origins, addrs, err := fixedOrigins(ctx, 2, f.bodySize, false)
 	defer stopAll(origins)
@@ -616,11 +620,27 @@ func benchIdle(ctx context.Context, f benchFlags, w io.Writer) (map[string][]idl
 	rounds := min(f.rounds, 3)
 	for round := 1; round <= rounds; round++ {
 		for _, t := range targets {
-			r, err := measureIdle(ctx, t, f.idleConns)
+			short := f
+			short.duration = 3 * time.Second
+			alone, err := runWrk(ctx, wrk, t, short)
+			if err != nil {
+				return res, err
+			}
+			var with wrkRun
+			r, err := measureIdle(ctx, t, f.idleConns, func() error {
+				var err error
+				with, err = runWrk(ctx, wrk, t, short)
+				if err == nil && with.Errors > 0 {
+					err = fmt.Errorf("%d errors under load with idle connections open", with.Errors)
+				}
+				return err
+			})
 			if err != nil {
 				return res, fmt.Errorf("%s: %w", t.name, err)
 			}
-			fmt.Fprintf(w, "  round %d %-15s %d conns  RSS %d -> %d KB  %.0f bytes/conn\n", round, t.name, r.Conns, r.RSSBeforeKB, r.RSSAfterKB, r.BytesPer)
+			r.RPSAlone, r.RPSWithIdle = alone.RPS, with.RPS
+			fmt.Fprintf(w, "  round %d %-15s %d conns  RSS %d -> %d KB  %.0f bytes/conn  req/s %.0f alone, %.0f with them open\n",
+				round, t.name, r.Conns, r.RSSBeforeKB, r.RSSAfterKB, r.BytesPer, r.RPSAlone, r.RPSWithIdle)
 			res[t.name] = append(res[t.name], r)
 		}
 	}
@@ -639,7 +659,9 @@ func benchIdle(ctx context.Context, f benchFlags, w io.Writer) (map[string][]idl
 	return res, nil
 }
 
-func measureIdle(ctx context.Context, t target, n int) (idleRun, error) {
+// measureIdle opens the connections, reads the RSS, then runs during (a load
+// run) while they are still open.
+func measureIdle(ctx context.Context, t target, n int, during func() error) (idleRun, error) {
 	u := strings.TrimPrefix(t.url, "http://")
 	addr, path, _ := strings.Cut(u, "/")
 	req := []byte("GET /" + path + " HTTP/1.1\r\nHost: bench\r\n\r\n")
@@ -690,7 +712,7 @@ func measureIdle(ctx context.Context, t target, n int) (idleRun, error) {
 	r.Conns = n
 	r.RSSAfterKB = rssKB(t.pids())
 	r.BytesPer = float64(r.RSSAfterKB-r.RSSBeforeKB) * 1024 / float64(n)
-	return r, nil
+	return r, during()
 }
 
 // rssKB sums VmRSS of the processes.
