@@ -1,6 +1,6 @@
 // Package evloop is the edge's event-driven I/O core: a few event loops, one per
-// core, each an OS-thread-locked goroutine around its own epoll set, that own their
-// client connections. Nothing reads before the kernel says there is data, an idle
+// core, each a goroutine around its own epoll set, that own their client
+// connections. Nothing reads before the kernel says there is data, an idle
 // keep-alive connection costs a small struct and a table slot (no goroutine, no
 // buffer), and timeouts are the loop's own timer wheel instead of one runtime timer
 // per connection.

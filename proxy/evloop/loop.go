@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,8 +170,13 @@ func (l *loop) release() {
 	}
 }
 
+// run is the loop. It is deliberately not locked to its OS thread: a locked
+// loop hands every hand-off to a worker on another thread (a futex wake-up and a
+// thread switch each way), while an unlocked one lets the worker run on the same
+// thread when the loop blocks in epoll_wait. Measured on the uncached path
+// (wrk -t1 -c64, interleaved, 4 rounds): 0.83x the CPU per request of the locked
+// loop, on par with the goroutine core; on hits 0.93x.
 func (l *loop) run() {
-	runtime.LockOSThread()
 	defer l.s.wg.Done()
 	events := make([]unix.EpollEvent, maxEvents)
 	for !l.stopping {
