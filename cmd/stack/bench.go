@@ -36,6 +36,8 @@ type benchFlags struct {
 	browseBound time.Duration
 	io          string
 	idleConns   int
+	// haproxy is HAProxy's path when --haproxy is on (a peer in the proxy scenario).
+	haproxy string
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -50,6 +52,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&f.browseBound, "p99", 20*time.Millisecond, "p99 bound of the browse capacity search")
 	fs.StringVar(&f.io, "io", "eventloop,goroutine", "the edge's I/O cores to measure, comma-separated (each is a target: edge-goroutine, edge-eventloop)")
 	fs.IntVar(&f.idleConns, "idle-conns", 12000, "idle keep-alive connections of the idle scenario")
+	withHAProxy := fs.Bool("haproxy", true, "add HAProxy (Debian's package, 1 thread) as a peer in the proxy scenario")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -58,10 +61,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	bins, err := stack.Ensure(stdout, "wrk", "nginx")
+	need := []string{"wrk", "nginx"}
+	if *withHAProxy {
+		need = append(need, "haproxy")
+	}
+	bins, err := stack.Ensure(stdout, need...)
 	if err != nil {
 		return err
 	}
+	f.haproxy = bins["haproxy"]
 	results := map[string]any{"started": time.Now().UTC().Format(time.RFC3339), "rounds": f.rounds,
 		"duration": f.duration.String(), "connections": f.conns}
 	for _, sc := range strings.Split(f.scenarios, ",") {
@@ -422,7 +430,7 @@ func startEdge(ctx context.Context, upstreams []string, redisURL, balancer, core
 }
 
 func benchProxy(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scenarioResult, error) {
-	fmt.Fprintf(w, "\n## Uncached proxying: edge (round-robin, no cache) vs nginx (round-robin, keep-alive, 1 worker), 2 fixed %d-byte origins\n", f.bodySize)
+	fmt.Fprintf(w, "\n## Uncached proxying: edge (round-robin, no cache) vs nginx (round-robin, keep-alive, 1 worker) and HAProxy (1 thread), 2 fixed %d-byte origins\n", f.bodySize)
 	origins, addrs, err := fixedOrigins(ctx, 2, f.bodySize, false)
 	defer stopAll(origins)
 	if err != nil {
@@ -439,6 +447,15 @@ func benchProxy(ctx context.Context, f benchFlags, wrk string, w io.Writer) (sce
 	}
 	defer ng.Stop()
 	targets = append(targets, target{name: "nginx", url: "http://" + naddrs[0] + "/api/products/1/", pids: func() []int { return withChildren(ng.Pid()) }})
+	if f.haproxy != "" {
+		hp, haddr, cleanup, err := startHAProxy(ctx, f.haproxy, addrs)
+		if err != nil {
+			return scenarioResult{}, err
+		}
+		defer cleanup()
+		defer hp.Stop()
+		targets = append(targets, target{name: "haproxy", url: "http://" + haddr + "/api/products/1/", pids: func() []int { return []int{hp.Pid()} }})
+	}
 	return interleave(ctx, wrk, f, targets, w)
 }
 
@@ -731,4 +748,37 @@ func rssKB(pids []int) int64 {
 		}
 	}
 	return total
+}
+
+// startHAProxy starts HAProxy (Debian's package, one thread, keep-alive to the
+// origins, access log off like every peer) balancing round-robin over addrs.
+func startHAProxy(ctx context.Context, bin string, addrs []string) (*stack.Server, string, func(), error) {
+	dir, err := os.MkdirTemp("", "novashop-bench-haproxy-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	port, err := stack.FreePort()
+	if err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var b strings.Builder
+	fmt.Fprintf(&b, "global\n  nbthread 1\n  maxconn 9000\n\ndefaults\n  mode http\n  timeout connect 3s\n  timeout client 60s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\n\n")
+	fmt.Fprintf(&b, "frontend fe\n  bind %s\n  default_backend be\n\nbackend be\n  balance roundrobin\n", addr)
+	for i, a := range addrs {
+		fmt.Fprintf(&b, "  server s%d %s\n", i+1, a)
+	}
+	conf := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	s, err := stack.StartServer(ctx, "haproxy", bin, []string{"-db", "-f", conf}, nil, addr)
+	if err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	return s, addr, cleanup, nil
 }

@@ -24,6 +24,7 @@ var debianPackage = map[string]string{
 	"nginx":        "nginx",
 	"chromium":     "chromium",
 	"wrk":          "wrk",
+	"haproxy":      "haproxy",
 }
 
 var aptMu sync.Mutex
