@@ -19,6 +19,8 @@ build:
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	# The same proxy and end-to-end suites on the event-loop core (docs/io-core.md).
+	EDGE_TEST_IO=eventloop $(GO) test $(TESTFLAGS) ./proxy/... ./internal/e2e/...
 
 test-short:
 	$(GO) test -short $(PKGS)

@@ -6,6 +6,7 @@
 package proxy
 
 import (
+	"net"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -89,5 +90,44 @@ func TestForwardStreamingAllocs(t *testing.T) {
 	cfg.Limits.StreamResponseBytes = 4 << 20
 	if allocs := handlerAllocs(t, cfg, Options{}); allocs > 4 {
 		t.Fatalf("a forwarded GET with response streaming on allocates %v times, want at most 4", allocs)
+	}
+}
+
+// localCache is memCache that also answers on the event loop (LocalServer).
+type localCache struct{ memCache }
+
+func (c *localCache) TryServeLocal(ctx *fasthttp.RequestCtx) bool {
+	c.Serve(ctx, nil)
+	return true
+}
+
+// TestInlineHitAllocatesNothing pins the event loop's inline hit: admit, the
+// local cache tier and finish on the loop allocate nothing once warm.
+func TestInlineHitAllocatesNothing(t *testing.T) {
+	o := newOrigin(t, "o1", nil)
+	cfg := testConfig(o)
+	cfg.Health.Active = false
+	cfg.IO = config.IOEventLoop
+	s, err := New(cfg, Options{Cache: &localCache{memCache{body: []byte(`{"id":1}`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 4000}, nil)
+	serve := func() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.SetRequestURI("/api/products/?limit=20")
+		ctx.Request.Header.SetHost("shop.example")
+		if done, _ := s.handleInline(&ctx); !done || ctx.Response.StatusCode() != 200 {
+			t.Fatalf("inline hit not answered: %v %d", done, ctx.Response.StatusCode())
+		}
+	}
+	for range 50 {
+		serve()
+	}
+	if allocs := testing.AllocsPerRun(200, serve); allocs != 0 {
+		t.Fatalf("an inline hit allocates %v times", allocs)
 	}
 }

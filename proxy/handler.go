@@ -30,6 +30,8 @@ type exchange struct {
 	// body holds a small request body read from a streaming listener (see
 	// settleRequestBody), so reading it allocates nothing once warm.
 	body []byte
+	// limit guards a streamed request body (nil when the body is whole).
+	limit *bodyLimiter
 }
 
 // tryNote records, for the access log, the last host a request went to and how many
@@ -46,7 +48,7 @@ func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, rt *runtime) *exchang
 }
 
 func (s *Server) releaseExchange(ex *exchange) {
-	ex.ctx, ex.rt, ex.note = nil, nil, tryNote{}
+	ex.ctx, ex.rt, ex.note, ex.limit = nil, nil, tryNote{}, nil
 	if cap(ex.scratch) > 4096 {
 		ex.scratch = nil
 	}
@@ -110,18 +112,29 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ex := s.acquireExchange(ctx, rt)
 	defer s.finish(ex)
 	defer s.recoverPanic(ctx)
+	if s.admit(ctx, ex) {
+		s.serveAdmitted(ctx, ex)
+	}
+}
 
+// admit runs the edge's own checks and header rewrites (limits, rate limits,
+// tokens, X-Forwarded-*, X-Request-ID) and reports false when it already answered.
+// Nothing in it waits on the network except a JWKS fetch on a protected route,
+// which the event-loop core never runs on a loop (see handleInline).
+func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
+	rt := ex.rt
 	req := &ctx.Request
 	h := &req.Header
 	lim := &rt.cfg.Limits
 	if len(h.RequestURI()) > lim.MaxURIBytes {
 		writeError(ctx, fasthttp.StatusRequestURITooLong, "request URI too long")
-		return
+		return false
 	}
 	limit, ok := s.settleRequestBody(ctx, ex, lim.MaxBodyBytes)
 	if !ok {
-		return
+		return false
 	}
+	ex.limit = limit
 
 	// One pass over the headers finds what the steps below must change, so a
 	// common request pays one scan instead of a dozen normalising look-ups.
@@ -154,7 +167,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if ok, wait := r.perIP.Allow(ctx.RemoteIP(), nowT); !ok {
 			s.metrics.RateLimited(r.name, false)
 			tooMany(ctx, wait)
-			return
+			return false
 		}
 	}
 
@@ -164,13 +177,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			// the edge cannot vouch for.
 			s.metrics.jwtInvalid.Inc()
 			s.deny(ctx, acc, "the edge has no token key configured", false)
-			return
+			return false
 		}
 		token := auth.TokenFromRequest(req, rt.cfg.JWT.CookieName)
 		if len(token) == 0 {
 			s.metrics.jwtMissing.Inc()
 			s.deny(ctx, acc, "missing access token", false)
-			return
+			return false
 		}
 		id, err := s.verifier.Verify(token, nowT)
 		if err != nil {
@@ -182,12 +195,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 				msg = "token keys unavailable"
 			}
 			s.deny(ctx, acc, msg, true)
-			return
+			return false
 		}
 		if acc == accessStaffAPI && !id.IsStaff() {
 			s.metrics.jwtForbidden.Inc()
 			writeError(ctx, fasthttp.StatusForbidden, "staff only")
-			return
+			return false
 		}
 		h.Set(headerUserID, id.UserID)
 		h.Set(headerUserRole, id.Role)
@@ -195,7 +208,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			if ok, wait := r.perUser.Allow([]byte(id.UserID), nowT); !ok {
 				s.metrics.RateLimited(r.name, true)
 				tooMany(ctx, wait)
-				return
+				return false
 			}
 		}
 	}
@@ -222,13 +235,19 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	// origin's address (nginx's default) instead of failing as an origin error.
 	req.UseHostHeader = true
 
+	return true
+}
+
+// serveAdmitted answers an admitted request from the cache or the origins.
+func (s *Server) serveAdmitted(ctx *fasthttp.RequestCtx, ex *exchange) {
+	req, lim, limit := &ctx.Request, &ex.rt.cfg.Limits, ex.limit
 	if s.cache != nil {
 		s.cache.Serve(ctx, s.fetchFor(ctx))
 		if limit != nil && limit.exceeded {
 			ctx.SetConnectionClose()
 			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
 		}
-	} else if err := s.forward(rt, req, &ctx.Response, ctx.RemoteIP(), ex.start, &ex.note, lim.StreamResponseBytes); err != nil {
+	} else if err := s.forward(ex.rt, req, &ctx.Response, ctx.RemoteIP(), ex.start, &ex.note, lim.StreamResponseBytes); err != nil {
 		if limit != nil && limit.exceeded {
 			ctx.SetConnectionClose()
 			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
@@ -243,8 +262,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	} else {
 		ex.scratch = stripHopResponse(&ctx.Response.Header, ex.scratch)
 	}
-	// Cache-Tag and the edge's own Cache-Control are for the edge only
-	// (DESIGN.md "Headers"), with or without a cache.
+	s.finishAnswer(ctx)
+}
+
+// finishAnswer removes Cache-Tag and the edge's own Cache-Control, which are
+// for the edge only (DESIGN.md "Headers"), with or without a cache, then
+// compresses the answer when compression is configured (after the cache, so it
+// stores one identity copy).
+func (s *Server) finishAnswer(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Del(headerCacheTag)
 	ctx.Response.Header.Del(cachekeys.HeaderEdgeCacheControl)
 	if s.comp != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,6 +131,8 @@ func testConfig(origins ...*origin) config.Config {
 	c.Timeouts.Request = 2 * time.Second
 	c.Retries.PerTryTimeout = time.Second
 	c.AccessLog.Enabled = false
+	// EDGE_TEST_IO=eventloop runs the suite on the event-loop core (make test does both).
+	c.IO = os.Getenv("EDGE_TEST_IO")
 	return c
 }
 

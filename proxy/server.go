@@ -12,6 +12,7 @@ import (
 	"github.com/novashop/edge/proxy/auth"
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/config"
+	"github.com/novashop/edge/proxy/evloop"
 	"github.com/novashop/edge/proxy/h1"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -48,6 +49,10 @@ type Server struct {
 	reloadMu sync.Mutex
 	public   *fasthttp.Server
 	admin    *fasthttp.Server
+	// loops is the event-loop core when io: eventloop (nil: the goroutine core);
+	// rest is handleRest as a value made once (see handleInline).
+	loops *evloop.Server
+	rest  fasthttp.RequestHandler
 
 	exchanges sync.Pool
 	// sharedFetch is the Cache's way to the origins for requests whose balancing
@@ -161,6 +166,11 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	// After setupTLS, which may wrap the plaintext handler (redirect to HTTPS,
+	// ACME HTTP-01 answers): the event loops serve the same handler.
+	if cfg.IO == config.IOEventLoop {
+		s.loops = s.newLoops(cfg)
+	}
 	return s, nil
 }
 
@@ -182,7 +192,11 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // Serve answers shoppers' traffic on ln until Shutdown. Every connection's bytes
 // pass a strict HTTP/1.1 framer (package h1) before fasthttp reads them: a request
 // it rejects is answered by handleParseError, after the earlier pipelined ones.
+// With io: eventloop the event loops serve it (see docs/io-core.md).
 func (s *Server) Serve(ln net.Listener) error {
+	if s.loops != nil {
+		return s.loops.Serve(ln)
+	}
 	return s.public.Serve(&h1.Listener{Listener: ln, Limits: h1.Limits{MaxHeaderBytes: s.public.ReadBufferSize}})
 }
 
@@ -192,7 +206,11 @@ func (s *Server) ServeAdmin(ln net.Listener) error { return s.admin.Serve(ln) }
 // Shutdown stops accepting connections, waits for in-flight requests to finish (or
 // ctx to end), then stops health checks and releases the verifier and cache.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := errors.Join(s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx), s.shutdownTLS(ctx))
+	var loopErr error
+	if s.loops != nil {
+		loopErr = s.loops.Shutdown(ctx)
+	}
+	err := errors.Join(loopErr, s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx), s.shutdownTLS(ctx))
 	s.Close()
 	return err
 }
@@ -201,6 +219,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // connections, without waiting for requests. Safe to call more than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		if s.loops != nil {
+			s.loops.Close()
+		}
 		if s.tls != nil {
 			s.tls.close()
 		}
@@ -274,9 +295,14 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 // recoverPanic turns a panic in the handler into a JSON 500 and a logged stack.
 func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
 	if r := recover(); r != nil {
-		s.metrics.Panics.Inc()
-		s.log.Error("proxy: panic in handler", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-		ctx.Response.Reset()
-		writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
+		s.recoverPanicValue(ctx, r)
 	}
+}
+
+// recoverPanicValue answers a recovered panic r.
+func (s *Server) recoverPanicValue(ctx *fasthttp.RequestCtx, r any) {
+	s.metrics.Panics.Inc()
+	s.log.Error("proxy: panic in handler", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+	ctx.Response.Reset()
+	writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
 }

@@ -49,11 +49,11 @@ func (u *upstreamList) Set(v string) error {
 // flags holds the command line; set records which flags were given, so an
 // explicitly empty --redis-url can turn a configured cache off.
 type flags struct {
-	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL string
-	upstreams                                                              upstreamList
-	tlsListen                                                              string
-	tlsCerts, tlsKeys                                                      upstreamList
-	set                                                                    map[string]bool
+	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL, io string
+	upstreams                                                                  upstreamList
+	tlsListen                                                                  string
+	tlsCerts, tlsKeys                                                          upstreamList
+	set                                                                        map[string]bool
 }
 
 const usageText = `Usage: edge --config FILE [flags]
@@ -68,6 +68,7 @@ Flags:
   --admin-listen ADDR    admin API, /metrics, pprof [EDGE_ADMIN_LISTEN]
   --upstream URL         origin, repeatable, name=URL allowed [EDGE_UPSTREAMS, comma-separated]
   --balancer POLICY      round-robin, weighted, least-conn, p2c-ewma, random, hash [EDGE_BALANCER]
+  --io CORE              goroutine or eventloop: the public listener's I/O core [EDGE_IO]
   --redis-url URL        shared cache; empty means no cache [REDIS_URL]
   --jwt-public-key FILE  Ed25519 or RSA public key PEM for token checks
   --jwks-url URL         JWKS endpoint for token checks
@@ -92,6 +93,7 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.adminListen, "admin-listen", "", "")
 	fs.Var(&f.upstreams, "upstream", "")
 	fs.StringVar(&f.balancer, "balancer", "", "")
+	fs.StringVar(&f.io, "io", "", "")
 	fs.StringVar(&f.redisURL, "redis-url", "", "")
 	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "")
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "")
@@ -149,6 +151,7 @@ func loadConfig(f *flags, getenv func(string) string) (config.Config, error) {
 			cfg.TLS.Certificates = append(cfg.TLS.Certificates, config.Certificate{CertFile: f.tlsCerts[i], KeyFile: f.tlsKeys[i]})
 		}
 	}
+	pick(&cfg.IO, "EDGE_IO", "io", f.io)
 	if getenv("REDIS_URL") != "" || f.set["redis-url"] {
 		// A Redis URL from the environment or the command line turns the cache on;
 		// an explicitly empty --redis-url turns it off.

@@ -69,6 +69,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"no upstreams", nil, "at least one upstream"},
 		{"bad upstream", []string{"--upstream", "ftp://x"}, "scheme must be http or https"},
 		{"bad policy", []string{"--upstream", "http://127.0.0.1:1", "--balancer", "fastest"}, "balancer.policy"},
+		{"bad io core", []string{"--upstream", "http://127.0.0.1:1", "--io", "threads"}, `io "threads"`},
 		{"bad file value", []string{"--config", badYAML}, "retries.attempts 99"},
 		{"bad cache value", []string{"--config", badCache}, "cache.max_ttl"},
 		{"short jwt secret", []string{"--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, "auth:"},

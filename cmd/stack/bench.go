@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,10 @@ type benchFlags struct {
 	jsonOut     string
 	bodySize    int
 	browseBound time.Duration
+	io          string
+	idleConns   int
+	// haproxy is HAProxy's path when --haproxy is on (a peer in the proxy scenario).
+	haproxy string
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -41,10 +46,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&f.duration, "duration", 8*time.Second, "length of one wrk run")
 	fs.IntVar(&f.rounds, "rounds", 5, "interleaved rounds per scenario")
 	fs.IntVar(&f.conns, "connections", 64, "wrk connections")
-	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), browse (browse campaign capacity)")
+	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), idle (RSS per idle keep-alive connection), browse (browse campaign capacity)")
 	fs.StringVar(&f.jsonOut, "json", "out/bench.json", "where to write the results as JSON")
 	fs.IntVar(&f.bodySize, "body", 2048, "response body size of the fixed origins, bytes")
 	fs.DurationVar(&f.browseBound, "p99", 20*time.Millisecond, "p99 bound of the browse capacity search")
+	fs.StringVar(&f.io, "io", "eventloop,goroutine", "the edge's I/O cores to measure, comma-separated (each is a target: edge-goroutine, edge-eventloop)")
+	fs.IntVar(&f.idleConns, "idle-conns", 12000, "idle keep-alive connections of the idle scenario")
+	withHAProxy := fs.Bool("haproxy", true, "add HAProxy (Debian's package, 1 thread) as a peer in the proxy scenario")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,10 +61,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	bins, err := stack.Ensure(stdout, "wrk", "nginx")
+	need := []string{"wrk", "nginx"}
+	if *withHAProxy {
+		need = append(need, "haproxy")
+	}
+	bins, err := stack.Ensure(stdout, need...)
 	if err != nil {
 		return err
 	}
+	f.haproxy = bins["haproxy"]
 	results := map[string]any{"started": time.Now().UTC().Format(time.RFC3339), "rounds": f.rounds,
 		"duration": f.duration.String(), "connections": f.conns}
 	for _, sc := range strings.Split(f.scenarios, ",") {
@@ -73,6 +86,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("hits scenario: %w", err)
 			}
 			results["hits"] = r
+		case "idle":
+			r, err := benchIdle(ctx, f, bins["wrk"], stdout)
+			if err != nil {
+				return fmt.Errorf("idle scenario: %w", err)
+			}
+			results["idle"] = r
 		case "browse":
 			if err := benchBrowse(ctx, f, stdout, stderr); err != nil {
 				return fmt.Errorf("browse scenario: %w", err)
@@ -362,7 +381,37 @@ func stopAll(servers []*stack.Server) {
 	}
 }
 
-func startEdge(ctx context.Context, upstreams []string, redisURL, balancer string) (*stack.Server, string, error) {
+// ioCores is the --io list.
+func (f benchFlags) ioCores() []string {
+	var out []string
+	for _, c := range strings.Split(f.io, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"goroutine"}
+	}
+	return out
+}
+
+// startEdges starts one edge per I/O core and returns them as targets on path.
+func startEdges(ctx context.Context, f benchFlags, upstreams []string, redisURL, path string) ([]*stack.Server, []target, error) {
+	var servers []*stack.Server
+	var targets []target
+	for _, core := range f.ioCores() {
+		s, addr, err := startEdge(ctx, upstreams, redisURL, "round-robin", core)
+		if err != nil {
+			stopAll(servers)
+			return nil, nil, err
+		}
+		servers = append(servers, s)
+		targets = append(targets, target{name: "edge-" + core, url: "http://" + addr + path, pids: func() []int { return []int{s.Pid()} }})
+	}
+	return servers, targets, nil
+}
+
+func startEdge(ctx context.Context, upstreams []string, redisURL, balancer, core string) (*stack.Server, string, error) {
 	port, err := stack.FreePort()
 	if err != nil {
 		return nil, "", err
@@ -372,7 +421,7 @@ func startEdge(ctx context.Context, upstreams []string, redisURL, balancer strin
 		return nil, "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := []string{"--listen", addr, "--admin-listen", "127.0.0.1:" + strconv.Itoa(aport), "--balancer", balancer, "--redis-url", redisURL}
+	args := []string{"--listen", addr, "--admin-listen", "127.0.0.1:" + strconv.Itoa(aport), "--balancer", balancer, "--redis-url", redisURL, "--io", core}
 	for i, u := range upstreams {
 		args = append(args, "--upstream", "fixed-"+strconv.Itoa(i+1)+"=http://"+u)
 	}
@@ -381,25 +430,31 @@ func startEdge(ctx context.Context, upstreams []string, redisURL, balancer strin
 }
 
 func benchProxy(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scenarioResult, error) {
-	fmt.Fprintf(w, "\n## Uncached proxying: edge (round-robin, no cache) vs nginx (round-robin, keep-alive, 1 worker), 2 fixed %d-byte origins\n", f.bodySize)
+	fmt.Fprintf(w, "\n## Uncached proxying: edge (round-robin, no cache) vs nginx (round-robin, keep-alive, 1 worker) and HAProxy (1 thread), 2 fixed %d-byte origins\n", f.bodySize)
 	origins, addrs, err := fixedOrigins(ctx, 2, f.bodySize, false)
 	defer stopAll(origins)
 	if err != nil {
 		return scenarioResult{}, err
 	}
-	edge, edgeAddr, err := startEdge(ctx, addrs, "", "round-robin")
+	edges, targets, err := startEdges(ctx, f, addrs, "", "/api/products/1/")
 	if err != nil {
 		return scenarioResult{}, err
 	}
-	defer edge.Stop()
+	defer stopAll(edges)
 	ng, naddrs, err := startNginxPeer(ctx, w, addrs)
 	if err != nil {
 		return scenarioResult{}, err
 	}
 	defer ng.Stop()
-	targets := []target{
-		{name: "edge", url: "http://" + edgeAddr + "/api/products/1/", pids: func() []int { return []int{edge.Pid()} }},
-		{name: "nginx", url: "http://" + naddrs[0] + "/api/products/1/", pids: func() []int { return withChildren(ng.Pid()) }},
+	targets = append(targets, target{name: "nginx", url: "http://" + naddrs[0] + "/api/products/1/", pids: func() []int { return withChildren(ng.Pid()) }})
+	if f.haproxy != "" {
+		hp, haddr, cleanup, err := startHAProxy(ctx, f.haproxy, addrs)
+		if err != nil {
+			return scenarioResult{}, err
+		}
+		defer cleanup()
+		defer hp.Stop()
+		targets = append(targets, target{name: "haproxy", url: "http://" + haddr + "/api/products/1/", pids: func() []int { return []int{hp.Pid()} }})
 	}
 	return interleave(ctx, wrk, f, targets, w)
 }
@@ -451,22 +506,20 @@ func benchHits(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scen
 		return scenarioResult{}, err
 	}
 	defer redis.Stop()
-	edge, edgeAddr, err := startEdge(ctx, addrs, redis.URL, "round-robin")
+	path := "/api/products/1/"
+	edges, targets, err := startEdges(ctx, f, addrs, redis.URL, path)
 	if err != nil {
 		return scenarioResult{}, err
 	}
-	defer edge.Stop()
+	defer stopAll(edges)
 	ng, naddrs, err := startNginxPeer(ctx, w, addrs)
 	if err != nil {
 		return scenarioResult{}, err
 	}
 	defer ng.Stop()
-	path := "/api/products/1/"
-	targets := []target{
-		{name: "edge", url: "http://" + edgeAddr + path, pids: func() []int { return []int{edge.Pid()} }},
-		{name: "nginx-cache", url: "http://" + naddrs[1] + path, pids: func() []int { return withChildren(ng.Pid()) }},
-		{name: "fasthttp", url: "http://" + addrs[0] + path, pids: func() []int { return []int{origins[0].Pid()} }},
-	}
+	targets = append(targets,
+		target{name: "nginx-cache", url: "http://" + naddrs[1] + path, pids: func() []int { return withChildren(ng.Pid()) }},
+		target{name: "fasthttp", url: "http://" + addrs[0] + path, pids: func() []int { return []int{origins[0].Pid()} }})
 	return interleave(ctx, wrk, f, targets, w)
 }
 
@@ -543,4 +596,189 @@ func fixedJSON(size int) []byte {
 		n = 0
 	}
 	return []byte(head + strings.Repeat("x", n) + tail)
+}
+
+// idleRun is one idle-connection measurement of one target.
+type idleRun struct {
+	Conns       int     `json:"conns"`
+	RSSBeforeKB int64   `json:"rss_before_kb"`
+	RSSAfterKB  int64   `json:"rss_after_kb"`
+	BytesPer    float64 `json:"rss_bytes_per_conn"`
+	// RPSAlone and RPSWithIdle are a short wrk run before the idle connections
+	// open and while they are open: the target must keep serving meanwhile.
+	RPSAlone    float64 `json:"rps_alone"`
+	RPSWithIdle float64 `json:"rps_with_idle"`
+}
+
+// benchIdle opens f.idleConns keep-alive connections to each target, each of
+// which sends one request and reads its answer, and charges the growth of the
+// target's resident memory to them: what an edge facing browsers pays per idle
+// client.
+func benchIdle(ctx context.Context, f benchFlags, wrk string, w io.Writer) (map[string][]idleRun, error) {
+	fmt.Fprintf(w, "\n## Idle keep-alive connections: RSS per connection with %d open (each sent one request)\n", f.idleConns)
+	origins, addrs, err := fixedOrigins(ctx, 2, f.bodySize, false)
+	defer stopAll(origins)
+	if err != nil {
+		return nil, err
+	}
+	path := "/api/products/1/"
+	edges, targets, err := startEdges(ctx, f, addrs, "", path)
+	if err != nil {
+		return nil, err
+	}
+	defer stopAll(edges)
+	ng, naddrs, err := startNginxPeer(ctx, w, addrs)
+	if err != nil {
+		return nil, err
+	}
+	defer ng.Stop()
+	targets = append(targets, target{name: "nginx", url: "http://" + naddrs[0] + path, pids: func() []int { return withChildren(ng.Pid()) }})
+	res := map[string][]idleRun{}
+	rounds := min(f.rounds, 3)
+	for round := 1; round <= rounds; round++ {
+		for _, t := range targets {
+			short := f
+			short.duration = 3 * time.Second
+			alone, err := runWrk(ctx, wrk, t, short)
+			if err != nil {
+				return res, err
+			}
+			var with wrkRun
+			r, err := measureIdle(ctx, t, f.idleConns, func() error {
+				var err error
+				with, err = runWrk(ctx, wrk, t, short)
+				if err == nil && with.Errors > 0 {
+					err = fmt.Errorf("%d errors under load with idle connections open", with.Errors)
+				}
+				return err
+			})
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", t.name, err)
+			}
+			r.RPSAlone, r.RPSWithIdle = alone.RPS, with.RPS
+			fmt.Fprintf(w, "  round %d %-15s %d conns  RSS %d -> %d KB  %.0f bytes/conn  req/s %.0f alone, %.0f with them open\n",
+				round, t.name, r.Conns, r.RSSBeforeKB, r.RSSAfterKB, r.BytesPer, r.RPSAlone, r.RPSWithIdle)
+			res[t.name] = append(res[t.name], r)
+		}
+	}
+	// A process keeps the memory its first round grew (Go's heap and stacks,
+	// nginx's pools), so later rounds measure reuse, not cost: the first
+	// round, on a fresh process, is the figure.
+	fmt.Fprintf(w, "\n| target | RSS bytes per idle connection (first round, fresh process) | later rounds (reuse) |\n|---|---|---|\n")
+	for _, t := range targets {
+		var later []float64
+		for _, r := range res[t.name][1:] {
+			later = append(later, r.BytesPer)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f |\n", t.name, res[t.name][0].BytesPer, median(later))
+	}
+	fmt.Fprintln(w)
+	return res, nil
+}
+
+// measureIdle opens the connections, reads the RSS, then runs during (a load
+// run) while they are still open.
+func measureIdle(ctx context.Context, t target, n int, during func() error) (idleRun, error) {
+	u := strings.TrimPrefix(t.url, "http://")
+	addr, path, _ := strings.Cut(u, "/")
+	req := []byte("GET /" + path + " HTTP/1.1\r\nHost: bench\r\n\r\n")
+	r := idleRun{RSSBeforeKB: rssKB(t.pids())}
+	conns := make([]net.Conn, n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	const workers = 16
+	errc := make(chan error, workers)
+	for k := 0; k < workers; k++ {
+		go func(k int) {
+			var resp fasthttp.Response
+			for i := k; i < n; i += workers {
+				if ctx.Err() != nil {
+					errc <- ctx.Err()
+					return
+				}
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					errc <- err
+					return
+				}
+				conns[i] = c
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write(req); err != nil {
+					errc <- err
+					return
+				}
+				if err := resp.Read(bufio.NewReaderSize(c, 4096)); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}(k)
+	}
+	for k := 0; k < workers; k++ {
+		if err := <-errc; err != nil {
+			return r, err
+		}
+	}
+	time.Sleep(time.Second)
+	r.Conns = n
+	r.RSSAfterKB = rssKB(t.pids())
+	r.BytesPer = float64(r.RSSAfterKB-r.RSSBeforeKB) * 1024 / float64(n)
+	return r, during()
+}
+
+// rssKB sums VmRSS of the processes.
+func rssKB(pids []int) int64 {
+	var total int64
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				v, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				total += v
+			}
+		}
+	}
+	return total
+}
+
+// startHAProxy starts HAProxy (Debian's package, one thread, keep-alive to the
+// origins, access log off like every peer) balancing round-robin over addrs.
+func startHAProxy(ctx context.Context, bin string, addrs []string) (*stack.Server, string, func(), error) {
+	dir, err := os.MkdirTemp("", "novashop-bench-haproxy-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	port, err := stack.FreePort()
+	if err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var b strings.Builder
+	fmt.Fprintf(&b, "global\n  nbthread 1\n  maxconn 9000\n\ndefaults\n  mode http\n  timeout connect 3s\n  timeout client 60s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\n\n")
+	fmt.Fprintf(&b, "frontend fe\n  bind %s\n  default_backend be\n\nbackend be\n  balance roundrobin\n", addr)
+	for i, a := range addrs {
+		fmt.Fprintf(&b, "  server s%d %s\n", i+1, a)
+	}
+	conf := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	s, err := stack.StartServer(ctx, "haproxy", bin, []string{"-db", "-f", conf}, nil, addr)
+	if err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	return s, addr, cleanup, nil
 }

@@ -119,7 +119,9 @@ func (s *shop) start(name, bin, addr string, args []string) *proc {
 	s.t.Helper()
 	// The edge lets EDGE_* variables override its file; blank them so a
 	// developer's environment cannot redirect the test's edges.
-	env := []string{"JWT_SECRET=" + s.secret, "EDGE_LISTEN=", "EDGE_ADMIN_LISTEN=", "EDGE_UPSTREAMS=", "EDGE_BALANCER="}
+	// EDGE_TEST_IO=eventloop runs the edges on the event-loop core (make test does both).
+	env := []string{"JWT_SECRET=" + s.secret, "EDGE_LISTEN=", "EDGE_ADMIN_LISTEN=", "EDGE_UPSTREAMS=", "EDGE_BALANCER=",
+		"EDGE_IO=" + os.Getenv("EDGE_TEST_IO")}
 	p := &proc{name: name, bin: filepath.Join(binDir, bin), addr: addr, args: args, env: env}
 	p.restart(s.t)
 	s.t.Cleanup(func() {

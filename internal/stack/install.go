@@ -26,6 +26,7 @@ var debianPackage = map[string]string{
 	"wrk":          "wrk",
 	"promtool":     "prometheus",
 	"pebble":       "pebble",
+	"haproxy":      "haproxy",
 }
 
 var aptMu sync.Mutex

@@ -23,6 +23,10 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminListen is the address of the admin API, /metrics and pprof; keep it private.
 	AdminListen string `yaml:"admin_listen"`
+	// IO selects the public listener's I/O core: "goroutine" (fasthttp's
+	// goroutine per connection, the default) or "eventloop" (proxy/evloop: epoll
+	// loops, see docs/io-core.md). Empty means goroutine. Fixed at start.
+	IO string `yaml:"io"`
 	// Upstreams are the origin hosts; at least one is required.
 	Upstreams []Upstream `yaml:"upstreams"`
 	// Balancer chooses the host for each request.

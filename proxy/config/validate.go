@@ -57,6 +57,11 @@ func (c Config) Validate() error {
 	}
 	checkAddr("listen", c.Listen)
 	checkAddr("admin_listen", c.AdminListen)
+	switch c.IO {
+	case "", IOGoroutine, IOEventLoop:
+	default:
+		bad("io %q must be %s or %s", c.IO, IOGoroutine, IOEventLoop)
+	}
 	if _, port, _ := net.SplitHostPort(c.Listen); c.Listen == c.AdminListen && port != "0" {
 		bad("listen and admin_listen must differ")
 	}
@@ -248,3 +253,9 @@ func cacheProblems(err error) []string {
 	}
 	return out
 }
+
+// The I/O cores Config.IO names.
+const (
+	IOGoroutine = "goroutine"
+	IOEventLoop = "eventloop"
+)

@@ -1,0 +1,80 @@
+package cache
+
+import (
+	"github.com/novashop/edge/cachekeys"
+	"github.com/valyala/fasthttp"
+)
+
+// TryServeLocal answers ctx from the local tier alone, when that needs nothing
+// that can wait: a GET or HEAD without a read-your-writes token, Redis reachable,
+// the entry (and its Vary variant) in the local table, every tag version it
+// depends on held locally and current, and the entry fresh for this request. It
+// then writes the same answer Serve would (a hit) and reports true. Otherwise it
+// writes nothing and reports false, and the caller runs Serve, which may block
+// on Redis or the origins. The event-loop core calls it on its loop, where
+// nothing may block.
+func (c *Cache) TryServeLocal(ctx *fasthttp.RequestCtx) (served bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			// Serve's own recovery answers; here the request just takes the
+			// slow path, which will meet the same problem and report it.
+			ctx.Response.Reset()
+			served = false
+		}
+	}()
+	rh := &ctx.Request.Header
+	m := rh.Method()
+	if string(m) != fasthttp.MethodGet && string(m) != fasthttp.MethodHead {
+		return false
+	}
+	if len(rh.Peek(HeaderReadYourWrites)) > 0 || len(rh.Cookie(CookieReadYourWrites)) > 0 {
+		return false
+	}
+	if !c.t.ok() {
+		return false
+	}
+	var rc directives
+	rc.reset()
+	if v := rh.Peek(fasthttp.HeaderCacheControl); len(v) > 0 {
+		parseDirectives(v, &rc)
+	}
+	now := c.now()
+	tick := now >> 30
+	bp := c.bufs.Get().(*[]byte)
+	kb := append((*bp)[:0], c.cfg.Namespace...)
+	defer func() { *bp = kb[:0]; c.bufs.Put(bp) }()
+	kb, err := cachekeys.AppendKey(kb, m, rh.Host(), rh.RequestURI())
+	if err != nil {
+		return false
+	}
+	r := c.local.get(kb, tick)
+	if r == nil {
+		return false
+	}
+	e := r.e
+	if r.vary != nil {
+		kb = r.vary.appendVariantKey(kb, rh)
+		vr := c.local.get(kb, tick)
+		if vr == nil {
+			return false
+		}
+		e = vr.e
+	}
+	if e == nil {
+		return false
+	}
+	for i := range e.tags {
+		tv := &e.tags[i]
+		tr := c.local.getString(tv.key, tick)
+		if tr == nil || tr.version != tv.version {
+			return false
+		}
+	}
+	age := e.age(now)
+	if judge(e, age, &rc) != useFresh {
+		return false
+	}
+	c.m.hit.Inc()
+	c.writeEntry(ctx, e, age, c.statusHit)
+	return true
+}

@@ -1,0 +1,142 @@
+//go:build linux
+
+package evloop
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	stateOpen uint8 = iota
+	stateHandedOff
+	stateClosed
+)
+
+const (
+	deadlineNone uint8 = iota
+	deadlineIdle
+	deadlineRead
+	deadlineWrite
+)
+
+// conn is one client connection's state: what an idle keep-alive connection
+// costs the edge, besides its table slot and the kernel's socket. It holds no
+// buffer while idle: in and out come from a pool only while a request is
+// incomplete or an answer unwritten. It is also the net.Conn the request context
+// sees (addresses only; all I/O goes through the loop).
+type conn struct {
+	l     *loop
+	raddr *net.TCPAddr
+	// in holds the bytes of an incomplete request (and pipelined ones behind it).
+	in *[]byte
+	// out holds the unwritten part of the answers, from outOff on.
+	out    *[]byte
+	outOff int
+	// ctx is the request context while a request is handed off.
+	ctx *fasthttp.RequestCtx
+	// deadline is the one timer (unix ns, 0 none) of kind deadlineKind;
+	// queued is the wheel slot it is queued in (0 none).
+	deadline int64
+	queued   int64
+	// need is how many buffered bytes the current request needs before it is
+	// worth parsing again (its header length plus Content-Length).
+	need         int
+	fd           int32
+	gen          uint32
+	ev           uint32
+	state        uint8
+	deadlineKind uint8
+	closeAfter   bool
+	gone         bool
+	sentContinue bool
+	// What the current request asked for (see noteRequest).
+	reqClose, http10, reqHead bool
+}
+
+func (c *conn) pending() int {
+	if c.out == nil {
+		return 0
+	}
+	return len(*c.out) - c.outOff
+}
+
+func (c *conn) reset() {
+	if c.in != nil {
+		putBuf(c.in)
+	}
+	if c.out != nil {
+		putBuf(c.out)
+	}
+	l := c.l
+	*c = conn{l: l, state: stateClosed}
+}
+
+var errNoIO = errors.New("evloop: the connection's I/O belongs to its event loop")
+
+// The net.Conn methods let fasthttp.RequestCtx read the addresses.
+func (c *conn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (c *conn) Write([]byte) (int, error)        { return 0, errNoIO }
+func (c *conn) Close() error                     { return nil }
+func (c *conn) LocalAddr() net.Addr              { return c.l.s.laddr }
+func (c *conn) RemoteAddr() net.Addr             { return c.raddr }
+func (c *conn) SetDeadline(time.Time) error      { return nil }
+func (c *conn) SetReadDeadline(time.Time) error  { return nil }
+func (c *conn) SetWriteDeadline(time.Time) error { return nil }
+
+func tcpAddr(sa unix.Sockaddr) *net.TCPAddr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IPv4(a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3]).To4(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		ip := make(net.IP, net.IPv6len)
+		copy(ip, a.Addr[:])
+		return &net.TCPAddr{IP: ip, Port: a.Port}
+	}
+	return &net.TCPAddr{IP: net.IPv4zero}
+}
+
+// Buffers for in and out are pooled: only connections in the middle of a request
+// or an answer hold one.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBuf = 256 << 10
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// appender is the io.Writer under the loop's bufio.Writer: it appends to dst.
+type appender struct{ dst []byte }
+
+func (a *appender) Write(p []byte) (int, error) {
+	a.dst = append(a.dst, p...)
+	return len(p), nil
+}
+
+// prefixConn replays bytes the loop had read before it gave the connection up.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}

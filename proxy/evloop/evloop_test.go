@@ -1,0 +1,303 @@
+//go:build linux
+
+package evloop
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+)
+
+// startLoops serves h on 127.0.0.1 with the event loops.
+func startLoops(t testing.TB, cfg Config) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ErrorHandler == nil {
+		cfg.ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
+			ctx.SetStatusCode(400)
+			ctx.SetBodyString("bad: " + err.Error())
+		}
+	}
+	s := New(cfg)
+	go s.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { s.Close(); ln.Close() })
+	return s, ln.Addr().String()
+}
+
+func echo(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("X-Path", string(ctx.Path()))
+	ctx.SetBody(ctx.Request.Body())
+}
+
+// rawExchange writes raw bytes and reads n responses.
+func rawExchange(t testing.TB, addr, raw string, n int) []*fasthttp.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var out []*fasthttp.Response
+	for i := 0; i < n; i++ {
+		r := new(fasthttp.Response)
+		if err := r.Read(br); err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestRequests(t *testing.T) {
+	_, addr := startLoops(t, Config{Handler: echo, ReadTimeout: time.Second, MaxHeaderBytes: 1024, MaxBodyBytes: 64})
+	tests := []struct {
+		name   string
+		raw    string
+		n      int
+		status []int
+		check  func(t *testing.T, r []*fasthttp.Response)
+	}{
+		{"simple", "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1, []int{200}, nil},
+		{"pipelined in order", "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\nHost: x\r\n\r\n", 3, []int{200, 200, 200},
+			func(t *testing.T, r []*fasthttp.Response) {
+				for i, want := range []string{"/1", "/2", "/3"} {
+					if got := string(r[i].Header.Peek("X-Path")); got != want {
+						t.Errorf("response %d for %s, want %s", i, got, want)
+					}
+				}
+				if string(r[1].Body()) != "abc" {
+					t.Errorf("body %q", r[1].Body())
+				}
+			}},
+		{"empty line before request line", "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n", 2, []int{200, 200}, nil},
+		{"chunked body", "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 1, []int{200},
+			func(t *testing.T, r []*fasthttp.Response) {
+				if string(r[0].Body()) != "abc" {
+					t.Errorf("body %q", r[0].Body())
+				}
+			}},
+		{"bad request line", "GET /x HTTP/1.1 junk\r\nHost: x\r\n\r\n", 1, []int{400}, func(t *testing.T, r []*fasthttp.Response) {
+			if !r[0].ConnectionClose() {
+				t.Error("a parse error must close the connection")
+			}
+		}},
+		{"header too large", "GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 2000) + "\r\n\r\n", 1, []int{400}, nil},
+		{"body too large", "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", 1, []int{400}, nil},
+		{"HTTP/1.0 closes", "GET /x HTTP/1.0\r\n\r\n", 1, []int{200}, func(t *testing.T, r []*fasthttp.Response) {
+			if !r[0].ConnectionClose() {
+				t.Error("HTTP/1.0 without keep-alive must close")
+			}
+		}},
+		{"HTTP/1.0 keep-alive", "GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n", 2, []int{200, 200}, func(t *testing.T, r []*fasthttp.Response) {
+			if string(r[0].Header.Peek("Connection")) != "keep-alive" {
+				t.Errorf("Connection %q", r[0].Header.Peek("Connection"))
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := rawExchange(t, addr, tt.raw, tt.n)
+			for i, r := range rs {
+				if r.StatusCode() != tt.status[i] {
+					t.Errorf("response %d: status %d, want %d (%s)", i, r.StatusCode(), tt.status[i], r.Body())
+				}
+				if len(r.Header.Peek("Date")) == 0 {
+					t.Errorf("response %d has no Date", i)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, rs)
+			}
+		})
+	}
+}
+
+func TestExpectContinue(t *testing.T) {
+	_, addr := startLoops(t, Config{Handler: echo, ReadTimeout: 2 * time.Second})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("interim answer %q, %v", line, err)
+	}
+	_, _ = br.ReadString('\n')
+	_, _ = c.Write([]byte("ok"))
+	var r fasthttp.Response
+	if err := r.Read(br); err != nil || string(r.Body()) != "ok" {
+		t.Fatalf("final answer %q, %v", r.Body(), err)
+	}
+}
+
+// A slowloris client (a byte a second) and a client that never reads its answers
+// hold their own connections only: others are served at once meanwhile, and the
+// read timeout ends the trickler with 408.
+func TestSlowClientsDoNotStall(t *testing.T) {
+	big := make([]byte, 1<<20)
+	s, addr := startLoops(t, Config{Loops: 1, ReadTimeout: 1500 * time.Millisecond, WriteTimeout: time.Second,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if string(ctx.Path()) == "/big" {
+				ctx.SetBody(big)
+				return
+			}
+			echo(ctx)
+		},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			var op *net.OpError
+			if errors.As(err, &op) && op.Timeout() {
+				ctx.SetStatusCode(408)
+				return
+			}
+			ctx.SetStatusCode(400)
+		}})
+
+	// The trickler.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		req := "GET /slow HTTP/1.1\r\nHost: x\r\n"
+		for i := 0; i < len(req); i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if _, err := slow.Write([]byte{req[i]}); err != nil {
+				return
+			}
+		}
+	}()
+
+	// The non-reader: asks for 1 MiB answers, many times, and never reads.
+	deaf, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	for i := 0; i < 8; i++ {
+		if _, err := deaf.Write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			break
+		}
+	}
+
+	// Everybody else is served at once, on the same single loop.
+	client := &fasthttp.HostClient{Addr: addr}
+	for i := 0; i < 50; i++ {
+		start := time.Now()
+		code, _, err := client.GetTimeout(nil, "http://"+addr+"/fast", time.Second)
+		if err != nil || code != 200 {
+			t.Fatalf("request %d: %d %v", i, code, err)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("request %d took %v", i, d)
+		}
+	}
+
+	// The trickler gets 408 when its read timeout ends, and the connection closes.
+	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var r fasthttp.Response
+	if err := r.Read(bufio.NewReader(slow)); err != nil || r.StatusCode() != 408 {
+		t.Fatalf("slowloris: %d %v, want 408", r.StatusCode(), err)
+	}
+	// The non-reader is cut off by the write timeout.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Conns > 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := s.Stats().Conns; n > 1 {
+		t.Fatalf("%d connections still open; the non-reader should have been closed", n)
+	}
+}
+
+// An idle keep-alive connection costs its conn struct (and a table slot): keep it
+// in the low hundreds of bytes.
+func TestConnStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(conn{}); n > 192 {
+		t.Fatalf("conn is %d bytes", n)
+	}
+}
+
+func TestShutdownWaitsForHandoffs(t *testing.T) {
+	release := make(chan struct{})
+	s, addr := startLoops(t, Config{Handler: func(ctx *fasthttp.RequestCtx) {
+		<-release
+		ctx.SetBodyString("done")
+	}})
+	errc := make(chan error, 1)
+	go func() {
+		code, body, err := fasthttp.Get(nil, "http://"+addr+"/")
+		if err == nil && (code != 200 || string(body) != "done") {
+			err = fmt.Errorf("%d %s", code, body)
+		}
+		errc <- err
+	}()
+	for s.Stats().Handoffs == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A HEAD answer carries the headers of the GET answer and no body, and the next
+// pipelined answer follows it directly.
+func TestHeadHasNoBody(t *testing.T) {
+	_, addr := startLoops(t, Config{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("X-Path", string(ctx.Path()))
+		ctx.SetBodyString("body")
+	}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	var head fasthttp.Response
+	head.SkipBody = true
+	if err := head.Read(br); err != nil || head.Header.ContentLength() != 4 || string(head.Header.Peek("X-Path")) != "/h" {
+		t.Fatalf("HEAD: %v %s", err, head.Header.String())
+	}
+	var get fasthttp.Response
+	if err := get.Read(br); err != nil || string(get.Body()) != "body" || string(get.Header.Peek("X-Path")) != "/g" {
+		t.Fatalf("GET after HEAD: %v %q", err, get.Body())
+	}
+}

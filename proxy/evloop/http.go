@@ -1,0 +1,481 @@
+//go:build linux
+
+package evloop
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"github.com/novashop/edge/proxy/h1"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	errIncomplete = errors.New("evloop: incomplete request")
+	errDetach     = errors.New("evloop: streamed body")
+	// errTimeout is what ErrorHandler sees for a request not read in time; it
+	// reports Timeout() like the goroutine core's read deadline does.
+	errTimeout = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+
+	continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+	crlf         = []byte("\r\n")
+)
+
+// process serves the complete requests in c's buffered input plus fresh (bytes
+// just read into the loop's shared buffer), in order, and keeps what is left, an
+// incomplete request or pipelined ones behind a hand-off, in c.in: only then does
+// the connection hold an input buffer.
+func (l *loop) process(c *conn, fresh []byte) {
+	data := fresh
+	buffered := c.in != nil && len(*c.in) > 0
+	if buffered {
+		*c.in = append(*c.in, fresh...)
+		data = *c.in
+	}
+	off := 0
+	for c.state == stateOpen && !c.closeAfter && off < len(data) && c.pending() == 0 {
+		n := l.serveOne(c, data[off:])
+		if c.state == stateClosed {
+			return // detached or closed: c is reset
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+		if c.state == stateOpen && c.pending() > 0 {
+			// An answer made on the loop: send it before reading on.
+			if !l.flush(c) {
+				return
+			}
+		}
+	}
+	rest := data[off:]
+	// While handed off, the goroutine owns closeAfter and out: only in is ours.
+	handed := c.state == stateHandedOff
+	switch {
+	case len(rest) == 0 || (!handed && c.closeAfter):
+		if c.in != nil {
+			putBuf(c.in)
+			c.in = nil
+		}
+		c.need = 0
+	case buffered:
+		n := copy(*c.in, rest)
+		*c.in = (*c.in)[:n]
+	default:
+		c.in = getBuf()
+		*c.in = append(*c.in, rest...)
+	}
+	if handed || c.state != stateOpen || c.pending() > 0 {
+		return
+	}
+	if c.in != nil {
+		if c.deadlineKind != deadlineRead {
+			// The read timeout runs from a request's first byte: trickling
+			// bytes (slowloris) does not extend it.
+			c.deadlineKind = deadlineRead
+			l.setDeadline(c, l.s.cfg.ReadTimeout)
+		}
+	} else if c.deadlineKind != deadlineIdle {
+		c.deadlineKind = deadlineIdle
+		l.setDeadline(c, l.s.cfg.IdleTimeout)
+	} else if d := l.s.cfg.IdleTimeout; d > 0 {
+		c.deadline = l.now + int64(d)
+		l.schedule(c)
+	}
+}
+
+// serveOne reads one request from the start of b and runs it. It returns how
+// many bytes the request took, 0 when b holds no complete request (or c was
+// closed or detached).
+func (l *loop) serveOne(c *conn, b []byte) int {
+	// RFC 9112 §2.2: empty lines before a request-line are ignored.
+	skip := 0
+	for bytes.HasPrefix(b[skip:], crlf) {
+		skip += 2
+	}
+	if skip == len(b) || c.need > len(b) {
+		return skip
+	}
+	// The strict framer (package h1) decides where the request ends and whether
+	// it is acceptable at all; fasthttp then parses exactly those bytes.
+	l.fr.Reset()
+	fn, framed, ferr := l.fr.Scan(b[skip:])
+	ctx := l.getCtx(c)
+	var n int
+	var err error
+	switch {
+	case ferr != nil:
+		err = ferr
+	case framed:
+		n, err = l.parse(c, ctx, b[skip:skip+fn])
+		if err == errIncomplete {
+			// fasthttp wants more than the framer's complete message: the two
+			// disagree on the framing, so refuse rather than guess.
+			err = h1.ErrRequestLine
+		}
+	default:
+		// Incomplete for the framer. parse still runs for what it does on a
+		// partial request (100 Continue, detaching a streamed body), but a
+		// request fasthttp would take as complete waits for the framer.
+		n, err = l.parse(c, ctx, b[skip:])
+		if err == nil {
+			c.need = len(b) + 1
+			err = errIncomplete
+		}
+	}
+	switch err {
+	case nil:
+	case errIncomplete:
+		if l.headDone && !c.sentContinue && ctx.Request.MayContinue() {
+			// The headers are in and the body is not: say so once (RFC 9110 §10.1.1).
+			c.sentContinue = true
+			if c.out == nil {
+				c.out = getBuf()
+			}
+			*c.out = append(*c.out, continueLine...)
+			l.flush(c)
+		}
+		l.putCtx(ctx)
+		return skip
+	case errDetach:
+		l.putCtx(ctx)
+		l.detach(c, b[skip:])
+		return 0
+	default:
+		noteRequest(c, ctx)
+		l.s.cfg.ErrorHandler(ctx, err)
+		ctx.SetConnectionClose()
+		l.respond(c, ctx)
+		l.putCtx(ctx)
+		return len(b)
+	}
+	c.need, c.sentContinue = 0, false
+	noteRequest(c, ctx)
+	h := l.s.cfg.Handler
+	if in := l.s.cfg.Inline; in != nil {
+		done, rest := in(ctx)
+		if done {
+			l.inline.Add(1)
+			l.respond(c, ctx)
+			l.putCtx(ctx)
+			return skip + n
+		}
+		if rest != nil {
+			h = rest
+		}
+	}
+	l.handoff(c, ctx, h)
+	return skip + n
+}
+
+// parse reads one request from b into ctx with fasthttp's own parser, so the
+// loop keeps the goroutine core's strictness. errIncomplete means wait for more.
+func (l *loop) parse(c *conn, ctx *fasthttp.RequestCtx, b []byte) (int, error) {
+	cfg := &l.s.cfg
+	l.br.Reset(b)
+	l.bu.Reset(&l.br)
+	req := &ctx.Request
+	l.headDone = false
+	if err := req.Header.Read(l.bu); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrNeedMore) {
+			c.need = len(b) + 1
+			return 0, errIncomplete
+		}
+		return 0, err
+	}
+	head := len(b) - l.br.Len() - l.bu.Buffered()
+	l.headDone = true
+	cl := req.Header.ContentLength()
+	switch {
+	case cl == -1: // chunked
+		if cfg.StreamAbove > 0 {
+			return 0, errDetach
+		}
+		c.need = 1 // reparse on the next bytes
+	case cl > 0:
+		if cfg.StreamAbove > 0 && cl > cfg.StreamAbove {
+			return 0, errDetach
+		}
+		if cl > cfg.MaxBodyBytes {
+			return 0, fasthttp.ErrBodyTooLarge
+		}
+		if head+cl > len(b) {
+			c.need = head + cl
+			return 0, errIncomplete
+		}
+	default:
+		return head, nil
+	}
+	if err := req.ContinueReadBody(l.bu, cfg.MaxBodyBytes, false); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			c.need = len(b) + 1
+			return 0, errIncomplete
+		}
+		return 0, err
+	}
+	return len(b) - l.br.Len() - l.bu.Buffered(), nil
+}
+
+// prepare sets the connection headers of the answer as fasthttp.Server does and
+// reports whether the connection closes after it. The request's own wishes were
+// noted before the handler ran (noteRequest), which may rewrite its headers.
+func prepare(c *conn, ctx *fasthttp.RequestCtx, closing bool) bool {
+	resp := &ctx.Response
+	closeConn := closing || c.reqClose || resp.Header.ConnectionClose()
+	if c.reqHead {
+		resp.SkipBody = true
+	}
+	if closeConn {
+		resp.Header.SetConnectionClose()
+	} else if c.http10 {
+		resp.Header.Set(fasthttp.HeaderConnection, "keep-alive")
+	}
+	return closeConn
+}
+
+// noteRequest records what the request says about its connection before the
+// handler may change its headers.
+func noteRequest(c *conn, ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	c.reqClose, c.http10, c.reqHead = h.ConnectionClose(), !h.IsHTTP11(), h.IsHead()
+}
+
+// respond serializes ctx.Response into c's output on the loop.
+func (l *loop) respond(c *conn, ctx *fasthttp.RequestCtx) {
+	if prepare(c, ctx, l.stopping) {
+		c.closeAfter = true
+	}
+	if c.out == nil {
+		c.out = getBuf()
+	}
+	l.app.dst = *c.out
+	l.bw.Reset(&l.app)
+	if err := ctx.Response.Write(l.bw); err != nil {
+		c.closeAfter = true
+	}
+	_ = l.bw.Flush()
+	*c.out = l.app.dst
+	l.app.dst = nil
+}
+
+func (l *loop) getCtx(c *conn) *fasthttp.RequestCtx {
+	var ctx *fasthttp.RequestCtx
+	if n := len(l.ctx); n > 0 {
+		ctx, l.ctx = l.ctx[n-1], l.ctx[:n-1]
+	} else {
+		ctx = new(fasthttp.RequestCtx)
+	}
+	ctx.Init2(c, l.s.cfg.Logger, false)
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	return ctx
+}
+
+func (l *loop) putCtx(ctx *fasthttp.RequestCtx) {
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+	ctx.ResetUserValues()
+	if len(l.ctx) < 1024 {
+		l.ctx = append(l.ctx, ctx)
+	}
+}
+
+// handoff runs ctx's request on a goroutine: the handler may block. The
+// connection takes no further input until the answer is written (ordering), and
+// the goroutine writes the answer itself: the connection's output is empty when a
+// request is handed off, so nothing is ahead of it.
+func (l *loop) handoff(c *conn, ctx *fasthttp.RequestCtx, h fasthttp.RequestHandler) {
+	c.state, c.ctx = stateHandedOff, ctx
+	c.deadline, c.deadlineKind = 0, deadlineNone
+	l.handoffs.Add(1)
+	l.s.inflight.Add(1)
+	l.s.workers.run(job{c: c, ctx: ctx, h: h})
+}
+
+// goWriter is a hand-off goroutine's serializer.
+type goWriter struct {
+	app appender
+	bw  *bufio.Writer
+}
+
+var goWriters = sync.Pool{New: func() any {
+	w := &goWriter{}
+	w.bw = bufio.NewWriterSize(&w.app, 16<<10)
+	return w
+}}
+
+func (s *Server) serveHandedOff(c *conn, ctx *fasthttp.RequestCtx, h fasthttp.RequestHandler) {
+	defer s.inflight.Add(-1)
+	h(ctx)
+	closeConn := prepare(c, ctx, s.closed.Load())
+	w := goWriters.Get().(*goWriter)
+	if ctx.Response.IsBodyStream() {
+		// A streamed answer (large origin body): copy it out from here,
+		// waiting for the socket with poll(2); the loop is not involved.
+		fw := &fdWriter{fd: int(c.fd), timeout: s.cfg.WriteTimeout}
+		w.bw.Reset(fw)
+		if err := ctx.Response.Write(w.bw); err != nil {
+			closeConn = true
+		} else if err := w.bw.Flush(); err != nil {
+			closeConn = true
+		}
+		_ = ctx.Response.CloseBodyStream()
+		w.bw.Reset(&w.app)
+	} else {
+		w.app.dst = w.app.dst[:0]
+		w.bw.Reset(&w.app)
+		if err := ctx.Response.Write(w.bw); err != nil {
+			closeConn = true
+		}
+		_ = w.bw.Flush()
+		b := w.app.dst
+		for len(b) > 0 {
+			n, err := unix.Write(int(c.fd), b)
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				// The loop sends the rest when the socket drains.
+				c.out = getBuf()
+				*c.out = append(*c.out, b...)
+				break
+			}
+			if err != nil || n <= 0 {
+				closeConn = true
+				break
+			}
+			b = b[n:]
+		}
+		if cap(w.app.dst) > maxPooledBuf {
+			w.app.dst = nil
+		}
+	}
+	goWriters.Put(w)
+	if closeConn {
+		c.closeAfter = true
+	}
+	c.l.resume(c)
+}
+
+// finishHandoff takes c back on its loop once its handler finished.
+func (l *loop) finishHandoff(c *conn) {
+	l.putCtx(c.ctx)
+	c.ctx = nil
+	c.state = stateOpen
+	if c.gone {
+		l.close(c)
+		return
+	}
+	if c.pending() > 0 {
+		l.flush(c)
+		return
+	}
+	if c.closeAfter {
+		l.close(c)
+		return
+	}
+	l.setInterest(c, unix.EPOLLIN)
+	l.process(c, nil)
+}
+
+// expire handles a connection whose timer fired.
+func (l *loop) expire(c *conn) {
+	if c.deadlineKind == deadlineRead && c.in != nil && len(*c.in) > 0 && c.pending() == 0 {
+		ctx := l.getCtx(c)
+		c.reqHead, c.http10 = false, false
+		l.s.cfg.ErrorHandler(ctx, errTimeout)
+		ctx.SetConnectionClose()
+		l.respond(c, ctx)
+		l.putCtx(ctx)
+		c.deadlineKind = deadlineNone
+		if l.flush(c) && c.pending() > 0 {
+			return // the write timeout now bounds the answer
+		}
+		if c.state == stateOpen {
+			l.close(c)
+		}
+		return
+	}
+	l.close(c)
+}
+
+// detach gives c to the goroutine core (Fallback) with the bytes read so far: a
+// request whose body streams is served there with today's bounded memory.
+func (l *loop) detach(c *conn, b []byte) {
+	fd := int(c.fd)
+	if l.s.cfg.Fallback == nil {
+		ctx := l.getCtx(c)
+		noteRequest(c, ctx)
+		l.s.cfg.ErrorHandler(ctx, fasthttp.ErrBodyTooLarge)
+		ctx.SetConnectionClose()
+		l.respond(c, ctx)
+		l.putCtx(ctx)
+		l.flush(c)
+		return
+	}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	pre := append([]byte(nil), b...)
+	l.conns[fd] = nil
+	l.nconns.Add(-1)
+	f := os.NewFile(uintptr(fd), "evloop")
+	nc, err := net.FileConn(f)
+	_ = f.Close()
+	c.reset()
+	l.free = append(l.free, c)
+	if err != nil {
+		l.s.cfg.Logger.Printf("evloop: detach: %v", err)
+		return
+	}
+	l.detached.Add(1)
+	go func() {
+		_ = l.s.cfg.Fallback(&prefixConn{Conn: nc, pre: pre})
+		_ = nc.Close()
+	}()
+}
+
+// fdWriter writes to a non-blocking socket from a goroutine, waiting with poll(2).
+type fdWriter struct {
+	fd      int
+	timeout time.Duration
+}
+
+func (w *fdWriter) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		n, err := unix.Write(w.fd, p[written:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			ms := -1
+			if w.timeout > 0 {
+				ms = int(w.timeout / time.Millisecond)
+			}
+			fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLOUT}}
+			k, perr := unix.Poll(fds, ms)
+			if perr == unix.EINTR {
+				continue
+			}
+			if perr != nil {
+				return written, perr
+			}
+			if k == 0 {
+				return written, os.ErrDeadlineExceeded
+			}
+			continue
+		case err != nil:
+			return written, err
+		case n <= 0:
+			return written, io.ErrShortWrite
+		}
+		written += n
+	}
+	return written, nil
+}

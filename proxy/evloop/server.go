@@ -1,0 +1,210 @@
+//go:build linux
+
+package evloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
+)
+
+// Config is what the loops need from the edge.
+type Config struct {
+	// Loops is the number of event loops; 0 means GOMAXPROCS.
+	Loops int
+	// Handler answers a request. It may block, so it runs on a goroutine
+	// (the hand-off path) unless Inline answered first.
+	Handler fasthttp.RequestHandler
+	// Inline, when set, is tried on the loop first and must not block. It reports
+	// whether it answered the request; if not, rest (when not nil) is the
+	// continuation to hand off instead of Handler, so work done on the loop is
+	// not repeated. Nil hands every request off to Handler.
+	Inline func(ctx *fasthttp.RequestCtx) (done bool, rest fasthttp.RequestHandler)
+	// ErrorHandler answers a request that could not be read (bad syntax, too
+	// large, timed out), as fasthttp.Server.ErrorHandler does.
+	ErrorHandler func(ctx *fasthttp.RequestCtx, err error)
+	// Fallback serves a connection the loop gives up (a streamed request body);
+	// the goroutine core's fasthttp.Server.ServeConn. The conn replays the bytes the
+	// loop had read. Nil answers such requests 413 instead.
+	Fallback func(c net.Conn) error
+	// MaxHeaderBytes bounds the request line and headers (431 beyond).
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request body (413 beyond).
+	MaxBodyBytes int
+	// StreamAbove, when above zero, detaches a connection whose request body is
+	// longer than it, or chunked, to Fallback (limits.stream_request_bytes).
+	StreamAbove int
+	// ReadTimeout bounds reading one request from its first byte; IdleTimeout the
+	// wait for the next request on a keep-alive connection; WriteTimeout a
+	// response's wait for the client to read it. Zero means no bound.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// Logger receives fasthttp's messages for request contexts.
+	Logger fasthttp.Logger
+}
+
+// Server runs the event loops on one listener.
+type Server struct {
+	cfg    Config
+	loops  []*loop
+	laddr  net.Addr
+	lfd    int
+	closed atomic.Bool
+	// inflight counts handed-off requests, for Shutdown.
+	inflight atomic.Int64
+	wg       sync.WaitGroup
+	workers  workers
+	mu       sync.Mutex
+	started  bool
+	done     chan struct{}
+}
+
+// New returns a Server; Serve starts it.
+func New(cfg Config) *Server {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 16 << 10
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = nopLogger{}
+	}
+	s := &Server{cfg: cfg, lfd: -1, done: make(chan struct{})}
+	s.workers.s = s
+	return s
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
+
+// ErrClosed is returned by Serve on a Server that was shut down.
+var ErrClosed = errors.New("evloop: server closed")
+
+// Serve accepts connections from ln on every loop until Shutdown or Close. ln
+// must be a TCP listener; the loops accept on a duplicate of its socket, so the
+// caller may close ln at any time without stopping them (Close does that).
+func (s *Server) Serve(ln net.Listener) error {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return fmt.Errorf("evloop: %T is not a *net.TCPListener", ln)
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(f uintptr) { fd, derr = unix.Dup(int(f)) }); err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	unix.CloseOnExec(fd)
+	s.mu.Lock()
+	if s.closed.Load() || s.started {
+		s.mu.Unlock()
+		unix.Close(fd)
+		return ErrClosed
+	}
+	s.started = true
+	s.lfd, s.laddr = fd, ln.Addr()
+	for i := 0; i < s.cfg.Loops; i++ {
+		l, err := newLoop(s, i)
+		if err != nil {
+			s.mu.Unlock()
+			s.Close()
+			return err
+		}
+		s.loops = append(s.loops, l)
+	}
+	for _, l := range s.loops {
+		s.wg.Add(1)
+		go l.run()
+	}
+	s.mu.Unlock()
+	<-s.done
+	return nil
+}
+
+// Shutdown stops accepting, waits for handed-off requests to finish (or ctx to
+// end), then closes every connection and stops the loops.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	for _, l := range s.loops {
+		l.post(func(l *loop) { l.stopAccept() })
+	}
+	s.mu.Unlock()
+	var err error
+	for s.inflight.Load() > 0 && err == nil {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	s.Close()
+	return err
+}
+
+// Close stops the loops and closes every connection without waiting. Safe to call
+// more than once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return
+	}
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.post(func(l *loop) { l.stopping = true })
+	}
+	s.wg.Wait()
+	for _, l := range loops {
+		l.release()
+	}
+	if s.lfd >= 0 {
+		unix.Close(s.lfd)
+	}
+	s.workers.stop()
+	close(s.done)
+}
+
+// Stats are a loop set's counters, for tests and the admin API.
+type Stats struct {
+	Conns    int // open client connections
+	Handoffs uint64
+	Inline   uint64
+	Detached uint64
+}
+
+// Stats adds up the loops' counters.
+func (s *Server) Stats() Stats {
+	var st Stats
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.loops {
+		st.Conns += int(l.nconns.Load())
+		st.Handoffs += l.handoffs.Load()
+		st.Inline += l.inline.Load()
+		st.Detached += l.detached.Load()
+	}
+	return st
+}
