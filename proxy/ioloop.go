@@ -28,6 +28,8 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		Handler:      s.public.Handler,
 		Inline:       inline,
 		ErrorHandler: s.handleParseError,
+		// As on the goroutine core: a cache hit keeps its stored Date (date.go).
+		NoDefaultDate: true,
 		// A detached connection (streamed upload) goes on through the same
 		// framer as the goroutine core's connections.
 		Fallback:       func(c net.Conn) error { return s.public.ServeConn(h1.NewConn(c, limits)) },

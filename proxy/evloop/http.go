@@ -275,6 +275,9 @@ func (l *loop) getCtx(c *conn) *fasthttp.RequestCtx {
 	}
 	ctx.Init2(c, l.s.cfg.Logger, false)
 	ctx.Response.Header.SetNoDefaultContentType(true)
+	if l.s.cfg.NoDefaultDate {
+		setNoDefaultDate(&ctx.Response.Header)
+	}
 	return ctx
 }
 

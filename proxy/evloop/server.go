@@ -35,6 +35,10 @@ type Config struct {
 	// the goroutine core's fasthttp.Server.ServeConn. The conn replays the bytes the
 	// loop had read. Nil answers such requests 413 instead.
 	Fallback func(c net.Conn) error
+	// NoDefaultDate, as fasthttp.Server's: the answer's own Date field is sent
+	// as it is, and none is added (the handler adds one where it is missing).
+	// The edge needs it so that a cache hit keeps its stored Date.
+	NoDefaultDate bool
 	// MaxHeaderBytes bounds the request line and headers (431 beyond).
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a request body (413 beyond).
@@ -56,6 +60,7 @@ type Server struct {
 	loops  []*loop
 	laddr  net.Addr
 	lfd    int
+	ln     net.Listener // the listener Serve was given; Close closes it
 	closed atomic.Bool
 	// inflight counts handed-off requests, for Shutdown.
 	inflight atomic.Int64
@@ -124,7 +129,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrClosed
 	}
 	s.started = true
-	s.lfd, s.laddr = fd, ln.Addr()
+	s.lfd, s.laddr, s.ln = fd, ln.Addr(), ln
 	for i := 0; i < s.cfg.Loops; i++ {
 		l, err := newLoop(s, i)
 		if err != nil {
@@ -171,7 +176,7 @@ func (s *Server) Close() {
 		s.mu.Unlock()
 		return
 	}
-	loops := s.loops
+	loops, ln := s.loops, s.ln
 	s.mu.Unlock()
 	for _, l := range loops {
 		l.post(func(l *loop) { l.stopping = true })
@@ -182,6 +187,11 @@ func (s *Server) Close() {
 	}
 	if s.lfd >= 0 {
 		unix.Close(s.lfd)
+	}
+	if ln != nil {
+		// The caller's listener too, as fasthttp's Shutdown closes the listeners
+		// it serves: the port is free once Shutdown returns.
+		_ = ln.Close()
 	}
 	s.workers.stop()
 	close(s.done)
