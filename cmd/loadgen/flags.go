@@ -12,6 +12,7 @@ import (
 
 	"github.com/novashop/edge/loadgen/campaign"
 	"github.com/novashop/edge/loadgen/compare"
+	"github.com/novashop/edge/loadgen/cpu"
 	"github.com/novashop/edge/loadgen/metrics"
 	"github.com/novashop/edge/loadgen/report"
 	"go.uber.org/zap"
@@ -263,3 +264,38 @@ func emit(stdout, stderr io.Writer, d *report.Document, ms []*metrics.Metrics, j
 }
 
 func usageErr(msg string) error { return fmt.Errorf("%w: %s", errUsage, msg) }
+
+// cpuFlags are --cpu and --cgroup, shared by compare and capacity.
+type cpuFlags struct{ pids, cgroups stringList }
+
+func (c *cpuFlags) register(fs *flagSet) {
+	fs.Var(&c.pids, "cpu", "measure these processes' CPU (children included) around every run, `NAME=PID[,PID...]` (repeatable; NAME a target's name or a label such as postgres); reported as CPU µs per request")
+	fs.Var(&c.cgroups, "cgroup", "measure a cgroup v2's CPU (cpu.stat usage_usec) around every run, `NAME=PATH` (repeatable)")
+}
+
+// meter parses the flags and reads every source once, so a bad PID or
+// cgroup fails before anything runs; nil when none was given.
+func (c *cpuFlags) meter() (*cpu.Meter, error) {
+	if len(c.pids)+len(c.cgroups) == 0 {
+		return nil, nil
+	}
+	m := &cpu.Meter{}
+	for _, s := range c.pids {
+		src, err := cpu.ParsePIDs(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		m.Sources = append(m.Sources, src)
+	}
+	for _, s := range c.cgroups {
+		src, err := cpu.ParseCgroup(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		m.Sources = append(m.Sources, src)
+	}
+	if err := m.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return m, nil
+}
