@@ -25,8 +25,8 @@ type capacityDoc struct {
 	TrialS     float64            `json:"trial_duration_s"`
 	Targets    []*capacity.Result `json:"targets"`
 	// CPU is each measured name's CPU µs per request over every trial.
-	CPU map[string]report.CPUFigure `json:"cpu,omitempty"`
-	Note       string             `json:"note"`
+	CPU  map[string]report.CPUFigure `json:"cpu,omitempty"`
+	Note string                      `json:"note"`
 }
 
 func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
