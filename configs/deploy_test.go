@@ -706,7 +706,7 @@ func readManifests(t *testing.T) map[string]k8sObject {
 		t.Fatalf("kustomization.yaml: kind %q, %v", kust.Kind, err)
 	}
 	objs := map[string]k8sObject{}
-	for _, res := range append(kust.Resources, "secret.example.yaml") {
+	for _, res := range append(kust.Resources, "secret.example.yaml", "loadgen-job.yaml") {
 		b, err := os.ReadFile(filepath.Join(dir, res))
 		if err != nil {
 			t.Errorf("kustomization resource: %v", err)
@@ -740,7 +740,7 @@ func readManifests(t *testing.T) map[string]k8sObject {
 
 func TestKubernetesManifests(t *testing.T) {
 	objs := readManifests(t)
-	for _, want := range []string{"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets", "Job/migrate",
+	for _, want := range []string{"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets", "Job/migrate", "Job/loadgen-shards", "Job/loadgen-merge",
 		"Deployment/edge", "Service/edge", "Deployment/origin-1", "Service/origin-1", "Deployment/origin-2",
 		"Service/origin-2", "Deployment/worker"} {
 		if _, ok := objs[want]; !ok {

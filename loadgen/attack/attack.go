@@ -9,6 +9,7 @@ import (
 
 	"github.com/novashop/edge/loadgen/campaign"
 	"github.com/novashop/edge/loadgen/metrics"
+	"github.com/novashop/edge/loadgen/pacer"
 	"github.com/novashop/edge/loadgen/targeter"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.uber.org/zap"
@@ -49,6 +50,21 @@ type Options struct {
 	OnResult func(*vegeta.Result) error
 	// Log receives debug events; nil means none.
 	Log *zap.Logger
+	// Shard and Shards, when Shards > 1, run shard Shard (from 1) of a
+	// distributed campaign: every Shards-th hit of the rate profile
+	// (pacer.Shard) and a disjoint share of the feeders
+	// (targeter.NewShard).
+	Shard, Shards int
+	// StartAt, when set, is the instant the attack starts (all shards
+	// alike); Run waits for it and refuses one already past.
+	StartAt time.Time
+}
+
+// pacing is what Run needs of a rate profile.
+type pacing interface {
+	vegeta.Pacer
+	At(n uint64) (time.Duration, bool)
+	String() string
 }
 
 // Outcome is what one run measured.
@@ -82,13 +98,37 @@ func Run(ctx context.Context, c *campaign.Campaign, o Options) (*Outcome, error)
 	} else if o.Duration < 0 {
 		return nil, fmt.Errorf("%w: duration %s must be positive", ErrOptions, o.Duration)
 	}
-	p, err := cc.Pacer()
+	prof, err := cc.Pacer()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrOptions, err)
 	}
-	tr, err := targeter.New(&cc, o.URL)
+	shards := max(o.Shards, 1)
+	if o.Shard == 0 && shards == 1 {
+		o.Shard = 1
+	}
+	if o.Shard < 1 || o.Shard > shards {
+		return nil, fmt.Errorf("%w: shard %d/%d: I must be between 1 and N", ErrOptions, o.Shard, o.Shards)
+	}
+	var p pacing = prof
+	if shards > 1 {
+		p = &pacer.Shard{P: prof, I: uint64(o.Shard - 1), N: uint64(shards)}
+	}
+	tr, err := targeter.NewShard(&cc, o.URL, o.Shard-1, shards)
 	if err != nil {
 		return nil, err
+	}
+	if !o.StartAt.IsZero() {
+		wait := time.Until(o.StartAt)
+		if wait < 0 {
+			return nil, fmt.Errorf("%w: start time %s has already passed (%s ago)", ErrOptions, o.StartAt.UTC().Format(time.RFC3339Nano), (-wait).Round(time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
 	}
 	log := o.Log
 	if log == nil {

@@ -37,8 +37,19 @@ type Document struct {
 	MaxSendLagMs float64 `json:"max_send_lag_ms"`
 	// PerRound holds each target's throughput, p50 and p99 per round.
 	PerRound map[string][]RoundFigures `json:"per_round,omitempty"`
+	// Shards is set when the report merged the shards of a distributed
+	// campaign (loadgen attack --shard).
+	Shards *Shards `json:"shards,omitempty"`
 	// CPU is each measured name's CPU µs per request over all runs.
 	CPU map[string]CPUFigure `json:"cpu,omitempty"`
+}
+
+// Shards describes a merged distributed campaign.
+type Shards struct {
+	Files int    `json:"files"`
+	Note  string `json:"note"`
+	// StartSpreadMs is how far apart the shards' first sends were.
+	StartSpreadMs float64 `json:"start_spread_ms"`
 }
 
 // CPUFigure is one measured name's cost (see loadgen/cpu.Ledger).
@@ -166,6 +177,9 @@ func WriteText(w io.Writer, d *Document) error {
 	fmt.Fprintf(w, "campaign %s, %d round(s), started %s\n", d.Campaign, d.Rounds, d.Started)
 	if d.Profile != "" {
 		fmt.Fprintf(w, "rate profile: %s\n", d.Profile)
+	}
+	if s := d.Shards; s != nil {
+		fmt.Fprintf(w, "%s; first sends %s apart\n", s.Note, fmtMs(s.StartSpreadMs))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	cpuCol := ""
