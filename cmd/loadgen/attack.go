@@ -11,6 +11,7 @@ import (
 	"github.com/novashop/edge/loadgen/attack"
 	"github.com/novashop/edge/loadgen/metrics"
 	"github.com/novashop/edge/loadgen/report"
+	"github.com/novashop/edge/loadgen/targeter"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -62,6 +63,10 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if len(ts) != 1 {
 		return usageErr("attack takes exactly one --target; use compare for several")
+	}
+	// The feeders' shares are checked now, before any file is written.
+	if _, err := targeter.NewShard(c, ts[0].URL, shard-1, shards); err != nil {
+		return err
 	}
 	id, err := campaignID(c, cf.rate, cf.duration, shards, startAt)
 	if err != nil {

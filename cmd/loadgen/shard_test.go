@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -208,4 +211,70 @@ func FuzzParseShard(f *testing.F) {
 			t.Fatalf("%q: %d/%d accepted", s, i, n)
 		}
 	})
+}
+
+// clockServer answers with a Date header from a clock skew ahead of ours.
+func clockServer(t *testing.T, skew time.Duration) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", time.Now().Add(skew).UTC().Format(http.TimeFormat))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestClockOffset(t *testing.T) {
+	for _, skew := range []time.Duration{0, 300 * time.Millisecond, -700 * time.Millisecond} {
+		off, unc, err := clockOffset(context.Background(), clockServer(t, skew))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The estimate is within its own uncertainty, plus slack for a
+		// shared machine's scheduling.
+		if d := off - skew; d > unc+20*time.Millisecond || d < -unc-20*time.Millisecond {
+			t.Errorf("skew %s: offset %s ± %s", skew, off, unc)
+		}
+	}
+	noDate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Header()["Date"] = nil }))
+	defer noDate.Close()
+	if _, _, err := clockOffset(context.Background(), noDate.URL); err == nil || !strings.Contains(err.Error(), "no Date header") {
+		t.Errorf("no Date: err = %v", err)
+	}
+}
+
+// A shard whose clock is off warns (and still runs); a start already past
+// writes nothing.
+func TestShardClockWarningAndNothingWritten(t *testing.T) {
+	srv := shop(t, "", nil)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "s.gob")
+	start := time.Now().Add(2500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	_, errOut, err := runArgs(t, "attack", "--campaign", browse, "--target", "a="+srv, "--rate", "20", "--duration", "200ms",
+		"--shard", "1/2", "--start-at", start, "--clock-url", clockServer(t, 400*time.Millisecond), "--output", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut, "warning") || !strings.Contains(errOut, "midpoint") {
+		t.Errorf("no clock warning: %q", errOut)
+	}
+	if _, err := os.Stat(metaPath(out)); err != nil {
+		t.Errorf("shard metadata: %v", err)
+	}
+	past := filepath.Join(dir, "past.gob")
+	_, _, err = runArgs(t, "attack", "--campaign", browse, "--target", "a="+srv, "--shard", "1/2", "--start-at", "2020-01-01T00:00:00Z", "--output", past)
+	if err == nil {
+		t.Fatal("a start in the past was accepted")
+	}
+	if _, err := os.Stat(past); !os.IsNotExist(err) {
+		t.Errorf("a refused shard wrote %s: %v", past, err)
+	}
+	// More shards than products: refused before anything is sent.
+	_, _, err = runArgs(t, "attack", "--campaign", browse, "--target", "a="+srv, "--range", "product=1-2", "--shard", "1/3",
+		"--start-at", time.Now().Add(time.Minute).UTC().Format(time.RFC3339), "--output", filepath.Join(dir, "few.gob"))
+	if err == nil || !strings.Contains(err.Error(), "fewer than the 3 shards") {
+		t.Errorf("range smaller than the shards: err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "few.gob")); !os.IsNotExist(err) {
+		t.Errorf("a refused shard wrote its output: %v", err)
+	}
 }
