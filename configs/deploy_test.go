@@ -740,7 +740,7 @@ func readManifests(t *testing.T) map[string]k8sObject {
 
 func TestKubernetesManifests(t *testing.T) {
 	objs := readManifests(t)
-	for _, want := range []string{"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets", "Job/migrate", "Job/loadgen-shards", "Job/loadgen-merge",
+	for _, want := range []string{"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets", "Job/migrate", "Job/loadgen-shards", "Job/loadgen-merge", "NetworkPolicy/edge-admin",
 		"Deployment/edge", "Service/edge", "Deployment/origin-1", "Service/origin-1", "Deployment/origin-2",
 		"Service/origin-2", "Deployment/worker"} {
 		if _, ok := objs[want]; !ok {
@@ -798,6 +798,17 @@ func TestKubernetesManifests(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("edge-config edge.yaml is invalid: %v", err)
 	}
+	// The admin port is off loopback: the edge starts only with its token,
+	// which comes from the Secret.
+	hasToken := false
+	for _, e := range ec.Env {
+		if e.Name == cfg.Admin.TokenEnv && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Key == "admin-token" {
+			hasToken = true
+		}
+	}
+	if !hasToken && !cfg.Admin.Insecure {
+		t.Errorf("edge: admin_listen %s needs %s from the novashop-secrets key admin-token", cfg.AdminListen, cfg.Admin.TokenEnv)
+	}
 	if want := fmt.Sprintf(":%d", ports["admin"]); cfg.AdminListen != want {
 		t.Errorf("edge admin listens on %q, the pod's admin port is %s", cfg.AdminListen, want)
 	}
@@ -824,7 +835,7 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("upstream %s: Service %s ports %v", u.URL, pu.Hostname(), svc.Spec.Ports)
 		}
 	}
-	for _, key := range []string{"database-url", "redis-url", "jwt-secret"} {
+	for _, key := range []string{"database-url", "redis-url", "jwt-secret", "admin-token"} {
 		if !secretKeys[key] {
 			// stringData is what the example uses; Data is empty then.
 			b, _ := os.ReadFile(filepath.Join(root, "configs", "k8s", "secret.example.yaml"))

@@ -23,6 +23,8 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminListen is the address of the admin API, /metrics and pprof; keep it private.
 	AdminListen string `yaml:"admin_listen"`
+	// Admin guards the admin API's levers (purge, drain, balancer).
+	Admin Admin `yaml:"admin"`
 	// Upstreams are the origin hosts; at least one is required.
 	Upstreams []Upstream `yaml:"upstreams"`
 	// Balancer chooses the host for each request.
@@ -43,6 +45,18 @@ type Config struct {
 	Cache Cache `yaml:"cache"`
 	// AccessLog configures the per-request log.
 	AccessLog AccessLog `yaml:"access_log"`
+}
+
+// Admin guards the admin API: whoever reaches its port may purge the cache,
+// drain every origin or switch the balancer of the whole fleet.
+type Admin struct {
+	// TokenEnv names the environment variable holding the bearer token that
+	// mutating admin calls (and pprof) must present; unset or empty means
+	// no token. The token itself never sits in the file.
+	TokenEnv string `yaml:"token_env"`
+	// Insecure lets the edge start with an admin listener off loopback and
+	// no token (a private network the operator vouches for).
+	Insecure bool `yaml:"insecure"`
 }
 
 // Upstream is one origin host.
