@@ -107,7 +107,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	res, err := attack.Run(ctx, c, attack.Options{
 		Name: ts[0].Name, URL: ts[0].URL, Rate: cf.rate, Duration: cf.duration,
-		Progress: progressFor(stdout, stderr), Log: cf.logger(stderr),
+		Progress: progressFor(stderr, cf.quiet), Log: cf.logger(stderr),
 		OnResult: func(r *vegeta.Result) error { return enc.Encode(r) },
 		Shard:    shard, Shards: shards, StartAt: startAt,
 	})

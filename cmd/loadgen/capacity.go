@@ -80,7 +80,7 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		du = min(time.Duration(c.Duration), 10*time.Second)
 	}
 	doc := capacityDoc{Campaign: c.Name, Started: time.Now().UTC().Format(time.RFC3339), P99BoundMs: float64(*p99) / 1e6, MinSuccess: *minSuccess, TrialS: du.Seconds(), Note: attack.Note}
-	progress := progressFor(stdout, stderr)
+	progress := progressFor(stderr, cf.quiet)
 	interrupted := false
 	for _, t := range ts {
 		if *warmup > 0 {

@@ -39,7 +39,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	res, err := compare.Run(ctx, c, ts, compare.Options{
 		Rounds: *rounds, Rate: cf.rate, Duration: cf.duration, Warmup: *warmup,
-		Progress: progressFor(stdout, stderr), Log: cf.logger(stderr), CPU: meter,
+		Progress: progressFor(stderr, cf.quiet), Log: cf.logger(stderr), CPU: meter,
 	})
 	if err != nil {
 		return err

@@ -89,7 +89,7 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *slowEdge != "" {
 		scenarios = append(scenarios, tune.Scenario{Name: "slow-origin", Edge: *slowEdge, Admin: tune.Admin{URL: *slowAdmin, Token: os.Getenv(*tokenEnv)}})
 	}
-	progress := progressFor(stdout, stderr)
+	progress := progressFor(stderr, cf.quiet)
 	interrupted := false
 	trials, runErr := tune.Run(ctx, scenarios, pols, *rounds, func(ctx context.Context, sc tune.Scenario, policy string) (metrics.Summary, error) {
 		out, err := attack.Run(ctx, c, attack.Options{Name: sc.Name + ":" + policy, URL: sc.Edge, Rate: cf.rate, Duration: cf.duration, Progress: progress, Log: cf.logger(stderr)})
