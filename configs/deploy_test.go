@@ -738,9 +738,52 @@ func readManifests(t *testing.T) map[string]k8sObject {
 	return objs
 }
 
+// Every HorizontalPodAutoscaler scales a Deployment the manifests define,
+// within sane bounds.
+func TestKubernetesAutoscalers(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "configs", "k8s", "scaling.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := readManifests(t)
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	n := 0
+	for {
+		var o struct {
+			Kind string `yaml:"kind"`
+			Spec struct {
+				ScaleTargetRef struct{ Kind, Name string } `yaml:"scaleTargetRef"`
+				MinReplicas    int                         `yaml:"minReplicas"`
+				MaxReplicas    int                         `yaml:"maxReplicas"`
+			} `yaml:"spec"`
+		}
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Kind != "HorizontalPodAutoscaler" {
+			continue
+		}
+		n++
+		ref := o.Spec.ScaleTargetRef
+		if _, ok := objs[ref.Kind+"/"+ref.Name]; !ok || ref.Kind != "Deployment" {
+			t.Errorf("autoscaler targets %s/%s, which the manifests do not define", ref.Kind, ref.Name)
+		}
+		if o.Spec.MinReplicas < 1 || o.Spec.MaxReplicas < o.Spec.MinReplicas {
+			t.Errorf("autoscaler %s: replicas %d..%d", ref.Name, o.Spec.MinReplicas, o.Spec.MaxReplicas)
+		}
+	}
+	if n == 0 {
+		t.Fatal("scaling.yaml holds no autoscaler")
+	}
+}
+
 func TestKubernetesManifests(t *testing.T) {
 	objs := readManifests(t)
-	for _, want := range []string{"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets", "Job/migrate", "Job/loadgen-shards", "Job/loadgen-merge", "NetworkPolicy/edge-admin",
+	for _, want := range []string{"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets", "Job/migrate", "Job/loadgen-shards", "Job/loadgen-merge", "NetworkPolicy/edge-admin", "HorizontalPodAutoscaler/edge", "PodDisruptionBudget/edge",
 		"Deployment/edge", "Service/edge", "Deployment/origin-1", "Service/origin-1", "Deployment/origin-2",
 		"Service/origin-2", "Deployment/worker"} {
 		if _, ok := objs[want]; !ok {
