@@ -78,7 +78,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if off > 10*time.Millisecond || off < -10*time.Millisecond {
-			fmt.Fprintf(stderr, "loadgen: warning: %s's clock is %s ahead of the local one (± %s, estimated from the midpoint of the request whose Date header first showed a new second); shards will not start together\n",
+			fmt.Fprintf(stderr, "loadgen: warning: %s's clock minus the local clock is %s (± %s, estimated from the midpoint of the request whose Date header first showed a new second); shards will not start together\n",
 				*clockURL, off.Round(time.Millisecond), unc.Round(time.Millisecond))
 		}
 	}
