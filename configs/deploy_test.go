@@ -706,7 +706,7 @@ func readManifests(t *testing.T) map[string]k8sObject {
 		t.Fatalf("kustomization.yaml: kind %q, %v", kust.Kind, err)
 	}
 	objs := map[string]k8sObject{}
-	for _, res := range append(kust.Resources, "secret.example.yaml") {
+	for _, res := range append(kust.Resources, "secret.example.yaml", "loadgen-job.yaml") {
 		b, err := os.ReadFile(filepath.Join(dir, res))
 		if err != nil {
 			t.Errorf("kustomization resource: %v", err)
@@ -738,9 +738,52 @@ func readManifests(t *testing.T) map[string]k8sObject {
 	return objs
 }
 
+// Every HorizontalPodAutoscaler scales a Deployment the manifests define,
+// within sane bounds.
+func TestKubernetesAutoscalers(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "configs", "k8s", "scaling.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := readManifests(t)
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	n := 0
+	for {
+		var o struct {
+			Kind string `yaml:"kind"`
+			Spec struct {
+				ScaleTargetRef struct{ Kind, Name string } `yaml:"scaleTargetRef"`
+				MinReplicas    int                         `yaml:"minReplicas"`
+				MaxReplicas    int                         `yaml:"maxReplicas"`
+			} `yaml:"spec"`
+		}
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Kind != "HorizontalPodAutoscaler" {
+			continue
+		}
+		n++
+		ref := o.Spec.ScaleTargetRef
+		if _, ok := objs[ref.Kind+"/"+ref.Name]; !ok || ref.Kind != "Deployment" {
+			t.Errorf("autoscaler targets %s/%s, which the manifests do not define", ref.Kind, ref.Name)
+		}
+		if o.Spec.MinReplicas < 1 || o.Spec.MaxReplicas < o.Spec.MinReplicas {
+			t.Errorf("autoscaler %s: replicas %d..%d", ref.Name, o.Spec.MinReplicas, o.Spec.MaxReplicas)
+		}
+	}
+	if n == 0 {
+		t.Fatal("scaling.yaml holds no autoscaler")
+	}
+}
+
 func TestKubernetesManifests(t *testing.T) {
 	objs := readManifests(t)
-	for _, want := range []string{"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets", "Job/migrate",
+	for _, want := range []string{"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets", "Job/migrate", "Job/loadgen-shards", "Job/loadgen-merge", "NetworkPolicy/edge-admin", "HorizontalPodAutoscaler/edge", "PodDisruptionBudget/edge",
 		"Deployment/edge", "Service/edge", "Deployment/origin-1", "Service/origin-1", "Deployment/origin-2",
 		"Service/origin-2", "Deployment/worker"} {
 		if _, ok := objs[want]; !ok {
@@ -798,6 +841,17 @@ func TestKubernetesManifests(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("edge-config edge.yaml is invalid: %v", err)
 	}
+	// The admin port is off loopback: the edge starts only with its token,
+	// which comes from the Secret.
+	hasToken := false
+	for _, e := range ec.Env {
+		if e.Name == cfg.Admin.TokenEnv && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Key == "admin-token" {
+			hasToken = true
+		}
+	}
+	if !hasToken && !cfg.Admin.Insecure {
+		t.Errorf("edge: admin_listen %s needs %s from the novashop-secrets key admin-token", cfg.AdminListen, cfg.Admin.TokenEnv)
+	}
 	if want := fmt.Sprintf(":%d", ports["admin"]); cfg.AdminListen != want {
 		t.Errorf("edge admin listens on %q, the pod's admin port is %s", cfg.AdminListen, want)
 	}
@@ -824,7 +878,7 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("upstream %s: Service %s ports %v", u.URL, pu.Hostname(), svc.Spec.Ports)
 		}
 	}
-	for _, key := range []string{"database-url", "redis-url", "jwt-secret"} {
+	for _, key := range []string{"database-url", "redis-url", "jwt-secret", "admin-token"} {
 		if !secretKeys[key] {
 			// stringData is what the example uses; Data is empty then.
 			b, _ := os.ReadFile(filepath.Join(root, "configs", "k8s", "secret.example.yaml"))

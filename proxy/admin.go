@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -87,9 +90,78 @@ func (s *Server) adminHandler() fasthttp.RequestHandler {
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
 	}
 	h := r.Handler
+	if s.opt.AdminToken == "" {
+		return func(ctx *fasthttp.RequestCtx) {
+			defer s.recoverPanic(ctx)
+			h(ctx)
+		}
+	}
+	want := sha256.Sum256([]byte(s.opt.AdminToken))
 	return func(ctx *fasthttp.RequestCtx) {
 		defer s.recoverPanic(ctx)
+		if !adminAllowed(ctx, &want) {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="novashop-edge admin"`)
+			writeError(ctx, fasthttp.StatusUnauthorized, adminDenial(ctx))
+			return
+		}
 		h(ctx)
+	}
+}
+
+// adminOpen reports whether a call needs no token: reads of the health
+// check, the metrics and the upstreams' state. Everything else (purge,
+// drain, balancer, pprof, which can run a CPU profile) is a lever.
+func adminOpen(ctx *fasthttp.RequestCtx) bool {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		return false
+	}
+	switch string(ctx.Path()) {
+	case "/healthz", "/metrics", "/admin/upstreams":
+		return true
+	}
+	return false
+}
+
+// tokenInQuery reports whether the query string carries something that
+// looks like a credential: tokens travel only in the Authorization header,
+// never in URLs that logs, proxies and shell histories keep.
+func tokenInQuery(ctx *fasthttp.RequestCtx) bool {
+	found := false
+	ctx.QueryArgs().VisitAll(func(k, _ []byte) {
+		switch strings.ToLower(string(k)) {
+		case "token", "access_token", "admin_token", "bearer", "authorization":
+			found = true
+		}
+	})
+	return found
+}
+
+// adminAllowed checks the bearer token in constant time (digests of equal
+// length, so the token's length does not leak either).
+func adminAllowed(ctx *fasthttp.RequestCtx, want *[sha256.Size]byte) bool {
+	if tokenInQuery(ctx) {
+		return false
+	}
+	if adminOpen(ctx) {
+		return true
+	}
+	h := ctx.Request.Header.Peek("Authorization")
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(string(h[:len(prefix)]), prefix) {
+		return false
+	}
+	got := sha256.Sum256(h[len(prefix):])
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+func adminDenial(ctx *fasthttp.RequestCtx) string {
+	switch {
+	case tokenInQuery(ctx):
+		return "admin tokens travel only in the Authorization header, never in the query string"
+	case len(ctx.Request.Header.Peek("Authorization")) == 0:
+		return "this admin call needs Authorization: Bearer TOKEN"
+	default:
+		return "wrong admin token"
 	}
 }
 

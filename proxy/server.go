@@ -31,6 +31,9 @@ type Options struct {
 	Verifier *auth.Verifier
 	// Rand is the balancers' randomness; nil means math/rand/v2.
 	Rand balancer.Rand
+	// AdminToken, when set (from the variable admin.token_env names), is
+	// the bearer token mutating admin calls and pprof must present.
+	AdminToken string
 }
 
 // Server is the edge. Build it with New, serve with Serve and ServeAdmin, apply a new

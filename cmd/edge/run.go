@@ -229,7 +229,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
 
-	opt := proxy.Options{Logger: log}
+	opt := proxy.Options{Logger: log, AdminToken: os.Getenv(cfg.Admin.TokenEnv)}
+	if err := checkAdminGuard(cfg.AdminListen, cfg.Admin, opt.AdminToken); err != nil {
+		return usageError{err}
+	}
 	if cfg.JWT.PublicKeyFile == "" && cfg.JWT.JWKSURL == "" {
 		opt.JWTSecret = []byte(os.Getenv(cfg.JWT.SecretEnv))
 	}
@@ -320,4 +323,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 	}
+}
+
+// checkAdminGuard refuses an admin API anyone on the network could pull
+// (purge, drain, balancer switch): off loopback it needs a token unless
+// the configuration says admin.insecure: true.
+func checkAdminGuard(listen string, a config.Admin, token string) error {
+	if token != "" || a.Insecure {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("admin_listen %q: %v", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("admin_listen %s is reachable beyond this host and %s is not set: set it to a secret token (mutating admin calls then need Authorization: Bearer TOKEN), listen on 127.0.0.1, or set admin.insecure: true", listen, a.TokenEnv)
 }

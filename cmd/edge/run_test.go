@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/novashop/edge/proxy/config"
 	"github.com/valyala/fasthttp"
 )
 
@@ -325,5 +326,33 @@ func TestUsageListsEveryFlag(t *testing.T) {
 	}
 	if len(defined) == 0 {
 		t.Fatal("no flags defined")
+	}
+}
+
+func TestCheckAdminGuard(t *testing.T) {
+	secure := config.Admin{TokenEnv: "EDGE_ADMIN_TOKEN"}
+	insecure := config.Admin{TokenEnv: "EDGE_ADMIN_TOKEN", Insecure: true}
+	for _, tc := range []struct {
+		listen string
+		admin  config.Admin
+		token  string
+		ok     bool
+	}{
+		{"127.0.0.1:9090", secure, "", true},
+		{"[::1]:9090", secure, "", true},
+		{"localhost:9090", secure, "", true},
+		{":9090", secure, "", false},
+		{"0.0.0.0:9090", secure, "", false},
+		{"10.0.0.5:9090", secure, "", false},
+		{":9090", secure, "tok", true},
+		{":9090", insecure, "", true},
+	} {
+		err := checkAdminGuard(tc.listen, tc.admin, tc.token)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s token %q insecure %v: err = %v", tc.listen, tc.token, tc.admin.Insecure, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "EDGE_ADMIN_TOKEN") {
+			t.Errorf("error does not name the variable: %v", err)
+		}
 	}
 }

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"text/tabwriter"
 	"time"
 
 	"github.com/novashop/edge/loadgen/attack"
 	"github.com/novashop/edge/loadgen/capacity"
+	"github.com/novashop/edge/loadgen/cpu"
 	"github.com/novashop/edge/loadgen/metrics"
+	"github.com/novashop/edge/loadgen/report"
 )
 
 // capacityDoc is capacity's JSON output.
@@ -21,13 +24,17 @@ type capacityDoc struct {
 	MinSuccess float64            `json:"min_success_ratio"`
 	TrialS     float64            `json:"trial_duration_s"`
 	Targets    []*capacity.Result `json:"targets"`
-	Note       string             `json:"note"`
+	// CPU is each measured name's CPU µs per request over every trial.
+	CPU  map[string]report.CPUFigure `json:"cpu,omitempty"`
+	Note string                      `json:"note"`
 }
 
 func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("capacity", "--campaign FILE --target NAME=URL ... [--p99 20ms] [--min-success 0.999] [--start R] [--max R] [--trials N] [--duration D] [--warmup D] [--json FILE]", stdout)
 	var cf campaignFlags
 	cf.register(fs)
+	var cpuf cpuFlags
+	cpuf.register(fs)
 	var targets stringList
 	fs.Var(&targets, "target", "a system under test, `NAME=URL` (repeatable)")
 	p99 := fs.Duration("p99", capacity.DefaultP99, "p99 latency bound a passing rate must meet")
@@ -56,6 +63,14 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	meter, err := cpuf.meter()
+	if err != nil {
+		return err
+	}
+	var ledger *cpu.Ledger
+	if meter != nil {
+		ledger = cpu.NewLedger(meter.Names())
+	}
 	cfg := capacity.Config{P99: *p99, MinSuccess: *minSuccess, Start: *start, Max: *maxRate, Trials: *trials, Precision: capacity.DefaultPrecision, Confirm: *confirm}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -65,7 +80,7 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		du = min(time.Duration(c.Duration), 10*time.Second)
 	}
 	doc := capacityDoc{Campaign: c.Name, Started: time.Now().UTC().Format(time.RFC3339), P99BoundMs: float64(*p99) / 1e6, MinSuccess: *minSuccess, TrialS: du.Seconds(), Note: attack.Note}
-	progress := progressFor(stdout, stderr)
+	progress := progressFor(stderr, cf.quiet)
 	interrupted := false
 	for _, t := range ts {
 		if *warmup > 0 {
@@ -74,14 +89,34 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			}
 		}
 		res, err := capacity.Search(ctx, t.Name, cfg, func(ctx context.Context, rate float64) (metrics.Summary, error) {
+			var before cpu.Reading
+			if meter != nil {
+				if before, err = meter.Sample(); err != nil {
+					return metrics.Summary{}, err
+				}
+			}
 			out, err := attack.Run(ctx, c, attack.Options{Name: t.Name, URL: t.URL, Rate: rate, Duration: du, Progress: progress, Log: cf.logger(stderr)})
 			if err != nil {
 				return metrics.Summary{}, err
 			}
+			s := out.Metrics.Summary()
+			if meter != nil {
+				after, err := meter.Sample()
+				if err != nil {
+					return metrics.Summary{}, err
+				}
+				// Each trial is a ledger of its own (its figure stands
+				// beside its rate) and also enters the overall one.
+				trial := cpu.NewLedger(meter.Names())
+				d := cpu.Delta(before, after)
+				trial.Add(t.Name, out.Metrics.Requests, d)
+				ledger.Add(t.Name, out.Metrics.Requests, d)
+				s.CPUUsPerRequest, s.CPUByLabel, _ = trial.Target(t.Name)
+			}
 			if out.Interrupted {
 				interrupted = true
 			}
-			return out.Metrics.Summary(), nil
+			return s, nil
 		})
 		if err != nil {
 			return err
@@ -89,6 +124,12 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		doc.Targets = append(doc.Targets, res)
 		if ctx.Err() != nil {
 			break
+		}
+	}
+	if ledger != nil {
+		doc.CPU = map[string]report.CPUFigure{}
+		for _, n := range meter.Names() {
+			doc.CPU[n] = report.CPUFigure{CPUUsPerRequest: ledger.Label(n)}
 		}
 	}
 	if *jsonPath != "-" {
@@ -113,9 +154,9 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func writeCapacityText(w io.Writer, d *capacityDoc) {
 	fmt.Fprintf(w, "capacity of campaign %s: highest rate with p99 <= %gms and success >= %.3f%% (%gs trials)\n", d.Campaign, d.P99BoundMs, 100*d.MinSuccess, d.TrialS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\tcapacity req/s\tp99 at capacity\tsuccess\ttrials (rate: p99, success)")
+	fmt.Fprintln(tw, "target\tcapacity req/s\tp99 at capacity\tsuccess\tcpu µs/req at capacity\ttrials (rate: p99, success)")
 	for _, r := range d.Targets {
-		capStr, p99, succ := "none passed", "-", "-"
+		capStr, p99, succ, cpuStr := "none passed", "-", "-", "-"
 		if r.Best != nil {
 			capStr = fmt.Sprintf("%.0f", r.Capacity)
 			if r.Bounded {
@@ -123,6 +164,9 @@ func writeCapacityText(w io.Writer, d *capacityDoc) {
 			}
 			p99 = fmt.Sprintf("%.2fms", r.Best.Summary.Latency.P99)
 			succ = fmt.Sprintf("%.3f%%", 100*r.Best.Summary.SuccessRatio)
+			if d.CPU != nil {
+				cpuStr = fmt.Sprintf("%.1f", r.Best.Summary.CPUUsPerRequest)
+			}
 		}
 		trials := ""
 		for i, t := range r.Trials {
@@ -140,8 +184,24 @@ func writeCapacityText(w io.Writer, d *capacityDoc) {
 				trials += fmt.Sprintf(" (generator lag %.0fms)", t.Summary.MaxSendLagMs)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Target, capStr, p99, succ, trials)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Target, capStr, p99, succ, cpuStr, trials)
 	}
 	_ = tw.Flush()
+	if len(d.CPU) > 0 {
+		fmt.Fprint(w, "cpu µs per request over every trial:")
+		for _, n := range sortedNames(d.CPU) {
+			fmt.Fprintf(w, " %s %.1f", n, d.CPU[n].CPUUsPerRequest)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, d.Note)
+}
+
+func sortedNames(m map[string]report.CPUFigure) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

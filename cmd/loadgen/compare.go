@@ -8,9 +8,11 @@ import (
 )
 
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("compare", "--campaign FILE --target NAME=URL ... [--rate R] [--duration D] [--rounds N] [--warmup D] [--json FILE] [--html FILE]", stdout)
+	fs := newFlagSet("compare", "--campaign FILE --target NAME=URL ... [--rate R] [--duration D] [--rounds N] [--warmup D] [--cpu NAME=PID,...] [--cgroup NAME=PATH] [--json FILE] [--html FILE]", stdout)
 	var cf campaignFlags
 	cf.register(fs)
+	var cpuf cpuFlags
+	cpuf.register(fs)
 	var targets stringList
 	fs.Var(&targets, "target", "a system under test, `NAME=URL` (repeatable; ratios read first/second, e.g. edge/nginx)")
 	rounds := fs.Int("rounds", compare.DefaultRounds, "interleaved rounds: each round runs every target in turn, and round r (from 0) starts with target r mod N, so no target always runs first")
@@ -28,12 +30,16 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	meter, err := cpuf.meter()
+	if err != nil {
+		return err
+	}
 	if *rounds < 1 {
 		return usageErr("--rounds must be at least 1")
 	}
 	res, err := compare.Run(ctx, c, ts, compare.Options{
 		Rounds: *rounds, Rate: cf.rate, Duration: cf.duration, Warmup: *warmup,
-		Progress: progressFor(stdout, stderr), Log: cf.logger(stderr),
+		Progress: progressFor(stderr, cf.quiet), Log: cf.logger(stderr), CPU: meter,
 	})
 	if err != nil {
 		return err

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/novashop/edge/loadgen/attack"
 	"github.com/novashop/edge/loadgen/campaign"
 	"github.com/novashop/edge/loadgen/compare"
+	"github.com/novashop/edge/loadgen/cpu"
 	"github.com/novashop/edge/loadgen/metrics"
 	"github.com/novashop/edge/loadgen/report"
 	"go.uber.org/zap"
@@ -77,6 +79,7 @@ type campaignFlags struct {
 	ranges   stringList
 	users    int
 	verbose  bool
+	quiet    bool
 }
 
 func (c *campaignFlags) register(fs *flagSet) {
@@ -86,6 +89,7 @@ func (c *campaignFlags) register(fs *flagSet) {
 	fs.Var(&c.ranges, "range", "override a range feeder, `NAME=MIN-MAX` (repeatable), e.g. product=1-5000; NOVASHOP_PRODUCTS=N and NOVASHOP_CATEGORIES=N set product and category to 1-N")
 	fs.IntVar(&c.users, "users", 0, "override the count of every users feeder (the seed's --users); also NOVASHOP_USERS")
 	fs.BoolVar(&c.verbose, "verbose", false, "log debug events to stderr")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress on stderr (by default a line redrawn in place on a terminal, else one line every 10s)")
 }
 
 // load reads the campaign and applies the overrides.
@@ -213,13 +217,19 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// progressFor returns where the live progress line goes: stderr while
-// stdout is a terminal, nowhere otherwise (pipes and files stay clean).
-func progressFor(stdout, stderr io.Writer) io.Writer {
-	if isTerminal(stdout) {
+// progressFor returns where the live progress goes: always stderr, so
+// the tables and JSON on stdout stay clean; redrawn in place when stderr
+// is a terminal, else one plain line every 10 s (attack.PlainWriter);
+// nowhere with --quiet.
+func progressFor(stderr io.Writer, quiet bool) io.Writer {
+	switch {
+	case quiet:
+		return nil
+	case isTerminal(stderr):
 		return stderr
+	default:
+		return attack.PlainWriter{Writer: stderr}
 	}
-	return nil
 }
 
 // writeFile writes with fn to path, "-" meaning w.
@@ -263,3 +273,38 @@ func emit(stdout, stderr io.Writer, d *report.Document, ms []*metrics.Metrics, j
 }
 
 func usageErr(msg string) error { return fmt.Errorf("%w: %s", errUsage, msg) }
+
+// cpuFlags are --cpu and --cgroup, shared by compare and capacity.
+type cpuFlags struct{ pids, cgroups stringList }
+
+func (c *cpuFlags) register(fs *flagSet) {
+	fs.Var(&c.pids, "cpu", "measure these processes' CPU (children included) around every run, `NAME=PID[,PID...]` (repeatable; NAME a target's name or a label such as postgres); reported as CPU µs per request")
+	fs.Var(&c.cgroups, "cgroup", "measure a cgroup v2's CPU (cpu.stat usage_usec) around every run, `NAME=PATH` (repeatable)")
+}
+
+// meter parses the flags and reads every source once, so a bad PID or
+// cgroup fails before anything runs; nil when none was given.
+func (c *cpuFlags) meter() (*cpu.Meter, error) {
+	if len(c.pids)+len(c.cgroups) == 0 {
+		return nil, nil
+	}
+	m := &cpu.Meter{}
+	for _, s := range c.pids {
+		src, err := cpu.ParsePIDs(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		m.Sources = append(m.Sources, src)
+	}
+	for _, s := range c.cgroups {
+		src, err := cpu.ParseCgroup(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		m.Sources = append(m.Sources, src)
+	}
+	if err := m.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return m, nil
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -179,6 +180,18 @@ func TestBadInput(t *testing.T) {
 		{"coherence no writer", []string{"coherence"}, true, "--writer"},
 		{"coherence no credentials", []string{"coherence", "--writer", "a=http://127.0.0.1:1", "--reader", "b=http://127.0.0.1:2"}, true, "--token"},
 		{"stray argument", []string{"compare", "extra"}, true, `unexpected argument "extra"`},
+		{"shard 0/3", []string{"attack", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--output", filepath.Join(dir, "s"), "--shard", "0/3", "--start-at", "2099-01-01T00:00:00Z"}, true, "I must be between 1 and N"},
+		{"shard 4/3", []string{"attack", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--output", filepath.Join(dir, "s"), "--shard", "4/3", "--start-at", "2099-01-01T00:00:00Z"}, true, "I must be between 1 and N"},
+		{"shard 1/0", []string{"attack", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--output", filepath.Join(dir, "s"), "--shard", "1/0", "--start-at", "2099-01-01T00:00:00Z"}, true, "N must be"},
+		{"shard without start", []string{"attack", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--output", filepath.Join(dir, "s"), "--shard", "1/3"}, true, "--start-at"},
+		{"shard to stdout", []string{"attack", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--shard", "1/3", "--start-at", "2099-01-01T00:00:00Z"}, true, "--output FILE"},
+		{"start in the past", []string{"attack", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--output", filepath.Join(dir, "s"), "--shard", "1/3", "--start-at", "2020-01-01T00:00:00Z"}, true, "already passed"},
+		{"start not a time", []string{"attack", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--output", filepath.Join(dir, "s"), "--start-at", "tomorrow"}, true, "RFC 3339"},
+		{"cpu bad syntax", []string{"compare", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cpu", "edge"}, true, "NAME=PID"},
+		{"cpu bad pid", []string{"compare", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cpu", "edge=12,x"}, true, "not a process id"},
+		{"cpu unreadable pid", []string{"compare", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cpu", "edge=1073741824"}, true, "process 1073741824"},
+		{"cgroup bad syntax", []string{"capacity", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cgroup", "pg"}, true, "NAME=PATH"},
+		{"cgroup missing", []string{"capacity", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cgroup", "pg=" + dir}, true, "cpu.stat"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -403,5 +416,69 @@ func TestCapacityWarmupIsNotATrial(t *testing.T) {
 	}
 	if _, _, err := runArgs(t, "capacity", "--campaign", browse, "--target", "a="+srv, "--warmup", "-1s"); err == nil {
 		t.Error("a negative --warmup was accepted")
+	}
+}
+
+// --cpu on compare and capacity: the test process is both the load
+// generator and the servers, so its CPU per request must be positive and
+// show up per target, per label and in the table.
+func TestCPUPerRequest(t *testing.T) {
+	a, b := shop(t, "", nil), shop(t, "", nil)
+	dir := t.TempDir()
+	cg := filepath.Join(dir, "cg")
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A frozen cgroup: its CPU never moves, so its figure is exactly 0.
+	if err := os.WriteFile(filepath.Join(cg, "cpu.stat"), []byte("usage_usec 100\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(os.Getpid())
+	jsonPath := filepath.Join(dir, "r.json")
+	out, _, err := runArgs(t, "compare", "--campaign", browse, "--target", "a="+a, "--target", "b="+b,
+		"--rate", "100", "--duration", "500ms", "--rounds", "2", "--cpu", "self="+pid, "--cgroup", "frozen="+cg, "--json", jsonPath,
+		"--html", filepath.Join(dir, "r.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "cpu µs/req") || !strings.Contains(out, "all runs: frozen 0.0, self ") {
+		t.Errorf("table lacks the cpu figures:\n%s", out)
+	}
+	var doc struct {
+		Targets []struct {
+			Name    string             `json:"name"`
+			CPU     float64            `json:"cpu_us_per_request"`
+			ByLabel map[string]float64 `json:"cpu_us_per_request_by_label"`
+		} `json:"targets"`
+		CPU map[string]struct {
+			PerRequest *float64 `json:"cpu_us_per_request"`
+		} `json:"cpu"`
+	}
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range doc.Targets {
+		if tg.CPU <= 0 || tg.ByLabel["self"] != tg.CPU || tg.ByLabel["frozen"] != 0 {
+			t.Errorf("target %s: cpu %v by label %v", tg.Name, tg.CPU, tg.ByLabel)
+		}
+	}
+	if p := doc.CPU["self"].PerRequest; p == nil || *p <= 0 {
+		t.Errorf("top-level cpu = %s", raw)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "r.html"))
+	if err != nil || !bytes.Contains(page, []byte("CPU per request")) {
+		t.Errorf("html lacks the cpu chart: %v", err)
+	}
+	out, _, err = runArgs(t, "capacity", "--campaign", browse, "--target", "a="+a, "--start", "50", "--max", "100",
+		"--trials", "2", "--duration", "300ms", "--p99", "10s", "--min-success", "0.99", "--cpu", "self="+pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "cpu µs/req at capacity") || !strings.Contains(out, "cpu µs per request over every trial: self ") {
+		t.Errorf("capacity output:\n%s", out)
 	}
 }

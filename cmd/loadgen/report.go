@@ -28,7 +28,11 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(files) == 0 {
 		return usageErr("give one or more results files (from loadgen attack or vegeta attack)")
 	}
-	ms, err := mergeFiles(ctx, files)
+	shardNote, err := checkShards(files)
+	if err != nil {
+		return err
+	}
+	ms, starts, err := mergeFiles(ctx, files)
 	if err != nil {
 		return err
 	}
@@ -45,6 +49,18 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	d.Ratios = report.Ratios(names, [][]metrics.Summary{row})
+	if shardNote != "" {
+		lo, hi := starts[0], starts[0]
+		for _, t := range starts {
+			if t.Before(lo) {
+				lo = t
+			}
+			if t.After(hi) {
+				hi = t
+			}
+		}
+		d.Shards = &report.Shards{Files: len(files), Note: shardNote, StartSpreadMs: float64(hi.Sub(lo).Microseconds()) / 1000}
+	}
 	return emit(stdout, stderr, d, ms, *jsonPath, *htmlPath)
 }
 
@@ -52,20 +68,26 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // into one Metrics per name. Results from several machines that attacked
 // at the same time merge exactly: each Metrics sees every raw result, and
 // its Elapsed is the window from the earliest send to the latest answer.
-func mergeFiles(ctx context.Context, files []string) ([]*metrics.Metrics, error) {
+//
+// starts holds each file's first intended send time (shards' start spread).
+func mergeFiles(ctx context.Context, files []string) (ms []*metrics.Metrics, starts []time.Time, err error) {
 	// Pass 1 finds each attack's first send, so the per-second series of
 	// every file line up on one clock.
 	first := map[string]time.Time{}
-	err := eachResult(ctx, files, func(r *vegeta.Result) {
+	starts = make([]time.Time, len(files))
+	err = eachResult(ctx, files, func(i int, r *vegeta.Result) {
 		if t, ok := first[r.Attack]; !ok || r.Timestamp.Before(t) {
 			first[r.Attack] = r.Timestamp
 		}
+		if starts[i].IsZero() || r.Timestamp.Before(starts[i]) {
+			starts[i] = r.Timestamp
+		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	by := map[string]*metrics.Metrics{}
-	err = eachResult(ctx, files, func(r *vegeta.Result) {
+	err = eachResult(ctx, files, func(_ int, r *vegeta.Result) {
 		m := by[r.Attack]
 		if m == nil {
 			name := r.Attack
@@ -78,7 +100,7 @@ func mergeFiles(ctx context.Context, files []string) ([]*metrics.Metrics, error)
 		m.Add(r)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keys := make([]string, 0, len(by))
 	for k := range by {
@@ -90,11 +112,11 @@ func mergeFiles(ctx context.Context, files []string) ([]*metrics.Metrics, error)
 		by[k].Close()
 		out = append(out, by[k])
 	}
-	return out, nil
+	return out, starts, nil
 }
 
-func eachResult(ctx context.Context, files []string, fn func(*vegeta.Result)) error {
-	for _, path := range files {
+func eachResult(ctx context.Context, files []string, fn func(int, *vegeta.Result)) error {
+	for i, path := range files {
 		if err := ctx.Err(); err != nil {
 			return errInterrupted
 		}
@@ -117,7 +139,7 @@ func eachResult(ctx context.Context, files []string, fn func(*vegeta.Result)) er
 				f.Close()
 				return fmt.Errorf("%s: result %d: %v", path, n, err)
 			}
-			fn(&r)
+			fn(i, &r)
 		}
 		f.Close()
 	}

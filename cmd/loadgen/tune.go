@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -38,6 +39,7 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	margin := fs.Float64("max-share-margin", tune.DefaultShareMargin, "never recommend a policy that sent one host more than its fair share plus this `fraction` of the requests")
 	rounds := fs.Int("rounds", 1, "interleaved rounds: each round tries every policy in turn; scenario figures are medians over rounds")
 	minSuccess := fs.Float64("min-success", capacity.DefaultMinSuccess, "success ratio a policy must keep in every scenario to be recommended")
+	tokenEnv := fs.String("admin-token-env", "EDGE_ADMIN_TOKEN", "environment variable holding the edges' admin bearer token (their admin.token_env), sent as Authorization: Bearer; unset means none")
 	jsonPath := fs.String("json", "", "write the JSON result to `FILE` (- for stdout instead of the table)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -83,11 +85,11 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}
-	scenarios := []tune.Scenario{{Name: "normal", Edge: *edge, Admin: tune.Admin{URL: *admin}}}
+	scenarios := []tune.Scenario{{Name: "normal", Edge: *edge, Admin: tune.Admin{URL: *admin, Token: os.Getenv(*tokenEnv)}}}
 	if *slowEdge != "" {
-		scenarios = append(scenarios, tune.Scenario{Name: "slow-origin", Edge: *slowEdge, Admin: tune.Admin{URL: *slowAdmin}})
+		scenarios = append(scenarios, tune.Scenario{Name: "slow-origin", Edge: *slowEdge, Admin: tune.Admin{URL: *slowAdmin, Token: os.Getenv(*tokenEnv)}})
 	}
-	progress := progressFor(stdout, stderr)
+	progress := progressFor(stderr, cf.quiet)
 	interrupted := false
 	trials, runErr := tune.Run(ctx, scenarios, pols, *rounds, func(ctx context.Context, sc tune.Scenario, policy string) (metrics.Summary, error) {
 		out, err := attack.Run(ctx, c, attack.Options{Name: sc.Name + ":" + policy, URL: sc.Edge, Rate: cf.rate, Duration: cf.duration, Progress: progress, Log: cf.logger(stderr)})

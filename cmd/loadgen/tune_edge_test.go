@@ -94,3 +94,46 @@ func TestTuneAgainstARealEdge(t *testing.T) {
 		t.Errorf("edge left on %s after tune", p)
 	}
 }
+
+// An edge with an admin token: tune sends the token from the variable
+// --admin-token-env names (EDGE_ADMIN_TOKEN by default) and fails with
+// the edge's 401 without it, leaving the balancer alone.
+func TestTuneSendsAdminToken(t *testing.T) {
+	cfg := config.Default()
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	for _, name := range []string{"o1", "o2"} {
+		cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Name: name, URL: shop(t, "", nil), Weight: 1})
+	}
+	cfg.AccessLog.Enabled = false
+	cfg.Health.Active = false
+	cfg.JWT.Disabled = true
+	s, err := proxy.New(cfg, proxy.Options{AdminToken: "tune-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)       //nolint:errcheck
+	go s.ServeAdmin(aln) //nolint:errcheck
+	t.Cleanup(func() { _ = ln.Close(); _ = aln.Close(); s.Close() })
+	args := []string{"tune", "--campaign", browse, "--edge", "http://" + ln.Addr().String(), "--admin", "http://" + aln.Addr().String(),
+		"--policies", "random", "--rate", "50", "--duration", "300ms"}
+	t.Setenv("EDGE_ADMIN_TOKEN", "tune-token")
+	t.Setenv("OTHER_TOKEN", "wrong")
+	_, _, err = runArgs(t, append(args, "--admin-token-env", "OTHER_TOKEN")...)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong token: err = %v", err)
+	}
+	if p := s.Policy(); p != "round-robin" {
+		t.Fatalf("a refused tune switched the balancer to %s", p)
+	}
+	if out, _, err := runArgs(t, args...); err != nil {
+		t.Fatalf("with EDGE_ADMIN_TOKEN: %v\n%s", err, out)
+	}
+}

@@ -541,6 +541,7 @@ func benchBrowse(ctx context.Context, f benchFlags, stdout, stderr io.Writer) er
 	}
 	args = append(args, "--p99", f.browseBound.String(), "--duration", f.duration.String(),
 		"--start", "200", "--trials", "14", "--confirm", "--warmup", "20s", "--warmup-rate", "300", "--json", filepath.Join(filepath.Dir(f.jsonOut), "bench-browse.json"))
+	args = append(args, cpuArgs(l)...)
 	fmt.Fprintf(stdout, "bench: loadgen %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir(), "loadgen"), args...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr

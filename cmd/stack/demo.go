@@ -52,6 +52,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	largs = append(largs, "--target", "origin-1=http://"+l.Origins[0].Addr,
 		"--rate", strconv.Itoa(*rate), "--duration", duration.String(), "--rounds", strconv.Itoa(*rounds),
 		"--warmup", warmup.String(), "--json", jsonPath, "--html", htmlPath)
+	largs = append(largs, cpuArgs(l)...)
 	fmt.Fprintf(stdout, "stack: loadgen %v\n", largs)
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir(), "loadgen"), largs...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -142,5 +144,36 @@ func TestNginxPeer(t *testing.T) {
 	}
 	if n := hits.Load(); n != 4 {
 		t.Fatalf("proxy_cache server: origin saw %d requests in all, want 4 (one miss, two hits)", n)
+	}
+}
+
+// cpuArgs' process walk finds a child of a child, as it must for nginx's
+// workers under a master and PostgreSQL's backends under the postmaster.
+func TestWithDescendantsFindsGrandchildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 5 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got := withDescendants(os.Getpid(), childrenByParent())
+		if len(got) >= 3 && slices.Contains(got, cmd.Process.Pid) && got[0] == os.Getpid() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("descendants of the test = %v, want it, sh %d and sh's sleep", got, cmd.Process.Pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestWithDescendantsTable(t *testing.T) {
+	children := map[int][]int{1: {2, 3}, 3: {4}, 9: {10}}
+	if got := withDescendants(1, children); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Fatalf("withDescendants = %v", got)
+	}
+	if got := withDescendants(7, children); !slices.Equal(got, []int{7}) {
+		t.Fatalf("leaf = %v", got)
 	}
 }

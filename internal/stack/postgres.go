@@ -118,3 +118,6 @@ func (p *Postgres) Stop() {
 	}
 	os.RemoveAll(p.Dir)
 }
+
+// Pid is the postmaster's process id (its backends are its children).
+func (p *Postgres) Pid() int { return p.proc.Pid() }

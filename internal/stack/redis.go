@@ -107,3 +107,6 @@ func (r *Redis) Stop() {
 	}
 	os.RemoveAll(r.Dir)
 }
+
+// Pid is the server's process id.
+func (r *Redis) Pid() int { return r.proc.Pid() }

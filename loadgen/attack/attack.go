@@ -9,6 +9,7 @@ import (
 
 	"github.com/novashop/edge/loadgen/campaign"
 	"github.com/novashop/edge/loadgen/metrics"
+	"github.com/novashop/edge/loadgen/pacer"
 	"github.com/novashop/edge/loadgen/targeter"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.uber.org/zap"
@@ -24,6 +25,9 @@ const (
 	DefaultWorkers = 32
 	// DefaultProgressEvery is how often the progress line is redrawn.
 	DefaultProgressEvery = time.Second
+	// PlainProgressEvery is how often a PlainWriter gets a line: logs
+	// and CI consoles want a heartbeat, not a redraw every second.
+	PlainProgressEvery = 10 * time.Second
 )
 
 // ErrOptions is returned for options that cannot run an attack.
@@ -49,6 +53,29 @@ type Options struct {
 	OnResult func(*vegeta.Result) error
 	// Log receives debug events; nil means none.
 	Log *zap.Logger
+	// Shard and Shards, when Shards > 1, run shard Shard (from 1) of a
+	// distributed campaign: every Shards-th hit of the rate profile
+	// (pacer.Shard) and a disjoint share of the feeders
+	// (targeter.NewShard).
+	Shard, Shards int
+	// StartAt, when set, is the instant the attack starts (all shards
+	// alike); Run waits for it and refuses one already past.
+	StartAt time.Time
+}
+
+// plainEvery is PlainProgressEvery, shortened by tests.
+var plainEvery = PlainProgressEvery
+
+// PlainWriter marks a Progress writer that is not a terminal (a log, a
+// CI console): it gets one whole line every PlainProgressEvery instead of
+// a line redrawn in place with carriage returns.
+type PlainWriter struct{ io.Writer }
+
+// pacing is what Run needs of a rate profile.
+type pacing interface {
+	vegeta.Pacer
+	At(n uint64) (time.Duration, bool)
+	String() string
 }
 
 // Outcome is what one run measured.
@@ -82,13 +109,37 @@ func Run(ctx context.Context, c *campaign.Campaign, o Options) (*Outcome, error)
 	} else if o.Duration < 0 {
 		return nil, fmt.Errorf("%w: duration %s must be positive", ErrOptions, o.Duration)
 	}
-	p, err := cc.Pacer()
+	prof, err := cc.Pacer()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrOptions, err)
 	}
-	tr, err := targeter.New(&cc, o.URL)
+	shards := max(o.Shards, 1)
+	if o.Shard == 0 && shards == 1 {
+		o.Shard = 1
+	}
+	if o.Shard < 1 || o.Shard > shards {
+		return nil, fmt.Errorf("%w: shard %d/%d: I must be between 1 and N", ErrOptions, o.Shard, o.Shards)
+	}
+	var p pacing = prof
+	if shards > 1 {
+		p = &pacer.Shard{P: prof, I: uint64(o.Shard - 1), N: uint64(shards)}
+	}
+	tr, err := targeter.NewShard(&cc, o.URL, o.Shard-1, shards)
 	if err != nil {
 		return nil, err
+	}
+	if !o.StartAt.IsZero() {
+		wait := time.Until(o.StartAt)
+		if wait < 0 {
+			return nil, fmt.Errorf("%w: start time %s has already passed (%s ago)", ErrOptions, o.StartAt.UTC().Format(time.RFC3339Nano), (-wait).Round(time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
 	}
 	log := o.Log
 	if log == nil {
@@ -114,6 +165,7 @@ func Run(ctx context.Context, c *campaign.Campaign, o Options) (*Outcome, error)
 	tick := time.NewTicker(DefaultProgressEvery)
 	defer tick.Stop()
 	done := ctx.Done()
+	nextPlain := plainEvery
 	var cbErr error
 	for {
 		select {
@@ -123,6 +175,13 @@ func Run(ctx context.Context, c *campaign.Campaign, o Options) (*Outcome, error)
 			done = nil
 			log.Debug("attack interrupted", zap.String("target", o.Name))
 		case <-tick.C:
+			if pw, ok := o.Progress.(PlainWriter); ok {
+				if el := time.Since(began); el >= nextPlain {
+					nextPlain += plainEvery
+					plainProgress(pw, m, el, du)
+				}
+				continue
+			}
 			progress(o.Progress, m, time.Since(began), du, false)
 		case r, ok := <-results:
 			if !ok {
@@ -130,7 +189,9 @@ func Run(ctx context.Context, c *campaign.Campaign, o Options) (*Outcome, error)
 				out.Journeys = tr.Stats()
 				m.Journeys = metrics.Journeys(out.Journeys)
 				m.MaxSendLag = out.MaxSendLag
-				progress(o.Progress, m, time.Since(began), du, true)
+				if _, plain := o.Progress.(PlainWriter); !plain {
+					progress(o.Progress, m, time.Since(began), du, true)
+				}
 				return out, cbErr
 			}
 			tr.Observe(r)
@@ -155,6 +216,18 @@ func Run(ctx context.Context, c *campaign.Campaign, o Options) (*Outcome, error)
 	}
 }
 
+// plainProgress writes one whole progress line: target, elapsed and
+// remaining time, current rate, errors so far, success and p99.
+func plainProgress(w io.Writer, m *metrics.Metrics, elapsed, du time.Duration) {
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(m.Requests) / s
+	}
+	left := max(du-elapsed, 0).Round(time.Second)
+	fmt.Fprintf(w, "loadgen: %s: %s of %s (%s left), %.1f req/s, %d errors, success %.3f%%, p99 %s\n",
+		m.Name, elapsed.Round(time.Second), du, left, rate, m.Requests-m.Success, 100*m.SuccessRatio(), m.Quantile(0.99).Round(time.Microsecond))
+}
+
 func progress(w io.Writer, m *metrics.Metrics, elapsed, du time.Duration, final bool) {
 	if w == nil {
 		return
@@ -167,6 +240,7 @@ func progress(w io.Writer, m *metrics.Metrics, elapsed, du time.Duration, final 
 	if final {
 		end = "\n"
 	}
-	fmt.Fprintf(w, "\r%-10s %6.1fs/%s  %8.1f req/s  success %7.3f%%  p99 %-10s%s",
-		m.Name, elapsed.Seconds(), du, rate, 100*m.SuccessRatio(), m.Quantile(0.99).Round(time.Microsecond), end)
+	left := max(du-elapsed, 0)
+	fmt.Fprintf(w, "\r%-10s %6.1fs/%s (%.0fs left)  %8.1f req/s  errors %-6d success %7.3f%%  p99 %-10s%s",
+		m.Name, elapsed.Seconds(), du, left.Seconds(), rate, m.Requests-m.Success, 100*m.SuccessRatio(), m.Quantile(0.99).Round(time.Microsecond), end)
 }

@@ -263,3 +263,42 @@ requests: [{name: r, path: /}]
 		t.Errorf("%d connections still open after the run", n)
 	}
 }
+
+// Not on a terminal, progress is whole lines at intervals (target, time
+// left, rate, errors so far), never carriage-return redraws; on a
+// terminal it is one line redrawn in place.
+func TestProgressPlainAndTerminal(t *testing.T) {
+	old := plainEvery
+	plainEvery = 500 * time.Millisecond
+	t.Cleanup(func() { plainEvery = old })
+	url := serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(503) })
+	c := parse(t, `
+duration: 2100ms
+rate: [{profile: constant, rps: 40}]
+requests: [{name: r, path: /}]
+`)
+	var plain, term strings.Builder
+	if _, err := Run(context.Background(), c, Options{Name: "t", URL: url, Progress: PlainWriter{&plain}}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(plain.String()), "\n")
+	if len(lines) < 2 || strings.Contains(plain.String(), "\r") {
+		t.Fatalf("plain progress = %q, want whole lines at each interval", plain.String())
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "loadgen: t: ") || !strings.Contains(l, "left") || strings.Contains(l, " 0 errors") || !strings.Contains(l, "errors") {
+			t.Errorf("plain line %q lacks target, time left or the errors so far", l)
+		}
+	}
+	c2 := parse(t, `
+duration: 1100ms
+rate: [{profile: constant, rps: 40}]
+requests: [{name: r, path: /}]
+`)
+	if _, err := Run(context.Background(), c2, Options{Name: "t", URL: url, Progress: &term}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(term.String(), "\rt ") || !strings.Contains(term.String(), "left") || !strings.HasSuffix(term.String(), "\n") {
+		t.Errorf("terminal progress = %q", term.String())
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/novashop/edge/loadgen/attack"
 	"github.com/novashop/edge/loadgen/campaign"
+	"github.com/novashop/edge/loadgen/cpu"
 	"github.com/novashop/edge/loadgen/metrics"
 	"github.com/novashop/edge/loadgen/report"
 	"go.uber.org/zap"
@@ -70,6 +71,9 @@ type Options struct {
 	Progress io.Writer
 	// Log receives debug events.
 	Log *zap.Logger
+	// CPU, when set, is read around every counted run; each run's CPU is
+	// charged to the target that ran (cpu.Ledger).
+	CPU *cpu.Meter
 }
 
 // Result is a comparison's outcome.
@@ -128,6 +132,10 @@ func Run(ctx context.Context, c *campaign.Campaign, targets []Target, o Options)
 			}
 		}
 	}
+	var ledger *cpu.Ledger
+	if o.CPU != nil {
+		ledger = cpu.NewLedger(o.CPU.Names())
+	}
 rounds:
 	for r := 0; r < rounds; r++ {
 		// row is indexed like targets (the ratios read it so), whatever
@@ -140,12 +148,26 @@ rounds:
 				doc.Interrupted = true
 				break rounds
 			}
+			var before cpu.Reading
+			if ledger != nil {
+				var err error
+				if before, err = o.CPU.Sample(); err != nil {
+					return nil, err
+				}
+			}
 			out, err := attack.Run(ctx, c, attack.Options{
 				Name: t.Name, URL: t.URL, Rate: o.Rate, Duration: o.Duration,
 				Progress: o.Progress, Log: o.Log,
 			})
 			if err != nil {
 				return nil, err
+			}
+			if ledger != nil {
+				after, err := o.CPU.Sample()
+				if err != nil {
+					return nil, err
+				}
+				ledger.Add(t.Name, out.Metrics.Requests, cpu.Delta(before, after))
 			}
 			ran++
 			doc.Profile = out.Profile
@@ -182,7 +204,17 @@ rounds:
 			m = metrics.New(targets[i].Name, targets[i].URL, time.Now())
 		}
 		res.Metrics = append(res.Metrics, m)
-		doc.Targets = append(doc.Targets, m.Summary())
+		s := m.Summary()
+		if ledger != nil {
+			s.CPUUsPerRequest, s.CPUByLabel, _ = ledger.Target(targets[i].Name)
+		}
+		doc.Targets = append(doc.Targets, s)
+	}
+	if ledger != nil {
+		doc.CPU = map[string]report.CPUFigure{}
+		for _, n := range o.CPU.Names() {
+			doc.CPU[n] = report.CPUFigure{CPUUsPerRequest: ledger.Label(n)}
+		}
 	}
 	doc.Ratios = report.Ratios(names, perRound)
 	doc.MaxSendLagMs = float64(lag.Microseconds()) / 1000

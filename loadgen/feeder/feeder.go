@@ -155,3 +155,47 @@ var (
 	_ Feeder = (*List)(nil)
 	_ Feeder = (*Pool)(nil)
 )
+
+// Stride yields uniformly one of first, first+step, ... (count values):
+// shard I of N of a range or of the seeded users keeps the values whose
+// index is ≡ I-1 mod N, so shards never share a product, user or cart.
+type Stride struct {
+	first, step, count int
+	prefix             string
+	rnd                Rand
+}
+
+// NewRangeShard returns shard i (from 0) of n of [min, max]: the values
+// min+i, min+i+n, ... It needs at least one value per shard.
+func NewRangeShard(min, max, i, n int, rnd Rand) (*Stride, error) {
+	if _, err := NewRange(min, max, rnd); err != nil {
+		return nil, err
+	}
+	if n < 1 || i < 0 || i >= n {
+		return nil, fmt.Errorf("%w: shard %d of %d", ErrInvalid, i+1, n)
+	}
+	size := max - min + 1
+	if size < n {
+		return nil, fmt.Errorf("%w: range [%d, %d] has %d values, fewer than the %d shards", ErrInvalid, min, max, size, n)
+	}
+	return &Stride{first: min + i, step: n, count: (size - i + n - 1) / n, rnd: rnd}, nil
+}
+
+// NewUsersShard returns shard i (from 0) of n of the seeded users
+// prefix1..prefixCount: prefix(i+1), prefix(i+1+n), ...
+func NewUsersShard(prefix string, count, i, n int, rnd Rand) (*Stride, error) {
+	if _, err := NewUsers(prefix, 1, rnd); err != nil {
+		return nil, err
+	}
+	s, err := NewRangeShard(1, count, i, n, rnd)
+	if err != nil {
+		return nil, err
+	}
+	s.prefix = prefix
+	return s, nil
+}
+
+// Next implements Feeder.
+func (s *Stride) Next() (string, error) {
+	return s.prefix + strconv.Itoa(s.first+s.step*s.rnd.IntN(s.count)), nil
+}

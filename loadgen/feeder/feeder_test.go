@@ -3,6 +3,7 @@ package feeder
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -142,5 +143,43 @@ func BenchmarkRange(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = r.Next()
+	}
+}
+
+// Shards of a range or of the users never share a value, and together
+// cover it.
+func TestShardsAreDisjoint(t *testing.T) {
+	for _, tc := range []struct{ min, max, n int }{{1, 10, 3}, {5, 5, 1}, {1, 1000, 7}, {3, 5, 3}} {
+		seen := map[string]int{}
+		for i := range tc.n {
+			r, err := NewRangeShard(tc.min, tc.max, i, tc.n, NewRand(uint64(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := NewUsersShard("user", tc.max, i, tc.n, NewRand(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 20 * (tc.max - tc.min + 1) {
+				v, _ := r.Next()
+				if s, ok := seen[v]; ok && s != i {
+					t.Fatalf("[%d,%d]/%d: %s drawn by shards %d and %d", tc.min, tc.max, tc.n, v, s+1, i+1)
+				}
+				seen[v] = i
+				name, _ := u.Next()
+				id, _ := strconv.Atoi(strings.TrimPrefix(name, "user"))
+				if (id-1)%tc.n != i || id < 1 || id > tc.max {
+					t.Fatalf("users shard %d/%d drew %s", i+1, tc.n, name)
+				}
+			}
+		}
+		if len(seen) != tc.max-tc.min+1 {
+			t.Errorf("[%d,%d]/%d: shards cover %d values", tc.min, tc.max, tc.n, len(seen))
+		}
+	}
+	for _, bad := range []struct{ min, max, i, n int }{{1, 2, 0, 3}, {1, 10, 3, 3}, {1, 10, -1, 3}, {1, 10, 0, 0}, {5, 1, 0, 1}} {
+		if _, err := NewRangeShard(bad.min, bad.max, bad.i, bad.n, NewRand(1)); err == nil {
+			t.Errorf("NewRangeShard(%v) accepted", bad)
+		}
 	}
 }

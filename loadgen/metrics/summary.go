@@ -48,6 +48,11 @@ type Summary struct {
 	MaxSendLagMs float64 `json:"max_send_lag_ms"`
 	// Journeys is present when the campaign has journeys.
 	Journeys *Journeys `json:"journeys,omitempty"`
+	// CPUUsPerRequest is the CPU of every measured process (loadgen
+	// --cpu/--cgroup) during this target's runs per request it sent;
+	// CPUByLabel splits it by measured name. Absent when nothing is measured.
+	CPUUsPerRequest float64            `json:"cpu_us_per_request,omitempty"`
+	CPUByLabel      map[string]float64 `json:"cpu_us_per_request_by_label,omitempty"`
 }
 
 func round(v float64, digits int) float64 {

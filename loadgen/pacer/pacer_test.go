@@ -3,6 +3,7 @@ package pacer
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -190,5 +191,41 @@ func TestString(t *testing.T) {
 	want := "ramp 1/s to 2/s over 1s, then constant 10/s for 1s, then constant 20/s for 1s, then constant 5/s"
 	if got := p.String(); got != want {
 		t.Errorf("String = %q, want %q", got, want)
+	}
+}
+
+// The N shards of a profile send exactly its hits, each at its time.
+func TestShardPartitionsProfile(t *testing.T) {
+	p, err := New(Ramp{From: 10, To: 200, Duration: 2 * time.Second}, Constant{Rate: 150, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []uint64{1, 2, 3, 7} {
+		var merged []time.Duration
+		for i := range n {
+			s := &Shard{P: p, I: i, N: n}
+			for k := uint64(0); ; k++ {
+				at, ok := s.At(k)
+				if !ok || at >= p.Length() {
+					break
+				}
+				merged = append(merged, at)
+			}
+			if got, want := s.Rate(time.Second), p.Rate(time.Second)/float64(n); got != want {
+				t.Errorf("shard %d/%d rate %g, want %g", i+1, n, got, want)
+			}
+		}
+		var full []time.Duration
+		for k := uint64(0); ; k++ {
+			at, ok := p.At(k)
+			if !ok || at >= p.Length() {
+				break
+			}
+			full = append(full, at)
+		}
+		slices.Sort(merged)
+		if !slices.Equal(merged, full) {
+			t.Errorf("%d shards: %d hits, the profile %d", n, len(merged), len(full))
+		}
 	}
 }

@@ -122,6 +122,55 @@ func histogramChart(title, color string, bars []bin) template.HTML {
 	return template.HTML(b.String())
 }
 
+// barChart draws one horizontal bar per (name, value), with the value
+// printed at its end, in the given colours.
+func barChart(title, unit string, names []string, values []float64, colors []string) template.HTML {
+	var vmax float64
+	for _, v := range values {
+		vmax = math.Max(vmax, v)
+	}
+	vmax = niceMax(vmax)
+	const rowH, labelW = 22, 160
+	h := padT + rowH*len(names) + 24
+	pw := float64(chartW - labelW - padR - 60)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">`, chartW, h, chartW, h, esc(title))
+	fmt.Fprintf(&b, `<text x="8" y="18" font-size="14" font-weight="bold">%s</text>`, esc(title))
+	for i, n := range names {
+		y := padT + rowH*i
+		w := values[i] / vmax * pw
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end">%s</text>`, labelW-6, y+14, esc(n))
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`, labelW, y+3, w, rowH-6, colors[i%len(colors)])
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11">%s</text>`, float64(labelW)+w+4, y+14, esc(fmt.Sprintf("%.1f %s", values[i], unit)))
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+// cpuChart shows each target's CPU µs per request, then each measured
+// name's split by target, when CPU was measured.
+func cpuChart(d *Document) template.HTML {
+	if len(d.CPU) == 0 {
+		return ""
+	}
+	var names []string
+	var values []float64
+	var colors []string
+	for i, t := range d.Targets {
+		names = append(names, t.Name+" (all)")
+		values = append(values, t.CPUUsPerRequest)
+		colors = append(colors, palette[i%len(palette)])
+	}
+	for i, t := range d.Targets {
+		for _, l := range sortedKeys(t.CPUByLabel) {
+			names = append(names, t.Name+": "+l)
+			values = append(values, t.CPUByLabel[l])
+			colors = append(colors, palette[i%len(palette)])
+		}
+	}
+	return barChart("CPU per request, all measured processes (µs)", "µs", names, values, colors)
+}
+
 type bin struct {
 	from, to float64 // ms
 	count    int64
@@ -178,6 +227,7 @@ type htmlPage struct {
 	Doc     *Document
 	Targets []htmlTarget
 	Compare template.HTML
+	CPU     template.HTML
 	Ratios  []htmlRatio
 }
 
@@ -205,7 +255,7 @@ func seriesLines(m *metrics.Metrics, color string) []line {
 // every target on one chart, and per target its latency over time, its
 // histogram and its per-request figures. ms must be in d.Targets' order.
 func WriteHTML(w io.Writer, d *Document, ms []*metrics.Metrics) error {
-	page := htmlPage{Doc: d}
+	page := htmlPage{Doc: d, CPU: cpuChart(d)}
 	var all []line
 	for i, m := range ms {
 		color := palette[i%len(palette)]
@@ -278,6 +328,9 @@ svg{display:block;margin:1em 0;background:#fff}
 <table><tr><th>pair</th><th>figure</th><th>min</th><th>median</th><th>max</th></tr>
 {{range .Ratios}}<tr><td>{{.Pair}}</td><td>{{.Figure}}</td><td>{{printf "%.3g" .Min}}</td><td>{{printf "%.3g" .Median}}</td><td>{{printf "%.3g" .Max}}</td></tr>
 {{end}}</table>{{end}}
+{{if .CPU}}<h2>Cost per request</h2>
+<p class="note">CPU time of the measured processes (/proc utime+stime, children included, or cgroup usage) during each target's runs, divided by that target's requests: what the set-up costs to serve one request.</p>
+{{.CPU}}{{end}}
 {{if .Compare}}{{.Compare}}{{end}}
 {{range .Targets}}<h2><span class="swatch" style="background:{{.Color}}"></span>{{.Summary.Name}} <small>{{.Summary.URL}}</small></h2>
 {{.Over}}

@@ -37,6 +37,24 @@ type Document struct {
 	MaxSendLagMs float64 `json:"max_send_lag_ms"`
 	// PerRound holds each target's throughput, p50 and p99 per round.
 	PerRound map[string][]RoundFigures `json:"per_round,omitempty"`
+	// Shards is set when the report merged the shards of a distributed
+	// campaign (loadgen attack --shard).
+	Shards *Shards `json:"shards,omitempty"`
+	// CPU is each measured name's CPU µs per request over all runs.
+	CPU map[string]CPUFigure `json:"cpu,omitempty"`
+}
+
+// Shards describes a merged distributed campaign.
+type Shards struct {
+	Files int    `json:"files"`
+	Note  string `json:"note"`
+	// StartSpreadMs is how far apart the shards' first sends were.
+	StartSpreadMs float64 `json:"start_spread_ms"`
+}
+
+// CPUFigure is one measured name's cost (see loadgen/cpu.Ledger).
+type CPUFigure struct {
+	CPUUsPerRequest float64 `json:"cpu_us_per_request"`
 }
 
 // RoundFigures are one target's headline figures in one round.
@@ -138,21 +156,59 @@ func fmtCounts(m map[string]uint64) string {
 	return strings.Join(parts, " ")
 }
 
+func fmtFloats(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
 // WriteText writes the table people read on a terminal.
 func WriteText(w io.Writer, d *Document) error {
 	fmt.Fprintf(w, "campaign %s, %d round(s), started %s\n", d.Campaign, d.Rounds, d.Started)
 	if d.Profile != "" {
 		fmt.Fprintf(w, "rate profile: %s\n", d.Profile)
 	}
+	if s := d.Shards; s != nil {
+		fmt.Fprintf(w, "%s; first sends %s apart\n", s.Note, fmtMs(s.StartSpreadMs))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\trequests\tok/s\tsuccess\tmean\tp50\tp90\tp99\tp99.9\tmax\t")
+	cpuCol := ""
+	if len(d.CPU) > 0 {
+		cpuCol = "cpu µs/req\t"
+	}
+	fmt.Fprintln(tw, "target\trequests\tok/s\tsuccess\tmean\tp50\tp90\tp99\tp99.9\tmax\t"+cpuCol)
 	for _, t := range d.Targets {
 		l := t.Latency
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f%%\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Name, t.Requests, t.ThroughputRPS, 100*t.SuccessRatio,
-			fmtMs(l.Mean), fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max))
+		cpu := ""
+		if cpuCol != "" {
+			cpu = fmt.Sprintf("%.1f\t", t.CPUUsPerRequest)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f%%\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Requests, t.ThroughputRPS, 100*t.SuccessRatio,
+			fmtMs(l.Mean), fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max), cpu)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(d.CPU) > 0 {
+		fmt.Fprintln(w, "cpu µs per request: each target's runs charge every measured process's CPU to that target's requests")
+		for _, t := range d.Targets {
+			fmt.Fprintf(w, "  %s: %s\n", t.Name, fmtFloats(t.CPUByLabel))
+		}
+		all := map[string]float64{}
+		for k, v := range d.CPU {
+			all[k] = v.CPUUsPerRequest
+		}
+		fmt.Fprintf(w, "  all runs: %s\n", fmtFloats(all))
 	}
 	for _, t := range d.Targets {
 		fmt.Fprintf(w, "%s: status %s; cache %s\n", t.Name, fmtCounts(t.StatusCodes), fmtCounts(t.CacheStatus))

@@ -67,7 +67,18 @@ type Targeter struct {
 }
 
 // New builds a Targeter for c against base (e.g. http://127.0.0.1:8080).
-func New(c *campaign.Campaign, base string) (*Targeter, error) {
+func New(c *campaign.Campaign, base string) (*Targeter, error) { return NewShard(c, base, 0, 1) }
+
+// NewShard is New for shard i (from 0) of n of a distributed campaign: its
+// range and users feeders draw only the values whose index is ≡ i mod n
+// (disjoint products, users and so carts across shards), and its random
+// draws are seeded apart from the other shards'. List feeders (request
+// parameters such as an ordering) and pools (values read from answers)
+// are not split: they are not entities two machines could collide on.
+func NewShard(c *campaign.Campaign, base string, i, n int) (*Targeter, error) {
+	if n < 1 || i < 0 || i >= n {
+		return nil, fmt.Errorf("targeter: shard %d of %d", i+1, n)
+	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w, got %q", ErrBadBase, base)
@@ -75,7 +86,7 @@ func New(c *campaign.Campaign, base string) (*Targeter, error) {
 	t := &Targeter{
 		base:     strings.TrimRight(base, "/"),
 		c:        c,
-		rnd:      feeder.NewRand(c.Seed),
+		rnd:      feeder.NewRand(c.Seed + uint64(i)),
 		feeders:  map[string]feeder.Feeder{},
 		pools:    map[string]*feeder.Pool{},
 		inflight: map[uint64]*session{},
@@ -84,10 +95,14 @@ func New(c *campaign.Campaign, base string) (*Targeter, error) {
 		var fd feeder.Feeder
 		var err error
 		switch {
+		case f.Range != nil && len(f.Range) == 2 && n > 1:
+			fd, err = feeder.NewRangeShard(f.Range[0], f.Range[1], i, n, t.rnd)
 		case f.Range != nil && len(f.Range) == 2:
 			fd, err = feeder.NewRange(f.Range[0], f.Range[1], t.rnd)
 		case f.List != nil:
 			fd, err = feeder.NewList(f.List, t.rnd)
+		case f.Users != nil && n > 1:
+			fd, err = feeder.NewUsersShard(f.Users.Prefix, f.Users.Count, i, n, t.rnd)
 		case f.Users != nil:
 			fd, err = feeder.NewUsers(f.Users.Prefix, f.Users.Count, t.rnd)
 		case f.Pool > 0:
@@ -99,7 +114,7 @@ func New(c *campaign.Campaign, base string) (*Targeter, error) {
 			err = fmt.Errorf("feeder %q has no source", name)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("targeter: %w", err)
+			return nil, fmt.Errorf("targeter: feeder %q: %w", name, err)
 		}
 		t.feeders[name] = fd
 	}

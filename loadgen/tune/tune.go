@@ -77,6 +77,9 @@ type Admin struct {
 	URL string
 	// Client defaults to a client with a 5 s timeout.
 	Client *http.Client
+	// Token, when set, is sent as Authorization: Bearer on every call
+	// (the edge's admin.token_env token; switching the balancer needs it).
+	Token string
 }
 
 func (a Admin) client() *http.Client {
@@ -101,6 +104,9 @@ func (a Admin) do(ctx context.Context, method, path string, body, out any) error
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.Token)
 	}
 	resp, err := a.client().Do(req)
 	if err != nil {

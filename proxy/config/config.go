@@ -27,6 +27,8 @@ type Config struct {
 	// goroutine per connection, the default) or "eventloop" (proxy/evloop: epoll
 	// loops, see docs/io-core.md). Empty means goroutine. Fixed at start.
 	IO string `yaml:"io"`
+	// Admin guards the admin API's levers (purge, drain, balancer).
+	Admin Admin `yaml:"admin"`
 	// Upstreams are the origin hosts; at least one is required.
 	Upstreams []Upstream `yaml:"upstreams"`
 	// Balancer chooses the host for each request.
@@ -51,6 +53,18 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Compression configures response compression (see compression.go).
 	Compression Compression `yaml:"compression"`
+}
+
+// Admin guards the admin API: whoever reaches its port may purge the cache,
+// drain every origin or switch the balancer of the whole fleet.
+type Admin struct {
+	// TokenEnv names the environment variable holding the bearer token that
+	// mutating admin calls (and pprof) must present; unset or empty means
+	// no token. The token itself never sits in the file.
+	TokenEnv string `yaml:"token_env"`
+	// Insecure lets the edge start with an admin listener off loopback and
+	// no token (a private network the operator vouches for).
+	Insecure bool `yaml:"insecure"`
 }
 
 // Upstream is one origin host.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/novashop/edge/proxy/balancer"
@@ -45,6 +46,9 @@ func (c *Config) Normalize() {
 	}
 }
 
+// envName is what admin.token_env may name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // Validate reports every problem at once (as Problems), or nil.
 func (c Config) Validate() error {
 	var p Problems
@@ -64,6 +68,10 @@ func (c Config) Validate() error {
 	}
 	if _, port, _ := net.SplitHostPort(c.Listen); c.Listen == c.AdminListen && port != "0" {
 		bad("listen and admin_listen must differ")
+	}
+
+	if !envName.MatchString(c.Admin.TokenEnv) {
+		bad("admin.token_env %q is not an environment variable name", c.Admin.TokenEnv)
 	}
 
 	if len(c.Upstreams) == 0 {
