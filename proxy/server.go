@@ -123,8 +123,36 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.public = &fasthttp.Server{
-		Handler:      s.handle,
+	s.public = s.newPublicServer(cfg, s.handle)
+	s.admin = &fasthttp.Server{
+		Handler:      s.adminHandler(),
+		ReadTimeout:  cfg.Timeouts.Read,
+		WriteTimeout: cfg.Timeouts.Write,
+		IdleTimeout:  cfg.Timeouts.Idle,
+		// Purge bodies are small; this bounds a careless client.
+		MaxRequestBodySize:    1 << 20,
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+		Logger:                zapPrintf{log},
+	}
+	s.setupCompression(cfg.Compression)
+	if err := s.setupTLS(cfg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// After setupTLS, which may wrap the plaintext handler (redirect to HTTPS,
+	// ACME HTTP-01 answers): the event loops serve the same handler.
+	if cfg.IO == config.IOEventLoop {
+		s.loops = s.newLoops(cfg)
+	}
+	return s, nil
+}
+
+// newPublicServer is the fasthttp server of a shoppers' listener, plaintext or
+// TLS: one place for the limits, timeouts and header rules both must share.
+func (s *Server) newPublicServer(cfg config.Config, handler fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:      handler,
 		ErrorHandler: s.handleParseError,
 		// Header and body limits of the listener are fixed at start; Reload can only
 		// tighten them, through the same checks in handle.
@@ -148,33 +176,11 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		LazyRequestTime:       true,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,
-		Logger:                zapPrintf{log},
+		Logger:                zapPrintf{s.log},
 		// Header names must stay normalised: removing a client's "x-user-id" relies
 		// on it being stored as "X-User-Id".
 		DisableHeaderNamesNormalizing: false,
 	}
-	s.admin = &fasthttp.Server{
-		Handler:      s.adminHandler(),
-		ReadTimeout:  cfg.Timeouts.Read,
-		WriteTimeout: cfg.Timeouts.Write,
-		IdleTimeout:  cfg.Timeouts.Idle,
-		// Purge bodies are small; this bounds a careless client.
-		MaxRequestBodySize:    1 << 20,
-		NoDefaultServerHeader: true,
-		CloseOnShutdown:       true,
-		Logger:                zapPrintf{log},
-	}
-	s.setupCompression(cfg.Compression)
-	if err := s.setupTLS(cfg); err != nil {
-		s.Close()
-		return nil, err
-	}
-	// After setupTLS, which may wrap the plaintext handler (redirect to HTTPS,
-	// ACME HTTP-01 answers): the event loops serve the same handler.
-	if cfg.IO == config.IOEventLoop {
-		s.loops = s.newLoops(cfg)
-	}
-	return s, nil
 }
 
 // zapPrintf adapts zap to fasthttp's Logger.

@@ -158,25 +158,7 @@ func (s *Server) setupTLS(cfg config.Config) error {
 		}
 		t.tickets = tk
 	}
-	t.h1 = &fasthttp.Server{
-		Handler:                      t.serveHTTPS,
-		ErrorHandler:                 s.handleParseError,
-		ReadBufferSize:               cfg.Limits.MaxHeaderBytes,
-		MaxRequestBodySize:           cfg.Limits.MaxBodyBytes,
-		StreamRequestBody:            cfg.Limits.StreamRequestBytes > 0,
-		ReadTimeout:                  cfg.Timeouts.Read,
-		WriteTimeout:                 cfg.Timeouts.Write,
-		IdleTimeout:                  cfg.Timeouts.Idle,
-		NoDefaultServerHeader:        true,
-		NoDefaultContentType:         true,
-		DisablePreParseMultipartForm: true,
-		LazyRequestTime:              true,
-		CloseOnShutdown:              true,
-		SecureErrorLogMessage:        true,
-		Logger:                       zapPrintf{s.log},
-		// As on the plaintext server: a cache hit keeps its stored Date (date.go).
-		NoDefaultDate: true,
-	}
+	t.h1 = s.newPublicServer(cfg, t.serveHTTPS)
 	if cfg.TLS.RedirectHTTP {
 		_, port, _ := net.SplitHostPort(cfg.TLS.Listen)
 		s.public.Handler = redirectToHTTPS(port)

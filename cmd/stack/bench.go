@@ -223,28 +223,7 @@ func cpuTicks(pids []int) int64 {
 
 // withChildren returns pid and its direct children (nginx's workers).
 func withChildren(pid int) []int {
-	out := []int{pid}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		c, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out = append(out, c)
-		}
-	}
-	return out
+	return append([]int{pid}, childrenByParent()[pid]...)
 }
 
 func median(xs []float64) float64 {
