@@ -5,7 +5,7 @@ PKGS    := ./...
 # The race detector and shuffling stay on: the edge and origin are concurrent code.
 TESTFLAGS ?= -race -shuffle=on -timeout 30m
 
-.PHONY: all build test test-short lint vet fmt demo up bench tune clean
+.PHONY: all build test test-short conformance lint vet fmt demo up bench tune clean
 
 all: build
 
@@ -21,6 +21,12 @@ test:
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	# The same proxy and end-to-end suites on the event-loop core (docs/io-core.md).
 	EDGE_TEST_IO=eventloop $(GO) test $(TESTFLAGS) ./proxy/... ./internal/e2e/...
+
+# conformance: the independent HTTP cache suite (http-cache-tests, pinned) against the
+# edge on both I/O cores and against nginx proxy_cache, with every test's result.
+conformance:
+	CONFORMANCE_TABLE=1 $(GO) test -count=1 -v -run 'TestCacheTestsSuite' ./internal/e2e/
+	CONFORMANCE_TABLE=1 EDGE_TEST_IO=eventloop $(GO) test -count=1 -v -run 'TestCacheTestsSuite$$' ./internal/e2e/
 
 test-short:
 	$(GO) test -short $(PKGS)

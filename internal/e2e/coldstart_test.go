@@ -160,6 +160,19 @@ func (s *shop) startDemoEdge(name, redisURL string, origins []*proc) *edge {
 // URL.
 func startNginxRoundRobin(t *testing.T, origins []*proc) (*stack.Nginx, string) {
 	t.Helper()
+	var addrs []string
+	for _, o := range origins {
+		addrs = append(addrs, o.addr)
+	}
+	ng, p := startNginxPeer(t, addrs)
+	return ng, "http://" + p.Listen
+}
+
+// startNginxPeer runs Debian's nginx with the demo's peer configuration
+// (configs/nginx.conf: a plain round-robin server on p.Listen and the
+// proxy_cache variant on p.CacheListen) in front of upstreams (host:port).
+func startNginxPeer(t *testing.T, upstreams []string) (*stack.Nginx, nginxconf.Params) {
+	t.Helper()
 	dir := t.TempDir()
 	openTempPath(dir)
 	for _, d := range []string{"cache", "tmp"} {
@@ -169,10 +182,8 @@ func startNginxRoundRobin(t *testing.T, origins []*proc) (*stack.Nginx, string) 
 	}
 	p := nginxconf.Params{Listen: freeAddr(t), CacheListen: freeAddr(t),
 		CacheDir: filepath.Join(dir, "cache"), PidFile: filepath.Join(dir, "nginx.pid"),
-		ErrorLog: filepath.Join(dir, "error.log"), TempDir: filepath.Join(dir, "tmp")}
-	for _, o := range origins {
-		p.Upstreams = append(p.Upstreams, o.addr)
-	}
+		ErrorLog: filepath.Join(dir, "error.log"), TempDir: filepath.Join(dir, "tmp"),
+		Upstreams: upstreams}
 	conf := filepath.Join(dir, "nginx.conf")
 	f, err := os.Create(conf)
 	if err != nil {
@@ -191,7 +202,7 @@ func startNginxRoundRobin(t *testing.T, origins []*proc) (*stack.Nginx, string) 
 		t.Fatal(err)
 	}
 	t.Cleanup(ng.Stop)
-	return ng, "http://" + p.Listen
+	return ng, p
 }
 
 // openTempPath makes dir and its parents below the temporary directory

@@ -27,6 +27,8 @@ var debianPackage = map[string]string{
 	"promtool":     "prometheus",
 	"pebble":       "pebble",
 	"haproxy":      "haproxy",
+	"node":         "nodejs",
+	"npm":          "npm",
 }
 
 var aptMu sync.Mutex
