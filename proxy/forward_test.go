@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -287,5 +288,29 @@ func TestHTTP10WithoutHost(t *testing.T) {
 	}
 	if f := e.s.rt.Load().pool.Get("o1").Failures(); f != 0 {
 		t.Fatalf("origin charged with %d failures", f)
+	}
+}
+
+// TestOriginFiveHundredNotAskedAgain: an origin's own 502/503/504 is its
+// answer; a retry may ask another host, never the same one again (issue 14:
+// with one origin, the http-cache-tests suite saw every 503 asked three
+// times, and an origin that answers 503 under load gets triple the load).
+// A connection error on the only host may still be tried again.
+func TestOriginFiveHundredNotAskedAgain(t *testing.T) {
+	for _, code := range []int{502, 503, 504} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			o := newOrigin(t, "only", func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(code) })
+			cfg := testConfig(o)
+			cfg.Health.Active = false
+			cfg.Health.PassiveFailures = 0
+			e := startEdge(t, cfg, Options{})
+			r := e.do(t, "GET", "/x", "")
+			if r.StatusCode() != code {
+				t.Fatalf("status %d, want the origin's %d", r.StatusCode(), code)
+			}
+			if n := o.hits.Load(); n != 1 {
+				t.Fatalf("the origin was asked %d times, want 1", n)
+			}
+		})
 	}
 }

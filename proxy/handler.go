@@ -345,6 +345,11 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 	rt.budget.Request(start)
 
 	var tried [maxTries]*upstream.Upstream
+	// answered holds the hosts that gave their own 502/503/504: that is their
+	// answer, and asking one again only multiplies an overloaded origin's load
+	// (issue 14); a retry goes to another host or the answer is passed on.
+	var answered [maxTries]*upstream.Upstream
+	nAnswered := 0
 	var lastErr error
 	haveResp := false
 	for attempt := 0; attempt < cfg.Retries.Attempts; attempt++ {
@@ -355,11 +360,6 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 				lastErr = ErrUpstreamTimeout
 				break
 			}
-			if !rt.budget.AllowRetry(tNow) {
-				s.metrics.RetriesDenied.Inc()
-				break
-			}
-			s.metrics.Retries.Inc()
 		}
 		u := pickUntried(policy, rt.pool.Available(), rt.pool.All(), req, clientIP, tried[:attempt])
 		if u == nil {
@@ -368,6 +368,16 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 				return ErrNoUpstream
 			}
 			break // the pool emptied since the first try
+		}
+		if contains(answered[:nAnswered], u) {
+			break
+		}
+		if attempt > 0 {
+			if !rt.budget.AllowRetry(tNow) {
+				s.metrics.RetriesDenied.Inc()
+				break
+			}
+			s.metrics.Retries.Inc()
 		}
 		tried[attempt] = u
 		if note != nil {
@@ -426,6 +436,8 @@ func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Resp
 				return nil
 			}
 			haveResp, lastErr = true, nil
+			answered[nAnswered] = u
+			nAnswered++
 			if !idem {
 				return nil
 			}
