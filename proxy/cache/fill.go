@@ -579,11 +579,20 @@ func (c *Cache) refreshed(old *entry, resp *fasthttp.Response, reqTime, respTime
 	conn := resp.Header.Peek(fasthttp.HeaderConnection)
 	var upd []kv
 	for k, v := range resp.Header.All() {
-		if excludedField(k, conn) || eqFold(k, "content-type") || eqFold(k, "content-encoding") || eqFold(k, "content-range") {
+		// Fields that describe the stored bytes stay (the body does); so
+		// does Content-Type unless the 304 really carries one (below), since
+		// fasthttp reports a default for a response that has none.
+		if excludedField(k, conn) || eqFold(k, "content-type") || eqFold(k, "content-encoding") || eqFold(k, "content-range") ||
+			eqFold(k, "content-md5") || eqFold(k, "digest") || eqFold(k, "content-digest") || eqFold(k, "repr-digest") {
 			continue
 		}
 		upd = append(upd, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
 	}
+	resp.Header.SetNoDefaultContentType(true)
+	if ct := resp.Header.ContentType(); len(ct) > 0 {
+		upd = append(upd, kv{[]byte(fasthttp.HeaderContentType), append([]byte(nil), ct...)})
+	}
+	resp.Header.SetNoDefaultContentType(false)
 	ne = &entry{status: old.status, reqTime: reqTime, respTime: respTime, body: old.body, vary: old.vary, borrowed: old.borrowed}
 	for _, h := range old.header {
 		replaced := false

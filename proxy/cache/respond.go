@@ -63,8 +63,10 @@ func (c *Cache) writeEntry(ctx *fasthttp.RequestCtx, e *entry, age time.Duration
 	}
 	r.Header.SetBytesV(fasthttp.HeaderAge, strconv.AppendInt(buf[:0], secs, 10))
 	r.Header.SetBytesV(HeaderCacheStatus, cacheStatus)
-	switch status {
-	case fasthttp.StatusPartialContent:
+	// Only a range cut here from a stored 200 gets a Content-Range of ours; an
+	// origin's own 206, relayed, keeps the one it came with.
+	switch ranged := e.status == fasthttp.StatusOK; {
+	case ranged && status == fasthttp.StatusPartialContent:
 		b := append(buf[:0], "bytes "...)
 		b = strconv.AppendInt(b, int64(rangeStart), 10)
 		b = append(b, '-')
@@ -72,7 +74,7 @@ func (c *Cache) writeEntry(ctx *fasthttp.RequestCtx, e *entry, age time.Duration
 		b = append(b, '/')
 		b = strconv.AppendInt(b, int64(len(e.body)), 10)
 		r.Header.SetBytesV(fasthttp.HeaderContentRange, b)
-	case fasthttp.StatusRequestedRangeNotSatisfiable:
+	case ranged && status == fasthttp.StatusRequestedRangeNotSatisfiable:
 		b := append(buf[:0], "bytes */"...)
 		b = strconv.AppendInt(b, int64(len(e.body)), 10)
 		r.Header.SetBytesV(fasthttp.HeaderContentRange, b)

@@ -454,3 +454,81 @@ func TestFetchErrorAnswerIsKept(t *testing.T) {
 		t.Fatalf("bare error: %d %q", r.StatusCode(), r.Body())
 	}
 }
+
+// TestRevalidationFieldUpdates: which stored fields a 304 replaces (RFC 9111
+// section 3.2). Content-Type is updated when the 304 carries one (the
+// http-cache-tests suite's 304-etag-update-response-Content-Type) and kept
+// when it does not (fasthttp reports a default then); the fields that
+// describe the stored bytes (Content-Encoding, Content-Range, Content-MD5,
+// Digest) are never replaced, since the body stays.
+func TestRevalidationFieldUpdates(t *testing.T) {
+	cases := []struct {
+		name, field, stored, in304, want string
+	}{
+		{"Content-Type from the 304", "Content-Type", "text/plain", "text/plain;charset=utf-8", "text/plain;charset=utf-8"},
+		{"Content-Type kept when the 304 has none", "Content-Type", "text/csv", "", "text/csv"},
+		{"Content-MD5 describes the stored body", "Content-MD5", "rL0Y20zC+Fzt72VPzMSk2A==", "N7UdGUp1E+RbVvZSTy1R8g==", "rL0Y20zC+Fzt72VPzMSk2A=="},
+		{"Digest describes the stored body", "Digest", "sha-256=AAAA", "sha-256=BBBB", "sha-256=AAAA"},
+		{"Content-Encoding describes the stored body", "Content-Encoding", "gzip", "br", "gzip"},
+		{"other fields are replaced", "X-Version", "1", "2", "2"},
+	}
+	url := testenv.Redis(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			c := newTestCache(t, url, randName(t), clk)
+			var mode atomic.Int32
+			o := newOrigin(func(req *fasthttp.Request, resp *fasthttp.Response) error {
+				if mode.Load() == 0 {
+					return static(200, "v1", "Cache-Control", "max-age=10", "ETag", `"e1"`, tc.field, tc.stored)(req, resp)
+				}
+				resp.SetStatusCode(304)
+				resp.Header.Set("ETag", `"e1"`)
+				resp.Header.Set("Cache-Control", "max-age=100")
+				if tc.in304 != "" {
+					resp.Header.Set(tc.field, tc.in304)
+				}
+				return nil
+			})
+			do(c, o, "GET", "/r")
+			eventually(t, 2*time.Second, "hit", func() bool { return isHit(do(c, o, "GET", "/r")) })
+			clk.advance(20 * time.Second)
+			mode.Store(1)
+			r := do(c, o, "GET", "/r")
+			if !strings.Contains(cacheStatus(r), "fwd-status=304") {
+				t.Fatalf("not revalidated: %q", cacheStatus(r))
+			}
+			if got := string(r.Header.Peek(tc.field)); got != tc.want {
+				t.Errorf("after the 304 %s = %q, want %q", tc.field, got, tc.want)
+			}
+			eventually(t, 2*time.Second, "hit after 304", func() bool { return isHit(do(c, o, "GET", "/r")) })
+			if got := string(do(c, o, "GET", "/r").Header.Peek(tc.field)); got != tc.want {
+				t.Errorf("stored after the 304 %s = %q, want %q", tc.field, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRelayedPartialContentKeepsContentRange: an origin's own 206 (it
+// answered a range the cache did not ask for) is relayed, never stored, with
+// the origin's Content-Range; the cache cuts ranges only from a stored 200
+// (the suite's partial-store-partial-complete saw "bytes 0-0/5" for the
+// origin's "bytes 0-4/10").
+func TestRelayedPartialContentKeepsContentRange(t *testing.T) {
+	c := newTestCache(t, testenv.Redis(t), randName(t), newClock())
+	o := newOrigin(static(206, "01234", "Cache-Control", "max-age=3600", "Content-Range", "bytes 0-4/10"))
+	for _, rng := range []string{"bytes=-5", "bytes=0-1", ""} {
+		var r *fasthttp.Response
+		if rng == "" {
+			r = do(c, o, "GET", "/p")
+		} else {
+			r = do(c, o, "GET", "/p", "Range", rng)
+		}
+		if r.StatusCode() != 206 || string(r.Body()) != "01234" || string(r.Header.Peek("Content-Range")) != "bytes 0-4/10" {
+			t.Errorf("Range %q: %d %q Content-Range %q, want the origin's 206 as it came", rng, r.StatusCode(), r.Body(), r.Header.Peek("Content-Range"))
+		}
+		if n := strings.Count(string(r.Header.Header()), "Content-Range"); n != 1 {
+			t.Errorf("Range %q: %d Content-Range lines", rng, n)
+		}
+	}
+}
