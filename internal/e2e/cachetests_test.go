@@ -31,8 +31,9 @@ const (
 
 // cacheTestsFloor is the least number of the suite's required tests the edge
 // must pass (of 165 in this version; docs/cache-rfc.md lists the ones it
-// fails and why). Measured after the fixes of issue 14: see the doc.
-const cacheTestsFloor = 135
+// fails and why). 146 measured on both I/O cores after the fixes of issue 14
+// (the issue's target: 145).
+const cacheTestsFloor = 145
 
 var (
 	cacheTestsOnce sync.Once
@@ -331,10 +332,17 @@ func TestCacheTestsSuite(t *testing.T) {
 	redis := testenv.FreshRedis(t)
 	origin := startCacheTestsServer(t, pkg)
 	addr, admin := freeAddr(t), freeAddr(t)
-	// Defaults but for the addresses and the active health check's path:
-	// the suite's server has no /healthz, and a file it serves stands in.
+	// Defaults but for the addresses, the active health check's path (the
+	// suite's server has no /healthz; a file it serves stands in) and
+	// cache.redis_timeout. The client starts 100 tests at once; on the shared
+	// two-core machine (load 12-15 with other test binaries) the default
+	// 50 ms Redis deadline was missed now and then, and a lone timeout passes
+	// its request to the origin by design (docs/configuration.md), which the
+	// suite reads as "not from cache": 135-138 of 165 with 50 ms against 146
+	// with 1 s on the same build. The suite is about HTTP semantics, not
+	// about the machine's scheduling, so the deadline is generous here.
 	conf := filepath.Join(t.TempDir(), "edge.yaml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nhealth: {path: /index.html}\n"+
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nhealth: {path: /index.html}\ncache: {redis_timeout: 1s}\n"+
 		"upstreams:\n  - {name: cache-tests, url: \"http://%s\"}\n", addr, admin, origin)), 0o600); err != nil {
 		t.Fatal(err)
 	}
