@@ -41,7 +41,7 @@ func Default() Config {
 			Write:        30 * time.Second,
 			Idle:         60 * time.Second,
 			Dial:         3 * time.Second,
-			UpstreamIdle: 10 * time.Second,
+			UpstreamIdle: 4 * time.Second,
 			Shutdown:     15 * time.Second,
 		},
 		Limits: Limits{
