@@ -17,6 +17,7 @@ const (
 	DefaultBatchSize        = 100
 	DefaultBlock            = time.Second
 	DefaultPollInterval     = 100 * time.Millisecond
+	DefaultListenPoll       = 5 * time.Second
 	DefaultClaimTimeout     = 30 * time.Second
 	DefaultMaxDeliveries    = 5
 	DefaultRedeliverAfter   = 10 * time.Second
@@ -47,8 +48,14 @@ type Config struct {
 	// bounds how long shutdown waits for an idle consumer.
 	Block time.Duration
 	// PollInterval is how often the relay looks for unsent outbox rows when
-	// the last look found none. It bounds the added latency of an order.
+	// the last look found none and it cannot LISTEN (its notification
+	// connection is down). It bounds the added latency of an order then.
 	PollInterval time.Duration
+	// ListenPollInterval is how often the relay looks anyway while it
+	// LISTENs for the outbox trigger's notifications (ListenChannel): a
+	// safety net only, since a notification wakes it at each new row. An idle
+	// shop then costs one look per interval instead of ten a second.
+	ListenPollInterval time.Duration
 	// ClaimTimeout is how long a message may stay pending (read, not
 	// acknowledged) before another worker reclaims it with XAUTOCLAIM. It
 	// must exceed the longest processing time, or live workers' messages
@@ -96,6 +103,9 @@ func (c Config) withDefaults() Config {
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
 	}
+	if c.ListenPollInterval == 0 {
+		c.ListenPollInterval = DefaultListenPoll
+	}
 	if c.ClaimTimeout == 0 {
 		c.ClaimTimeout = DefaultClaimTimeout
 	}
@@ -132,6 +142,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < time.Millisecond {
 		errs = append(errs, fmt.Sprintf("poll interval %s must be at least 1ms", c.PollInterval))
+	}
+	if c.ListenPollInterval < time.Millisecond || c.ListenPollInterval > time.Hour {
+		errs = append(errs, fmt.Sprintf("listen poll interval %s must be 1ms..1h", c.ListenPollInterval))
 	}
 	if c.ClaimTimeout < 10*time.Millisecond {
 		errs = append(errs, fmt.Sprintf("claim timeout %s must be at least 10ms", c.ClaimTimeout))

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -209,11 +210,24 @@ func (r *Relay) SweepOnce(ctx context.Context) (int, error) {
 	return n, sendErr
 }
 
-// Run relays until ctx is done: immediately again after a full batch,
-// after PollInterval otherwise, and with a capped backoff while Redis or
-// PostgreSQL fail. It sweeps every RedeliverAfter/2.
+// ListenChannel is the PostgreSQL channel that the outbox trigger
+// (migration 00300_outbox_notify.sql) notifies when a row becomes unsent.
+const ListenChannel = "novashop_outbox"
+
+// Run relays until ctx is done: immediately again after a full batch or a
+// notification on ListenChannel, after ListenPollInterval otherwise while it
+// listens (PollInterval while its notification connection is down), and with
+// a capped backoff while Redis or PostgreSQL fail. It sweeps every
+// RedeliverAfter/2.
 func (r *Relay) Run(ctx context.Context) (err error) {
 	defer recoverLog(r.log, "relay", &err)
+	wake := make(chan struct{}, 1)
+	var listening atomic.Bool
+	lctx, stopListen := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.listen(lctx, wake, &listening) }()
+	defer func() { stopListen(); <-done }()
+
 	sweepEvery := max(r.cfg.RedeliverAfter/2, 10*time.Millisecond)
 	nextSweep := time.Now().Add(sweepEvery)
 	backoff := time.Duration(0)
@@ -224,6 +238,9 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 			nextSweep = time.Now().Add(sweepEvery)
 		}
 		wait := r.cfg.PollInterval
+		if listening.Load() {
+			wait = r.cfg.ListenPollInterval
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.m.RelayErrors.Inc()
@@ -236,12 +253,82 @@ func (r *Relay) Run(ctx context.Context) (err error) {
 			continue
 		default:
 			backoff = 0
+			// The sweep keeps its own schedule however long the wait.
+			wait = max(min(wait, time.Until(nextSweep)), 0)
 		}
-		if !sleep(ctx, wait) {
+		if !sleepOrWake(ctx, wait, wake) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// listen holds a connection of its own (not one of the pool's, which it
+// would keep forever) LISTENing on ListenChannel and turns every
+// notification into a wake-up; it reconnects with a capped backoff, and
+// while it is not listening the relay falls back to PollInterval.
+func (r *Relay) listen(ctx context.Context, wake chan<- struct{}, listening *atomic.Bool) {
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx, wake, listening)
+		listening.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		backoff = min(max(2*backoff, r.cfg.PollInterval), 5*time.Second)
+		r.log.Warn("pipeline: cannot LISTEN for new outbox rows; polling every poll interval meanwhile",
+			zap.Error(err), zap.Duration("poll_interval", r.cfg.PollInterval), zap.Duration("retry_in", backoff))
+		if !sleep(ctx, backoff) {
+			return
+		}
+	}
+}
+
+func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}, listening *atomic.Bool) error {
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.ProcessTimeout)
+	conn, err := pgx.ConnectConfig(cctx, r.db.Config().ConnConfig.Copy())
+	if err == nil {
+		_, err = conn.Exec(cctx, "LISTEN "+ListenChannel)
+	}
+	cancel()
+	if conn != nil {
+		defer conn.Close(context.WithoutCancel(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("pipeline: listen: %w", err)
+	}
+	listening.Store(true)
+	// Rows committed while nobody listened sent no notification we saw.
+	signal(wake)
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("pipeline: listen: %w", err)
+		}
+		signal(wake)
+	}
+}
+
+// signal leaves one wake-up in ch unless one is already waiting.
+func signal(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// sleepOrWake waits d, or until a wake-up arrives or ctx is done; it
+// reports whether ctx is still live.
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-wake:
+		return true
+	case <-t.C:
+		return true
+	}
 }
 
 // round runs one batch on a context that shutdown does not cancel (bounded

@@ -69,7 +69,7 @@ func New(cfg Config, log *zap.Logger) (*Cache, error) {
 	if _, err := clientOption(cfg); err != nil {
 		return nil, err
 	}
-	localBytes := max(cfg.MaxMemoryBytes-max(1<<20, cfg.MaxMemoryBytes/8), 1<<19)
+	localBytes := max(cfg.MaxMemoryBytes-rueidisCacheBytes, 1<<19)
 	c := &Cache{
 		cfg:       cfg,
 		log:       log,

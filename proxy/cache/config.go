@@ -45,8 +45,9 @@ type Config struct {
 	// redis://127.0.0.1:6379/0. It must be set; an edge without Redis has no
 	// cache at all and should not construct one.
 	RedisURL string `yaml:"redis_url"`
-	// MaxMemoryBytes bounds this process's copy of entries (decoded entries
-	// plus rueidis' own client-side cache, which gets one eighth). Least
+	// MaxMemoryBytes bounds this process's copy of entries (the decoded
+	// local table; 1 MiB of it is set aside for rueidis' client-side cache,
+	// which tracking needs enabled but nothing reads through). Least
 	// recently used entries are evicted first (sampled LRU). Default 256 MiB.
 	MaxMemoryBytes int64 `yaml:"max_memory_bytes"`
 	// MaxEntryBytes is the largest body stored; larger responses pass

@@ -430,9 +430,9 @@ func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillT
 		cmds = append(cmds, cli.B().Sadd().Key(ik).Member(ks).Build(), cli.B().Expire().Key(ik).Seconds(int64(c.cfg.MaxTTL/time.Second)).Build())
 	}
 	// Tickets taken before the write: if a purge or another edge's fill
-	// touches these keys before we insert, the insert is refused. Without
-	// the insert the next request could read rueidis' cached "nil" from
-	// before our SET, until Redis' push for the SET arrives.
+	// touches these keys before we insert, the insert is refused. Our own
+	// SET is not pushed back to us (NOLOOP), so the inserted entry stays
+	// until someone else changes the key.
 	tkEntry := c.local.begin(ks)
 	var tkIdx ticket
 	if newIdx {
@@ -446,8 +446,10 @@ func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillT
 	}
 	c.local.insert(ks, &record{e: se, size: se.size + int64(len(ks))}, tkEntry, tick)
 	if f.staleKey != "" && f.staleKey != ks {
-		// The variant key changed (new vary index): drop the old one.
+		// The variant key changed (new vary index): drop the old one,
+		// here too (our own DEL is not pushed back to us: NOLOOP).
 		_, _ = c.t.do(cli.B().Del().Key(f.staleKey).Build())
+		c.local.invalidate(f.staleKey)
 	}
 	if cl != nil {
 		cl.e, cl.key, cl.vary = se, ks, idx

@@ -34,8 +34,8 @@ const evictSample = 8
 // Single-flight contract: the table itself never fetches. Callers read
 // (hit), or on a miss read Redis under a ticket from begin and offer the
 // result to insert, which refuses it when the ticket went stale; concurrent
-// callers that miss the same key each read Redis (cheap, and rueidis
-// coalesces identical in-flight reads), while origin fetches are coalesced
+// callers that miss the same key each read Redis (cheap: one pipelined
+// GET each), while origin fetches are coalesced
 // one level up by flight.
 type localTable struct {
 	seed     maphash.Seed

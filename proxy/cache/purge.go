@@ -104,6 +104,9 @@ func (c *Cache) Purge(ctx context.Context, keys, tags []string, prefix string, s
 			if ok {
 				n++
 			}
+			// Our own SETRANGE is not pushed back to us (NOLOOP): drop
+			// the local copy so the next hit reads the marked entry.
+			c.local.invalidate(rk)
 			return err
 		}
 		res, err := c.t.do(cli.B().Del().Key(rk).Build())

@@ -22,11 +22,6 @@ import (
 // that fails with it should be retried once Redis is back.
 var ErrUnavailable = errors.New("cache: Redis unavailable")
 
-// clientTTL is how long rueidis keeps its own copy of a value read with
-// DoCache. Invalidation pushes, not this TTL, keep it correct; the TTL only
-// limits memory held for keys nobody reads any more.
-const clientTTL = time.Minute
-
 // maxTagSeqs bounds the per-tag invalidation sequence map; when it fills
 // up it is cleared and every fill in progress counts as raced.
 const maxTagSeqs = 100000
@@ -82,6 +77,18 @@ func newTier(cfg Config, log *zap.Logger, local *localTable) *tier {
 // retry is latency the request pays), one pipelined connection, and
 // broadcast tracking of the entry namespace and the tag versions, so every
 // change to either is pushed to every edge whether or not it read the key.
+//
+// NOLOOP: Redis does not push this connection's own writes back to it. Without
+// it every fill's SET came back as an invalidation that dropped the entry
+// the edge had just put in its local table, so the next request for it read
+// the whole entry from Redis again (and a purge's echo did the same). The
+// edge applies its own writes to the local table itself (fill inserts,
+// purges and writes invalidate or insert), and it reads Redis with plain
+// GETs, not rueidis' DoCache: rueidis' client-side copy would never hear of
+// our own writes any more, and the decoded local table is the in-process
+// cache anyway. All our writes go over this one pipelined connection (no
+// command here is blocking, and no DoMulti reaches BlockingPipeline), which
+// is the connection NOLOOP applies to.
 func clientOption(cfg Config) (rueidis.ClientOption, error) {
 	opt, err := rueidis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -91,10 +98,15 @@ func clientOption(cfg Config) (rueidis.ClientOption, error) {
 	opt.ConnWriteTimeout = max(4*cfg.RedisTimeout, 500*time.Millisecond)
 	opt.DisableRetry = true
 	opt.PipelineMultiplex = -1
-	opt.CacheSizeEachConn = int(max(1<<20, cfg.MaxMemoryBytes/8))
-	opt.ClientTrackingOptions = []string{"PREFIX", cfg.Namespace, "PREFIX", cachekeys.TagVersionPrefix, "BCAST"}
+	opt.CacheSizeEachConn = rueidisCacheBytes // tracking needs the cache on; nothing is read through it
+	opt.ClientTrackingOptions = []string{"PREFIX", cfg.Namespace, "PREFIX", cachekeys.TagVersionPrefix, "BCAST", "NOLOOP"}
 	return opt, nil
 }
+
+// rueidisCacheBytes is rueidis' client-side cache size: tracking (and so
+// the invalidation pushes) needs its cache enabled, but the edge reads with
+// plain GETs and keeps its copies in the local table, so it stays empty.
+const rueidisCacheBytes = 1 << 20
 
 func (t *tier) connect() error {
 	opt, err := clientOption(t.cfg)
@@ -282,7 +294,8 @@ func (t *tier) ctx(parent context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(parent, t.cfg.RedisTimeout)
 }
 
-// get reads a value with client-side caching; nil, nil is a missing key.
+// get reads a value from Redis (the local table is the cache in front of
+// it); nil, nil is a missing key.
 func (t *tier) get(key string) ([]byte, error) {
 	c, err := t.cli()
 	if err != nil {
@@ -290,7 +303,7 @@ func (t *tier) get(key string) ([]byte, error) {
 	}
 	ctx, cancel := t.ctx(context.Background())
 	defer cancel()
-	b, err := c.DoCache(ctx, c.B().Get().Key(key).Cache(), clientTTL).AsBytes()
+	b, err := c.Do(ctx, c.B().Get().Key(key).Build()).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		t.succeeded()
 		return nil, nil
@@ -303,7 +316,7 @@ func (t *tier) get(key string) ([]byte, error) {
 	return b, nil
 }
 
-// tagVersions reads tag version keys with client-side caching. A missing
+// tagVersions reads tag version keys in one round trip. A missing
 // key is version 0; a value that is not an integer is an error, so the
 // entry depending on it is not served as fresh.
 func (t *tier) tagVersions(keys []string, out []int64) ([]int64, error) {
@@ -313,11 +326,11 @@ func (t *tier) tagVersions(keys []string, out []int64) ([]int64, error) {
 	}
 	ctx, cancel := t.ctx(context.Background())
 	defer cancel()
-	cmds := make([]rueidis.CacheableTTL, len(keys))
+	cmds := make([]rueidis.Completed, len(keys))
 	for i, k := range keys {
-		cmds[i] = rueidis.CT(c.B().Get().Key(k).Cache(), clientTTL)
+		cmds[i] = c.B().Get().Key(k).Build()
 	}
-	for _, r := range c.DoMultiCache(ctx, cmds...) {
+	for _, r := range c.DoMulti(ctx, cmds...) {
 		s, err := r.ToString()
 		switch {
 		case rueidis.IsRedisNil(err):

@@ -76,7 +76,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 		"reclaim a message left unacknowledged this long (a dead or stuck worker's)")
 	fs.IntVar(&o.cfg.MaxDeliveries, "max-deliveries", pipeline.DefaultMaxDeliveries, "deliveries before a message is dead-lettered")
 	fs.DurationVar(&o.cfg.Block, "block", pipeline.DefaultBlock, "longest wait of one stream read")
-	fs.DurationVar(&o.cfg.PollInterval, "poll-interval", pipeline.DefaultPollInterval, "how often the relay looks for new outbox rows")
+	fs.DurationVar(&o.cfg.PollInterval, "poll-interval", pipeline.DefaultPollInterval, "how often the relay looks for new outbox rows while it cannot LISTEN for them")
+	fs.DurationVar(&o.cfg.ListenPollInterval, "listen-poll-interval", pipeline.DefaultListenPoll, "how often the relay looks anyway while it LISTENs for new outbox rows (a safety net; notifications wake it at once)")
 	fs.DurationVar(&o.cfg.RedeliverAfter, "redeliver-after", pipeline.DefaultRedeliverAfter,
 		"relay again an unprocessed row this old whose stream entry vanished (Redis restart)")
 	fs.DurationVar(&o.cfg.StatsInterval, "stats-interval", pipeline.DefaultStatsInterval, "how often lag and pending gauges are refreshed")
