@@ -27,6 +27,7 @@ var debianPackage = map[string]string{
 	"promtool":     "prometheus",
 	"pebble":       "pebble",
 	"haproxy":      "haproxy",
+	"varnishd":     "varnish",
 }
 
 var aptMu sync.Mutex
