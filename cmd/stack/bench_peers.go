@@ -67,7 +67,7 @@ func bestPeerRatios(res *scenarioResult, targets []target, peers []string) {
 		return
 	}
 	for _, t := range targets {
-		if !strings.HasPrefix(t.name, "edge") {
+		if !strings.HasPrefix(t.name, "edge") || strings.HasSuffix(t.name, "-nolog") {
 			continue
 		}
 		var rps, p99, cpu []float64
@@ -173,6 +173,18 @@ func benchAccessLog(ctx context.Context, f benchFlags, wrk string, w io.Writer) 
 		return scenarioResult{}, err
 	}
 	defer stopAll(edges)
+	// The first core again with its log off: what logging costs the edge, in
+	// the same rounds.
+	nf := f
+	nf.io = f.ioCores()[0]
+	plain, ptargets, err := startEdges(ctx, nf, addrs, redis.URL, path)
+	if err != nil {
+		return scenarioResult{}, err
+	}
+	defer stopAll(plain)
+	for i := range ptargets {
+		ptargets[i].name += "-nolog"
+	}
 	ng, naddrs, err := startNginxPeerWith(ctx, w, addrs, func(dir, conf string) string {
 		return strings.Replace(conf, "access_log off;", fmt.Sprintf(nginxAccessLog, filepath.Join(dir, "access.log")), 1)
 	})
@@ -181,6 +193,7 @@ func benchAccessLog(ctx context.Context, f benchFlags, wrk string, w io.Writer) 
 	}
 	defer ng.Stop()
 	targets = append(targets, target{name: "nginx-cache", url: "http://" + naddrs[1] + path, pids: func() []int { return withChildren(ng.Pid()) }})
+	targets = append(targets, ptargets...)
 	res, err := interleavePeers(ctx, wrk, f, targets, []string{"nginx-cache"}, w)
 	if err != nil {
 		return res, err
@@ -190,6 +203,9 @@ func benchAccessLog(ctx context.Context, f benchFlags, wrk string, w io.Writer) 
 	// second after the last line at the latest.
 	time.Sleep(2 * time.Second)
 	for _, t := range targets {
+		if strings.HasSuffix(t.name, "-nolog") {
+			continue
+		}
 		file := filepath.Join(logDir, t.name+".log")
 		if t.name == "nginx-cache" {
 			file = filepath.Join(ng.dir, "access.log")
