@@ -523,16 +523,7 @@ func (s *Server) finish(ex *exchange) {
 	s.metrics.Request(code)
 	if rt := ex.rt; rt.logEvery > 0 {
 		if n := s.logCount.Add(1); code >= 500 || n%rt.logEvery == 0 {
-			s.log.Info("access",
-				zap.ByteString("method", ctx.Method()),
-				zap.ByteString("uri", ctx.RequestURI()),
-				zap.Int("status", code),
-				zap.String("upstream", ex.note.upstream),
-				zap.Int("tries", ex.note.tries),
-				zap.Duration("duration", time.Since(ex.start)),
-				zap.Stringer("client", ctx.RemoteIP()),
-				zap.ByteString("request_id", ctx.Request.Header.Peek(headerRequestID)),
-			)
+			s.logAccess(ex, code)
 		}
 	}
 	s.releaseExchange(ex)

@@ -27,6 +27,7 @@ type Metrics struct {
 	RetriesDenied   *metrics.Counter
 	NoUpstream      *metrics.Counter
 	Panics          *metrics.Counter
+	logDropped      *metrics.Counter // access log lines the buffered writer dropped
 	jwtMissing      *metrics.Counter
 	jwtInvalid      *metrics.Counter
 	jwtForbidden    *metrics.Counter
@@ -53,6 +54,7 @@ func NewMetrics() *Metrics {
 		RetriesDenied: s.NewCounter("edge_retries_denied_total"),
 		NoUpstream:    s.NewCounter("edge_no_upstream_total"),
 		Panics:        s.NewCounter("edge_panics_total"),
+		logDropped:    s.NewCounter("edge_access_log_dropped_lines_total"),
 		jwtMissing:    s.NewCounter(`edge_jwt_rejections_total{reason="missing"}`),
 		jwtInvalid:    s.NewCounter(`edge_jwt_rejections_total{reason="invalid"}`),
 		jwtForbidden:  s.NewCounter(`edge_jwt_rejections_total{reason="forbidden"}`),
@@ -71,6 +73,7 @@ var edgeHelp = metricshelp.Help{
 	"edge_ejections_total":                       "Times passive health checks ejected an origin.",
 	"edge_no_upstream_total":                     "Requests answered 503 because no origin was available.",
 	"edge_panics_total":                          "Handler panics recovered as 500 answers.",
+	"edge_access_log_dropped_lines_total":        "Access log lines dropped because the output could not keep up (every buffer was waiting to be written).",
 	"edge_jwt_rejections_total":                  "Requests refused at the edge by the JWT check, by reason (missing, invalid, forbidden).",
 	"edge_rate_limited_total":                    "Requests refused 429 by a rate-limit rule, by rule and key (ip or user).",
 	"edge_tls_handshakes_total":                  "TLS handshakes completed, by resumed (true: session ticket).",

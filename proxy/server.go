@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
+	"github.com/novashop/edge/proxy/accesslog"
 	"github.com/novashop/edge/proxy/auth"
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/config"
@@ -34,6 +36,10 @@ type Options struct {
 	// AdminToken, when set (from the variable admin.token_env names), is
 	// the bearer token mutating admin calls and pprof must present.
 	AdminToken string
+	// AccessLog, when set, receives the access log (package accesslog: buffered,
+	// whole lines per Write; share one locked writer with Logger so lines never
+	// interleave). Nil writes access lines through Logger, one at a time.
+	AccessLog io.Writer
 }
 
 // Server is the edge. Build it with New, serve with Serve and ServeAdmin, apply a new
@@ -62,6 +68,7 @@ type Server struct {
 	// does not depend on the client address (see fetchFor).
 	sharedFetch func(req *fasthttp.Request, resp *fasthttp.Response) error
 	logCount    atomic.Uint64
+	alog        *accesslog.Writer // nil: access lines through log (accesslog.go)
 	closeOnce   sync.Once
 	// tls is the HTTPS listener's state (tls.go); nil without tls.listen.
 	tls *tlsFront
@@ -87,6 +94,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		log = zap.NewNop()
 	}
 	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache, streamRequestAbove: cfg.Limits.StreamRequestBytes}
+	s.setupAccessLog(cfg.AccessLog)
 	// 1 while the pool balances over unhealthy hosts (health.panic_threshold).
 	s.metrics.set.NewGauge("edge_pool_panic", func() float64 {
 		if rt := s.rt.Load(); rt != nil && rt.pool.Available().Panic {
@@ -243,6 +251,10 @@ func (s *Server) Close() {
 		}
 		if s.cache != nil {
 			s.cache.Close()
+		}
+		if s.alog != nil {
+			// Last: after Shutdown drained the requests, so no line is lost.
+			_ = s.alog.Close()
 		}
 	})
 }

@@ -205,10 +205,12 @@ func loadConfig(f *flags, getenv func(string) string) (config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(w io.Writer) *zap.Logger {
+// newLogger is the edge's zap logger over w, which must serialise its own
+// writes (run passes the locked stderr it shares with the access log).
+func newLogger(w zapcore.WriteSyncer) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), w, zap.InfoLevel)
 	return zap.New(core)
 }
 
@@ -226,10 +228,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr)
+	// One lock around stderr for zap's lines and the access log's buffers (each
+	// Write holds whole lines), so lines never interleave.
+	out := zapcore.Lock(zapcore.AddSync(stderr))
+	log := newLogger(out)
 	defer func() { _ = log.Sync() }()
 
-	opt := proxy.Options{Logger: log, AdminToken: os.Getenv(cfg.Admin.TokenEnv)}
+	opt := proxy.Options{Logger: log, AccessLog: out, AdminToken: os.Getenv(cfg.Admin.TokenEnv)}
 	if err := checkAdminGuard(cfg.AdminListen, cfg.Admin, opt.AdminToken); err != nil {
 		return usageError{err}
 	}

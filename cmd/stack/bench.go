@@ -38,6 +38,8 @@ type benchFlags struct {
 	idleConns   int
 	// haproxy is HAProxy's path when --haproxy is on (a peer in the proxy scenario).
 	haproxy string
+	// varnish is varnishd's path when --varnish is on (a peer in the hits scenario).
+	varnish string
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,13 +48,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&f.duration, "duration", 8*time.Second, "length of one wrk run")
 	fs.IntVar(&f.rounds, "rounds", 5, "interleaved rounds per scenario")
 	fs.IntVar(&f.conns, "connections", 64, "wrk connections")
-	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), idle (RSS per idle keep-alive connection), browse (browse campaign capacity)")
+	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), accesslog (cache hits with the access log on, edge vs nginx), idle (RSS per idle keep-alive connection), browse (browse campaign capacity)")
 	fs.StringVar(&f.jsonOut, "json", "out/bench.json", "where to write the results as JSON")
 	fs.IntVar(&f.bodySize, "body", 2048, "response body size of the fixed origins, bytes")
 	fs.DurationVar(&f.browseBound, "p99", 20*time.Millisecond, "p99 bound of the browse capacity search")
 	fs.StringVar(&f.io, "io", "eventloop,goroutine", "the edge's I/O cores to measure, comma-separated (each is a target: edge-goroutine, edge-eventloop)")
 	fs.IntVar(&f.idleConns, "idle-conns", 12000, "idle keep-alive connections of the idle scenario")
 	withHAProxy := fs.Bool("haproxy", true, "add HAProxy (Debian's package, 1 thread) as a peer in the proxy scenario")
+	withVarnish := fs.Bool("varnish", true, "add Varnish (Debian's package) as a cache peer in the hits scenario")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,11 +68,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *withHAProxy {
 		need = append(need, "haproxy")
 	}
+	if *withVarnish {
+		need = append(need, "varnishd")
+	}
 	bins, err := stack.Ensure(stdout, need...)
 	if err != nil {
 		return err
 	}
-	f.haproxy = bins["haproxy"]
+	f.haproxy, f.varnish = bins["haproxy"], bins["varnishd"]
 	results := map[string]any{"started": time.Now().UTC().Format(time.RFC3339), "rounds": f.rounds,
 		"duration": f.duration.String(), "connections": f.conns}
 	for _, sc := range strings.Split(f.scenarios, ",") {
@@ -86,6 +92,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("hits scenario: %w", err)
 			}
 			results["hits"] = r
+		case "accesslog":
+			r, err := benchAccessLog(ctx, f, bins["wrk"], stdout)
+			if err != nil {
+				return fmt.Errorf("accesslog scenario: %w", err)
+			}
+			results["accesslog"] = r
 		case "idle":
 			r, err := benchIdle(ctx, f, bins["wrk"], stdout)
 			if err != nil {
@@ -261,6 +273,12 @@ type scenarioResult struct {
 }
 
 func interleave(ctx context.Context, wrk string, f benchFlags, targets []target, w io.Writer) (scenarioResult, error) {
+	return interleavePeers(ctx, wrk, f, targets, nil, w)
+}
+
+// interleavePeers is interleave that also reports each edge against the best
+// of peers (bestPeerRatios).
+func interleavePeers(ctx context.Context, wrk string, f benchFlags, targets []target, peers []string, w io.Writer) (scenarioResult, error) {
 	res := scenarioResult{Targets: map[string][]wrkRun{}, Ratios: map[string]map[string]spread{}}
 	// Warm every target (connections, caches) before measuring.
 	warm := f
@@ -301,6 +319,7 @@ func interleave(ctx context.Context, wrk string, f benchFlags, targets []target,
 		}
 		res.Ratios[ref+"/"+t.name] = map[string]spread{"throughput": spreadOf(rps), "p99": spreadOf(p99), "cpu_per_request": spreadOf(cpu)}
 	}
+	bestPeerRatios(&res, targets, peers)
 	printTable(w, targets, res)
 	return res, nil
 }
@@ -442,6 +461,13 @@ func benchProxy(ctx context.Context, f benchFlags, wrk string, w io.Writer) (sce
 // the round-robin listener first, the proxy_cache one second. Stop removes
 // its temporary directory too.
 func startNginxPeer(ctx context.Context, w io.Writer, addrs []string) (*nginxPeer, []string, error) {
+	return startNginxPeerWith(ctx, w, addrs, nil)
+}
+
+// startNginxPeerWith is startNginxPeer with edit applied to the rendered
+// configuration, given nginx's directory (the accesslog scenario turns
+// nginx's access log on).
+func startNginxPeerWith(ctx context.Context, w io.Writer, addrs []string, edit func(dir, conf string) string) (*nginxPeer, []string, error) {
 	dir, err := os.MkdirTemp("", "novashop-bench-nginx-")
 	if err != nil {
 		return nil, nil, err
@@ -449,6 +475,12 @@ func startNginxPeer(ctx context.Context, w io.Writer, addrs []string) (*nginxPee
 	conf, naddrs, err := nginxConf(dir, addrs)
 	if err == nil && len(naddrs) < 2 {
 		err = errors.New("the nginx template has no proxy_cache listener")
+	}
+	if err == nil && edit != nil {
+		var b []byte
+		if b, err = os.ReadFile(conf); err == nil {
+			err = os.WriteFile(conf, []byte(edit(dir, string(b))), 0o644)
+		}
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -474,7 +506,7 @@ func (p *nginxPeer) Stop() {
 }
 
 func benchHits(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scenarioResult, error) {
-	fmt.Fprintf(w, "\n## Cache hits on one %d-byte JSON response: edge (Redis client-side cache) vs nginx proxy_cache (1 worker) vs a bare fasthttp handler (the ceiling)\n", f.bodySize)
+	fmt.Fprintf(w, "\n## Cache hits on one %d-byte JSON response: edge (Redis client-side cache) vs nginx proxy_cache (1 worker), Varnish (with --varnish) and a bare fasthttp handler (the ceiling)\n", f.bodySize)
 	origins, addrs, err := fixedOrigins(ctx, 2, f.bodySize, true)
 	defer stopAll(origins)
 	if err != nil {
@@ -496,10 +528,20 @@ func benchHits(ctx context.Context, f benchFlags, wrk string, w io.Writer) (scen
 		return scenarioResult{}, err
 	}
 	defer ng.Stop()
-	targets = append(targets,
-		target{name: "nginx-cache", url: "http://" + naddrs[1] + path, pids: func() []int { return withChildren(ng.Pid()) }},
-		target{name: "fasthttp", url: "http://" + addrs[0] + path, pids: func() []int { return []int{origins[0].Pid()} }})
-	return interleave(ctx, wrk, f, targets, w)
+	targets = append(targets, target{name: "nginx-cache", url: "http://" + naddrs[1] + path, pids: func() []int { return withChildren(ng.Pid()) }})
+	peers := []string{"nginx-cache"}
+	if f.varnish != "" {
+		vs, vaddr, cleanup, err := startVarnish(ctx, f.varnish, addrs)
+		if err != nil {
+			return scenarioResult{}, err
+		}
+		defer cleanup()
+		defer vs.Stop()
+		targets = append(targets, target{name: "varnish", url: "http://" + vaddr + path, pids: func() []int { return withChildren(vs.Pid()) }})
+		peers = append(peers, "varnish")
+	}
+	targets = append(targets, target{name: "fasthttp", url: "http://" + addrs[0] + path, pids: func() []int { return []int{origins[0].Pid()} }})
+	return interleavePeers(ctx, wrk, f, targets, peers, w)
 }
 
 func benchBrowse(ctx context.Context, f benchFlags, stdout, stderr io.Writer) error {
@@ -651,6 +693,20 @@ func benchIdle(ctx context.Context, f benchFlags, wrk string, w io.Writer) (map[
 			later = append(later, r.BytesPer)
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.0f |\n", t.name, res[t.name][0].BytesPer, median(later))
+	}
+	// Each edge core beside nginx as a ratio (first rounds: fresh processes).
+	if ng := res["nginx"]; len(ng) > 0 && ng[0].BytesPer > 0 {
+		fmt.Fprintf(w, "\n| ratio | RSS per idle connection, first round | req/s with them open / alone |\n|---|---|---|\n")
+		for _, t := range targets {
+			r := res[t.name][0]
+			keep := 0.0
+			if r.RPSAlone > 0 {
+				keep = r.RPSWithIdle / r.RPSAlone
+			}
+			if t.name != "nginx" {
+				fmt.Fprintf(w, "| %s/nginx | %.1f× | %.2f |\n", t.name, r.BytesPer/ng[0].BytesPer, keep)
+			}
+		}
 	}
 	fmt.Fprintln(w)
 	return res, nil

@@ -29,6 +29,7 @@ var debianPackage = map[string]string{
 	"haproxy":      "haproxy",
 	"node":         "nodejs",
 	"npm":          "npm",
+	"varnishd":     "varnish",
 }
 
 var aptMu sync.Mutex

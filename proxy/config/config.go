@@ -308,12 +308,19 @@ func (c Cache) CacheConfig() cache.Config {
 	}
 }
 
-// AccessLog configures the zap access log.
+// AccessLog configures the access log (package proxy/accesslog: zap's JSON line,
+// written from sharded buffers).
 type AccessLog struct {
 	// Enabled turns the access log on.
 	Enabled bool `yaml:"enabled"`
 	// Sample is the share of requests logged, 0 to 1; errors (status ≥ 500) are always logged.
 	Sample float64 `yaml:"sample"`
+	// BufferBytes is the size of one buffer shard: lines are written when a buffer
+	// holds this much (as nginx's access_log buffer=). Fixed at start.
+	BufferBytes int `yaml:"buffer_bytes"`
+	// FlushInterval bounds how long a line waits in a buffer (as nginx's flush=).
+	// Fixed at start.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 // Load reads and validates the YAML file at path.

@@ -64,6 +64,10 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field", "upstreams: [{url: 'http://a:1'}]\nlisten_port: 1", []string{"field listen_port not found"}},
 		{"bad yaml", "upstreams: [", []string{"config: invalid"}},
 		{"bad duration", "upstreams: [{url: 'http://a:1'}]\nhealth: {interval: soon}", []string{"config: invalid"}},
+		{"access log buffer too small", "upstreams: [{url: 'http://a:1'}]\naccess_log: {buffer_bytes: 100}", []string{"access_log.buffer_bytes 100"}},
+		{"access log buffer too big", "upstreams: [{url: 'http://a:1'}]\naccess_log: {buffer_bytes: 1073741824}", []string{"access_log.buffer_bytes"}},
+		{"access log never flushed", "upstreams: [{url: 'http://a:1'}]\naccess_log: {flush_interval: 0s}", []string{"access_log.flush_interval 0s"}},
+		{"access log flushed too rarely", "upstreams: [{url: 'http://a:1'}]\naccess_log: {flush_interval: 1h}", []string{"access_log.flush_interval 1h0m0s"}},
 		{"everything at once", `
 listen: nowhere
 upstreams:

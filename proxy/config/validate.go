@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/cache"
@@ -236,6 +237,14 @@ func (c Config) Validate() error {
 	}
 	if math.IsNaN(c.AccessLog.Sample) || c.AccessLog.Sample < 0 || c.AccessLog.Sample > 1 {
 		bad("access_log.sample %v must be 0..1", c.AccessLog.Sample)
+	}
+	// A buffer must hold at least a few lines; 64 MiB per shard is already
+	// more memory than a log deserves.
+	if c.AccessLog.BufferBytes < 4<<10 || c.AccessLog.BufferBytes > 64<<20 {
+		bad("access_log.buffer_bytes %d must be 4096..67108864", c.AccessLog.BufferBytes)
+	}
+	if c.AccessLog.FlushInterval < time.Millisecond || c.AccessLog.FlushInterval > time.Minute {
+		bad("access_log.flush_interval %v must be 1ms..1m", c.AccessLog.FlushInterval)
 	}
 	p = append(p, c.tlsProblems()...)
 	p = append(p, c.compressionProblems()...)
