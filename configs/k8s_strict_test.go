@@ -38,6 +38,7 @@ import (
 	k8sjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/novashop/edge/internal/stack"
 	"github.com/novashop/edge/proxy/config"
 )
 
@@ -655,6 +656,44 @@ func edgeProbePaths(t *testing.T) []string {
 }
 
 func askEdge(t *testing.T) ([]string, error) {
+	e, err := startManifestEdge(t)
+	if err != nil {
+		return nil, err
+	}
+	defer e.stop()
+	var ok200 []string
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		code, err := e.get(p)
+		if err != nil {
+			return nil, err
+		}
+		if code == http.StatusOK {
+			ok200 = append(ok200, p)
+		}
+	}
+	return ok200, nil
+}
+
+// manifestEdge is the edge binary running the manifest's ConfigMap, its
+// listeners moved to loopback and its admin token set as the Secret would.
+type manifestEdge struct {
+	admin, tokenEnv, token string
+	cfg                    config.Config
+	stop                   func()
+}
+
+func (e *manifestEdge) get(path string) (int, error) {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + e.admin + path)
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func startManifestEdge(t *testing.T) (*manifestEdge, error) {
+	t.Helper()
 	bin := filepath.Join(binaries(t), "edge")
 	f := loadFleet(t, readK8sFiles(t))
 	cm, ok := f.objs["ConfigMap/edge-config"].(*corev1.ConfigMap)
@@ -670,10 +709,9 @@ func askEdge(t *testing.T) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--config", path, "--redis-url", "")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), cfg.Admin.TokenEnv + "=probe-test-token", "EDGE_ACCESS_LOG=off"}
+	e := &manifestEdge{tokenEnv: cfg.Admin.TokenEnv, token: "manifest-test-token", cfg: cfg}
+	cmd := exec.Command(bin, "--config", path, "--redis-url", "")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), e.tokenEnv + "=" + e.token, "EDGE_ACCESS_LOG=off"}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -683,26 +721,130 @@ func askEdge(t *testing.T) ([]string, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	e.stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	// The edge prints its addresses once listening; a start that fails
+	// closes stdout, so this read ends either way.
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
+		e.stop()
 		return nil, fmt.Errorf("edge did not start: %v\n%s", err, stderr.String())
 	}
 	m := regexp.MustCompile(`\(admin ([\d.:]+)\)`).FindStringSubmatch(line)
 	if m == nil {
+		e.stop()
 		return nil, fmt.Errorf("edge announced %q", line)
 	}
-	var ok200 []string
-	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m[1]+p, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			ok200 = append(ok200, p)
+	e.admin = m[1]
+	return e, nil
+}
+
+// TestKubernetesEdgePreStopDrains: the edge pod's preStop hook is a script
+// that drains the edge with the admin token and then waits, and the pod's
+// timings add up: readiness notices the drain within the hook's wait, and
+// the hook, the rest of timeouts.drain and timeouts.shutdown fit in the
+// grace period. The script itself is run, with busybox's sh and wget (what
+// the Alpine image has), against the edge running the manifest's config.
+func TestKubernetesEdgePreStopDrains(t *testing.T) {
+	f := loadFleet(t, readK8sFiles(t))
+	d, ok := f.objs["Deployment/edge"].(*appsv1.Deployment)
+	if !ok || len(d.Spec.Template.Spec.Containers) != 1 {
+		t.Fatal("no Deployment/edge with one container")
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
+		t.Fatal("edge: no preStop exec hook")
+	}
+	argv := c.Lifecycle.PreStop.Exec.Command
+	if len(argv) != 3 || argv[0] != "sh" || argv[1] != "-c" {
+		t.Fatalf("edge preStop %q: want [sh -c SCRIPT]", argv)
+	}
+	script := argv[2]
+	adminPort, ok := portOf(c, intstr.FromString("admin"))
+	if !ok {
+		t.Fatal("edge: no admin port")
+	}
+	hostPort := fmt.Sprintf("127.0.0.1:%d", adminPort)
+	if !strings.Contains(script, "http://"+hostPort+"/admin/drain") {
+		t.Errorf("edge preStop does not POST http://%s/admin/drain: %q", hostPort, script)
+	}
+	sleepM := regexp.MustCompile(`\bsleep (\d+)\b`).FindStringSubmatch(script)
+	if sleepM == nil {
+		t.Fatalf("edge preStop does not wait (sleep N): %q", script)
+	}
+	var sleep time.Duration
+	fmt.Sscanf(sleepM[1], "%d", &sleep)
+	sleep *= time.Second
+
+	e, err := startManifestEdge(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.stop()
+	if !strings.Contains(script, "$"+e.tokenEnv) {
+		t.Errorf("edge preStop does not send $%s", e.tokenEnv)
+	}
+	tokenFromSecret := false
+	for _, ev := range c.Env {
+		if ev.Name == e.tokenEnv && ev.ValueFrom != nil && ev.ValueFrom.SecretKeyRef != nil {
+			tokenFromSecret = true
 		}
 	}
-	return ok200, nil
+	if !tokenFromSecret {
+		t.Errorf("edge: %s does not come from a Secret", e.tokenEnv)
+	}
+
+	// Timings.
+	rp := c.ReadinessProbe
+	if rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Path != "/readyz" {
+		t.Fatal("edge readiness probe must GET /readyz")
+	}
+	if lp := c.LivenessProbe; lp == nil || lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" {
+		t.Error("edge liveness probe must GET /healthz, which a drain leaves at 200")
+	}
+	if notice := time.Duration(rp.PeriodSeconds*max(rp.FailureThreshold, 1)) * time.Second; notice > sleep {
+		t.Errorf("readiness notices a drain after up to %s, the preStop hook waits only %s", notice, sleep)
+	}
+	drain := e.cfg.Timeouts.Drain
+	if drain <= sleep {
+		t.Errorf("timeouts.drain %s must outlast the preStop wait %s (the endpoints may still be catching up)", drain, sleep)
+	}
+	grace := 30 * time.Second
+	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = time.Duration(*g) * time.Second
+	}
+	if need := max(drain, sleep) + e.cfg.Timeouts.Shutdown; need > grace {
+		t.Errorf("the hook, timeouts.drain and timeouts.shutdown need %s, terminationGracePeriodSeconds is %s", need, grace)
+	}
+
+	// Run the hook.
+	bins, err := stack.Ensure(os.Stderr, "busybox")
+	if err != nil {
+		t.Fatalf("busybox: %v", err)
+	}
+	dir := t.TempDir()
+	for _, applet := range []string{"wget", "timeout", "sleep"} {
+		if err := os.Symlink(bins["busybox"], filepath.Join(dir, applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, err := e.get("/readyz"); err != nil || code != 200 {
+		t.Fatalf("GET /readyz before the hook = %d %v", code, err)
+	}
+	run := strings.NewReplacer(hostPort, e.admin, sleepM[0], "sleep 0").Replace(script)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"wrong-token", 200}, {e.token, 503}} {
+		hook := exec.CommandContext(ctx, bins["busybox"], "sh", "-c", run)
+		hook.Env = []string{"PATH=" + dir, e.tokenEnv + "=" + tc.token}
+		out, err := hook.CombinedOutput()
+		if err != nil {
+			t.Fatalf("preStop hook: %v\n%s", err, out)
+		}
+		if code, err := e.get("/readyz"); err != nil || code != tc.want {
+			t.Fatalf("GET /readyz after the hook with token %q = %d %v, want %d (hook said %q)", tc.token, code, err, tc.want, out)
+		}
+	}
 }

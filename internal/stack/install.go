@@ -27,6 +27,9 @@ var debianPackage = map[string]string{
 	"promtool":     "prometheus",
 	"pebble":       "pebble",
 	"haproxy":      "haproxy",
+	// busybox runs the Kubernetes preStop hook's script with the same wget
+	// the Alpine image has (configs/k8s_strict_test.go).
+	"busybox": "busybox",
 }
 
 var aptMu sync.Mutex

@@ -64,6 +64,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field", "upstreams: [{url: 'http://a:1'}]\nlisten_port: 1", []string{"field listen_port not found"}},
 		{"bad yaml", "upstreams: [", []string{"config: invalid"}},
 		{"bad duration", "upstreams: [{url: 'http://a:1'}]\nhealth: {interval: soon}", []string{"config: invalid"}},
+		{"negative drain", "upstreams: [{url: 'http://a:1'}]\ntimeouts: {drain: -1s}", []string{"timeouts.drain -1s must be 0..10m"}},
+		{"endless drain", "upstreams: [{url: 'http://a:1'}]\ntimeouts: {drain: 1h}", []string{"timeouts.drain 1h0m0s must be 0..10m"}},
 		{"everything at once", `
 listen: nowhere
 upstreams:

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/cache"
@@ -154,6 +155,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			bad("timeouts.%s must be positive", d.name)
 		}
+	}
+	if t.Drain < 0 || t.Drain > 10*time.Minute {
+		bad("timeouts.drain %s must be 0..10m", t.Drain)
 	}
 
 	l := c.Limits
