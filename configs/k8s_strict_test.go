@@ -285,6 +285,8 @@ func TestKubernetesStrictDecode(t *testing.T) {
 		"Namespace/novashop", "ConfigMap/edge-config", "Secret/novashop-secrets",
 		"Deployment/edge", "Service/edge", "HorizontalPodAutoscaler/edge", "PodDisruptionBudget/edge",
 		"Deployment/origin-1", "Deployment/origin-2", "PodDisruptionBudget/origin",
+		"StatefulSet/redis-cluster", "Service/redis-cluster", "Job/redis-cluster-create",
+		"PodDisruptionBudget/redis-cluster", "NetworkPolicy/redis-cluster", "ConfigMap/redis-cluster-config",
 		"NetworkPolicy/edge-admin", "Job/loadgen-shards", "Job/loadgen-merge",
 	} {
 		if _, ok := f.objs[want]; !ok {
@@ -531,6 +533,11 @@ func TestKubernetesCrossChecks(t *testing.T) {
 				kind string
 				p    *corev1.Probe
 			}{{"readiness", c.ReadinessProbe}, {"liveness", c.LivenessProbe}, {"startup", c.StartupProbe}} {
+				if pr.p != nil && pr.p.TCPSocket != nil {
+					if _, ok := portOf(c, pr.p.TCPSocket.Port); !ok {
+						t.Errorf("%s: %s probe on port %s, which the container does not open", where, pr.kind, pr.p.TCPSocket.Port.String())
+					}
+				}
 				if pr.p == nil || pr.p.HTTPGet == nil {
 					continue
 				}
