@@ -312,7 +312,7 @@ func TestKubernetesPlantedMistakes(t *testing.T) {
 		{"wrong case", "containerPort: 8080}", "containerport: 8080}", `containerport`},
 		{"wrong type", "  replicas: 2\n", "  replicas: two\n", `replicas`},
 		{"duplicate key", "  replicas: 2\n", "  replicas: 2\n  replicas: 3\n", `replicas`},
-		{"bad quantity", "memory: 512Mi}", "memory: 512 MB}", `quantities must match`},
+		{"bad quantity", "memory: 576Mi}", "memory: 576 MB}", `quantities must match`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !bytes.Contains(edge, []byte(tc.old)) {
@@ -852,6 +852,79 @@ func TestKubernetesEdgePreStopDrains(t *testing.T) {
 		}
 		if code, err := e.get("/readyz"); err != nil || code != tc.want {
 			t.Fatalf("GET /readyz after the hook with token %q = %d %v, want %d (hook said %q)", tc.token, code, err, tc.want, out)
+		}
+	}
+}
+
+// The sizing rule of docs/operations.md ("Sizing"), from measured figures.
+const (
+	sizingCPUPerRequest = 45 * time.Microsecond // edge, browse mix, at capacity
+	sizingRatePerEdge   = 10000                 // req/s one edge carries at the autoscaler's target
+	sizingRSSFactor     = 1.7                   // RSS per byte of cache.max_memory_bytes
+	sizingConnBytes     = 24 << 10              // per keep-alive connection, goroutine core
+	sizingConns         = 4096                  // connections budgeted per edge
+)
+
+// TestKubernetesEdgeSizing: the edge's requests and limits follow the
+// sizing rule: at the autoscaler's target one edge carries 10,000 req/s of
+// 45 µs each (and is not sized for much more), its memory request covers
+// 1.7 x the local tier plus its connections, GOMEMLIMIT sits under the
+// limit, and the docs state the same figures.
+func TestKubernetesEdgeSizing(t *testing.T) {
+	f := loadFleet(t, readK8sFiles(t))
+	d := f.objs["Deployment/edge"].(*appsv1.Deployment)
+	c := d.Spec.Template.Spec.Containers[0]
+	hpa := f.objs["HorizontalPodAutoscaler/edge"].(*autoscalingv2.HorizontalPodAutoscaler)
+	var util int32
+	for _, m := range hpa.Spec.Metrics {
+		if m.Resource != nil && m.Resource.Name == corev1.ResourceCPU && m.Resource.Target.AverageUtilization != nil {
+			util = *m.Resource.Target.AverageUtilization
+		}
+	}
+	if util == 0 {
+		t.Fatal("the edge's autoscaler has no CPU utilization target")
+	}
+	cpu := c.Resources.Requests[corev1.ResourceCPU]
+	atTarget := float64(cpu.MilliValue()) / 1000 * float64(util) / 100 // cores
+	need := sizingRatePerEdge * sizingCPUPerRequest.Seconds()          // cores
+	if atTarget < need || atTarget > 1.25*need {
+		t.Errorf("edge CPU request %s at %d%%: %.2f cores before scaling out, the rule needs %.2f (10,000 req/s x %s) and at most 25%% more",
+			cpu.String(), util, atTarget, need, sizingCPUPerRequest)
+	}
+
+	cm := f.objs["ConfigMap/edge-config"].(*corev1.ConfigMap)
+	cfg, err := config.Decode([]byte(cm.Data["edge.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	memReq := c.Resources.Requests[corev1.ResourceMemory]
+	memLim := c.Resources.Limits[corev1.ResourceMemory]
+	want := int64(sizingRSSFactor*float64(cfg.Cache.MaxMemoryBytes)) + sizingConns*sizingConnBytes
+	if memReq.Value() < want || memReq.Value() > want*5/4 {
+		t.Errorf("edge memory request %s, the rule gives %d MiB (1.7 x %d MiB + %d x 24 KB) and at most 25%% more",
+			memReq.String(), want>>20, cfg.Cache.MaxMemoryBytes>>20, sizingConns)
+	}
+	var gomem string
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			gomem = e.Value
+		}
+	}
+	var mib int64
+	if _, err := fmt.Sscanf(gomem, "%dMiB", &mib); err != nil {
+		t.Fatalf("edge GOMEMLIMIT %q: want NMiB", gomem)
+	}
+	if mib<<20 >= memLim.Value() || mib<<20 < want {
+		t.Errorf("GOMEMLIMIT %s must lie between the rule's %d MiB and the limit %s", gomem, want>>20, memLim.String())
+	}
+
+	ops, err := os.ReadFile(filepath.Join(root, "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"## Sizing", "45 µs", "10,000 req/s", "1.7 ×", "24 KB", "700m", "576Mi"} {
+		if !bytes.Contains(ops, []byte(s)) {
+			t.Errorf("docs/operations.md's sizing rule does not say %q", s)
 		}
 	}
 }
