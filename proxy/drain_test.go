@@ -93,6 +93,9 @@ func TestEdgeDrainReadinessAndKeepAlive(t *testing.T) {
 				t.Fatal("not draining after POST /admin/drain")
 			}
 			ready(503, "draining")
+			if m := e.adminDo(t, "GET", "/metrics", ""); !strings.Contains(string(m.Body()), "\nedge_draining 1\n") {
+				t.Fatal("/metrics does not say edge_draining 1 while draining")
+			}
 			// A second drain keeps the first instant (SIGTERM after a preStop
 			// drain waits only for what is left).
 			if again := e.s.Drain(); !again.Equal(since) {
@@ -119,6 +122,9 @@ func TestEdgeDrainReadinessAndKeepAlive(t *testing.T) {
 				t.Fatalf("POST /admin/undrain = %d %s", r.StatusCode(), r.Body())
 			}
 			ready(200, "ready")
+			if m := e.adminDo(t, "GET", "/metrics", ""); !strings.Contains(string(m.Body()), "\nedge_draining 0\n") {
+				t.Fatal("/metrics does not say edge_draining 0 after undrain")
+			}
 			conn2, err := net.Dial("tcp", e.addr)
 			if err != nil {
 				t.Fatal(err)

@@ -98,6 +98,12 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		}
 		return 0
 	})
+	s.metrics.set.NewGauge("edge_draining", func() float64 {
+		if s.drainSince.Load() != 0 {
+			return 1
+		}
+		return 0
+	})
 	s.exchanges.New = func() any { return new(exchange) }
 	s.sharedFetch = s.cacheFetch(nil)
 	switch {
