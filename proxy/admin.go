@@ -70,6 +70,9 @@ func (s *Server) adminHandler() fasthttp.RequestHandler {
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.GET("/healthz", func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, 200, map[string]string{"status": "ok"}) })
+	r.GET("/readyz", s.adminReady)
+	r.POST("/admin/drain", func(ctx *fasthttp.RequestCtx) { s.adminSelfDrain(ctx, true) })
+	r.POST("/admin/undrain", func(ctx *fasthttp.RequestCtx) { s.adminSelfDrain(ctx, false) })
 	r.GET("/metrics", func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		s.metrics.WritePrometheus(ctx)
@@ -116,7 +119,7 @@ func adminOpen(ctx *fasthttp.RequestCtx) bool {
 		return false
 	}
 	switch string(ctx.Path()) {
-	case "/healthz", "/metrics", "/admin/upstreams":
+	case "/healthz", "/readyz", "/metrics", "/admin/upstreams":
 		return true
 	}
 	return false
@@ -163,6 +166,52 @@ func adminDenial(ctx *fasthttp.RequestCtx) string {
 	default:
 		return "wrong admin token"
 	}
+}
+
+// drainState is the body of /readyz, POST /admin/drain and /admin/undrain.
+type drainState struct {
+	Status   string `json:"status"` // ready or draining
+	Draining bool   `json:"draining"`
+	// Since is when draining began (RFC 3339), absent while ready.
+	Since string `json:"since,omitempty"`
+}
+
+func (s *Server) drainState() drainState {
+	since, ok := s.Draining()
+	if !ok {
+		return drainState{Status: "ready"}
+	}
+	return drainState{Status: "draining", Draining: true, Since: since.UTC().Format(time.RFC3339Nano)}
+}
+
+// adminReady is the readiness probe: 200 while the edge takes traffic, 503
+// while it drains. Liveness stays on /healthz, which a drain does not touch,
+// so the kubelet never restarts an edge for draining.
+func (s *Server) adminReady(ctx *fasthttp.RequestCtx) {
+	st := s.drainState()
+	code := fasthttp.StatusOK
+	if st.Draining {
+		code = fasthttp.StatusServiceUnavailable
+	}
+	writeJSON(ctx, code, st)
+}
+
+// adminSelfDrain drains (or undrains) this edge; an empty body only.
+func (s *Server) adminSelfDrain(ctx *fasthttp.RequestCtx, drain bool) {
+	if len(ctx.PostBody()) > 0 {
+		writeError(ctx, fasthttp.StatusBadRequest, "this call takes no body")
+		return
+	}
+	_, was := s.Draining()
+	if drain {
+		s.Drain()
+	} else {
+		s.Undrain()
+	}
+	if was != drain {
+		s.log.Info("proxy: edge drain changed", zap.Bool("draining", drain))
+	}
+	writeJSON(ctx, 200, s.drainState())
 }
 
 func (s *Server) adminBalancer(ctx *fasthttp.RequestCtx) {

@@ -20,6 +20,7 @@ func TestAdminTokenGuardsLevers(t *testing.T) {
 		{"POST", "/admin/upstreams/o1/drain", ""},
 		{"POST", "/admin/purge", `{"prefix": "/"}`},
 		{"GET", "/debug/pprof/", ""},
+		{"POST", "/admin/drain", ""},
 	}
 	denials := []struct {
 		name, query string
@@ -48,6 +49,9 @@ func TestAdminTokenGuardsLevers(t *testing.T) {
 		}
 	}
 	// Nothing changed.
+	if _, draining := e.s.Draining(); draining {
+		t.Fatal("after refused calls: the edge drains")
+	}
 	if e.s.Policy() != "round-robin" || len(c.purges) != 0 {
 		t.Fatalf("after refused calls: policy %s, purges %v", e.s.Policy(), c.purges)
 	}
@@ -57,7 +61,7 @@ func TestAdminTokenGuardsLevers(t *testing.T) {
 		}
 	}
 	// Open: health, metrics, the upstreams' state.
-	for _, p := range []string{"/healthz", "/metrics", "/admin/upstreams"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/admin/upstreams"} {
 		if r := e.adminDo(t, "GET", p, ""); r.StatusCode() != 200 {
 			t.Errorf("GET %s without a token = %d", p, r.StatusCode())
 		}

@@ -519,6 +519,11 @@ func (s *Server) finish(ex *exchange) {
 		ctx.Response.Header.SetCanonical(keyRequestID, id)
 	}
 	ex.scratch = ensureDate(&ctx.Response.Header, ex.start, ex.scratch)
+	if s.drainSince.Load() != 0 {
+		// Draining: keep-alive clients reconnect elsewhere (HTTP/2 and 3 drop
+		// the header; their connections end with GOAWAY at shutdown).
+		ctx.Response.SetConnectionClose()
+	}
 	code := ctx.Response.StatusCode()
 	s.metrics.Request(code)
 	if rt := ex.rt; rt.logEvery > 0 {

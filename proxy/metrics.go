@@ -68,6 +68,7 @@ var edgeHelp = metricshelp.Help{
 	"edge_upstream_request_duration_seconds":     "Time of one try against an origin, answered or failed.",
 	"edge_upstream_errors_total":                 "Tries against an origin that got no answer (connection error, timeout).",
 	"edge_retries_total":                         "Tries the edge made again on another origin.",
+	"edge_draining":                              "1 while the edge drains (SIGTERM or POST /admin/drain: /readyz answers 503, answers close their connections), else 0.",
 	"edge_pool_panic":                            "1 while fewer than health.panic_threshold of the hosts are healthy and the pool balances over every host, else 0.",
 	"edge_retries_denied_total":                  "Retries the retry budget refused.",
 	"edge_ejections_total":                       "Times passive health checks ejected an origin.",

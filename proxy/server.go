@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/novashop/edge/proxy/accesslog"
 	"github.com/novashop/edge/proxy/auth"
@@ -77,6 +78,9 @@ type Server struct {
 	// streamRequestAbove is limits.stream_request_bytes as the listener was built
 	// with (0: bodies are read whole by fasthttp and never streamed).
 	streamRequestAbove int
+	// drainSince is when draining began, in Unix nanoseconds; 0 while not
+	// draining (see Drain).
+	drainSince atomic.Int64
 }
 
 // policyBox lets the policy interface sit behind an atomic.Pointer.
@@ -98,6 +102,12 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 	// 1 while the pool balances over unhealthy hosts (health.panic_threshold).
 	s.metrics.set.NewGauge("edge_pool_panic", func() float64 {
 		if rt := s.rt.Load(); rt != nil && rt.pool.Available().Panic {
+			return 1
+		}
+		return 0
+	})
+	s.metrics.set.NewGauge("edge_draining", func() float64 {
+		if s.drainSince.Load() != 0 {
 			return 1
 		}
 		return 0
@@ -230,6 +240,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := errors.Join(loopErr, s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx), s.shutdownTLS(ctx))
 	s.Close()
 	return err
+}
+
+// Drain marks the edge as leaving the fleet: GET /readyz answers 503 so the
+// load balancer in front stops sending new connections, and every HTTP/1.x
+// answer carries Connection: close so keep-alive clients reconnect (to
+// another edge) instead of reusing this one. Requests are still served in
+// full meanwhile. It returns when draining began: an edge drained earlier
+// (POST /admin/drain from a preStop hook) keeps its first instant, so SIGTERM
+// waits only for what is left of timeouts.drain.
+func (s *Server) Drain() time.Time {
+	s.drainSince.CompareAndSwap(0, time.Now().UnixNano())
+	return time.Unix(0, s.drainSince.Load())
+}
+
+// Undrain makes the edge ready again (an operator's drain called off).
+func (s *Server) Undrain() { s.drainSince.Store(0) }
+
+// Draining reports whether the edge drains, and since when.
+func (s *Server) Draining() (time.Time, bool) {
+	n := s.drainSince.Load()
+	if n == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
 }
 
 // Close stops health checks and releases the verifier, the cache and idle upstream

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/novashop/edge/proxy"
 	"github.com/novashop/edge/proxy/cache"
@@ -319,6 +320,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			srv.Close()
 			return fmt.Errorf("serve: %w", err)
 		case <-ctx.Done():
+			// Readiness false and Connection: close at once; keep serving until
+			// timeouts.drain has passed since draining began (a preStop hook may
+			// have started it already), so the balancer in front stops sending
+			// before the listener closes.
+			since := srv.Drain()
+			if wait := cfg.Timeouts.Drain - time.Since(since); wait > 0 {
+				log.Info("edge: draining before shutdown", zap.Duration("left", wait))
+				select {
+				case <-time.After(wait):
+				case err := <-errc:
+					srv.Close()
+					return fmt.Errorf("serve: %w", err)
+				}
+			}
 			log.Info("edge: shutting down, draining connections", zap.Duration("timeout", cfg.Timeouts.Shutdown))
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown)
 			defer cancel()

@@ -30,6 +30,9 @@ var debianPackage = map[string]string{
 	"node":         "nodejs",
 	"npm":          "npm",
 	"varnishd":     "varnish",
+	// busybox runs the Kubernetes preStop hook's script with the same wget
+	// the Alpine image has (configs/k8s_strict_test.go).
+	"busybox": "busybox",
 }
 
 var aptMu sync.Mutex

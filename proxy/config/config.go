@@ -151,6 +151,13 @@ type Timeouts struct {
 	UpstreamIdle time.Duration `yaml:"upstream_idle"`
 	// Shutdown bounds the graceful drain on SIGTERM.
 	Shutdown time.Duration `yaml:"shutdown"`
+	// Drain is how long the edge keeps serving after SIGTERM (or since a
+	// POST /admin/drain, whichever came first) with /readyz answering 503
+	// and keep-alive connections closed after their next answer, before it
+	// stops accepting: the time a load balancer (Kubernetes endpoints,
+	// kube-proxy, an external balancer) needs to stop sending it new
+	// connections. 0 stops at once.
+	Drain time.Duration `yaml:"drain"`
 }
 
 // Limits bound what clients and origins may send.

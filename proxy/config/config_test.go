@@ -68,6 +68,8 @@ func TestParseErrors(t *testing.T) {
 		{"access log buffer too big", "upstreams: [{url: 'http://a:1'}]\naccess_log: {buffer_bytes: 1073741824}", []string{"access_log.buffer_bytes"}},
 		{"access log never flushed", "upstreams: [{url: 'http://a:1'}]\naccess_log: {flush_interval: 0s}", []string{"access_log.flush_interval 0s"}},
 		{"access log flushed too rarely", "upstreams: [{url: 'http://a:1'}]\naccess_log: {flush_interval: 1h}", []string{"access_log.flush_interval 1h0m0s"}},
+		{"negative drain", "upstreams: [{url: 'http://a:1'}]\ntimeouts: {drain: -1s}", []string{"timeouts.drain -1s must be 0..10m"}},
+		{"endless drain", "upstreams: [{url: 'http://a:1'}]\ntimeouts: {drain: 1h}", []string{"timeouts.drain 1h0m0s must be 0..10m"}},
 		{"everything at once", `
 listen: nowhere
 upstreams:

@@ -156,6 +156,9 @@ func (c Config) Validate() error {
 			bad("timeouts.%s must be positive", d.name)
 		}
 	}
+	if t.Drain < 0 || t.Drain > 10*time.Minute {
+		bad("timeouts.drain %s must be 0..10m", t.Drain)
+	}
 
 	l := c.Limits
 	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
