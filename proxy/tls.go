@@ -614,6 +614,7 @@ type TLSStatus struct {
 	LastReloadErr  string            `json:"last_reload_error,omitempty"`
 	SessionTickets *TicketStatus     `json:"session_tickets,omitempty"`
 	Handshakes     map[string]uint64 `json:"handshakes"`
+	ACME           *ACMEStatus       `json:"acme,omitempty"`
 }
 
 // TLSCertStatus is one certificate in GET /admin/tls.
@@ -656,6 +657,9 @@ func (s *Server) TLSStatus() *TLSStatus {
 		out.SessionTickets = t.tickets.status()
 	}
 	out.Handshakes = map[string]uint64{"full": t.handshakes.Get(), "resumed": t.resumed.Get(), "failed": t.handshakeFailures.Get()}
+	if t.acme != nil {
+		out.ACME = t.acme.status(t.cfg.ACME.DirectoryURL)
+	}
 	return out
 }
 

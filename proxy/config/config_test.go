@@ -64,6 +64,10 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field", "upstreams: [{url: 'http://a:1'}]\nlisten_port: 1", []string{"field listen_port not found"}},
 		{"bad yaml", "upstreams: [", []string{"config: invalid"}},
 		{"bad duration", "upstreams: [{url: 'http://a:1'}]\nhealth: {interval: soon}", []string{"config: invalid"}},
+		{"acme renewal knobs", `
+upstreams: [{url: 'http://a:1'}]
+tls: {listen: ':8443', acme: {directory_url: 'https://acme/dir', domains: [shop.test], renew_check_interval: 10ms, renewal_window_ratio: 1}}
+`, []string{"tls.acme.renew_check_interval", "tls.acme.renewal_window_ratio"}},
 		{"everything at once", `
 listen: nowhere
 upstreams:
