@@ -136,7 +136,7 @@ func (s *Server) setupTLS(cfg config.Config) error {
 		NextProtos:     []string{"http/1.1"},
 	}
 	if cfg.TLS.HTTP2 {
-		t.h2 = newH2Front(t, cfg)
+		t.h2 = newH2Front(s, t.log, t.serveHTTPS, cfg)
 		t.config.NextProtos = []string{"h2", "http/1.1"}
 	}
 	if h := cfg.TLS.HSTS; h.MaxAge > 0 {
