@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -232,6 +233,9 @@ func validRedirectHost(h string) bool {
 	return true
 }
 
+// errUnknownSNI refuses a handshake under tls.strict_sni.
+var errUnknownSNI = errors.New("tls: no certificate for the requested server name")
+
 // getCertificate picks the certificate for a ClientHello: the certificates
 // whose names match the SNI exactly, then by wildcard, the first of them the
 // client supports (so one name can have an ECDSA and an RSA certificate); the
@@ -252,6 +256,10 @@ func (t *tlsFront) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 		}
 	}
 	if len(cands) == 0 {
+		if t.cfg.StrictSNI && name != "" {
+			// crypto/tls answers with an internal_error alert and closes.
+			return nil, errUnknownSNI
+		}
 		cands = set.all
 	}
 	for _, c := range cands {
@@ -495,6 +503,13 @@ func (t *tlsFront) handshake(c net.Conn, q *connQueue) {
 	_ = c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	if err := tc.Handshake(); err != nil {
 		t.handshakeFailures.Inc()
+		// crypto/tls has sent an alert for a bad ClientHello; plain HTTP on
+		// the HTTPS port gets no alert (it would not be read), so say it in
+		// HTTP, as net/http does.
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader[:]) {
+			_, _ = io.WriteString(re.Conn, plainHTTPOnTLS)
+		}
 		_ = c.Close()
 		return
 	}
@@ -522,6 +537,20 @@ func (t *tlsFront) handshake(c net.Conn, q *connQueue) {
 	if !q.put(fc) {
 		_ = tc.Close()
 	}
+}
+
+// plainHTTPOnTLS answers an HTTP request sent to the HTTPS port.
+const plainHTTPOnTLS = "HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" +
+	`{"error":"plain HTTP request sent to the HTTPS port"}`
+
+// looksLikeHTTP reports whether the first five bytes of a would-be TLS
+// record are the start of an HTTP/1 request.
+func looksLikeHTTP(h []byte) bool {
+	switch string(h) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH", "CONNE":
+		return true
+	}
+	return false
 }
 
 // framedTLSConn is a TLS connection read through the h1 framer that still tells

@@ -26,6 +26,11 @@ type TLS struct {
 	// HandshakeTimeout bounds a TLS handshake, so a client that stops mid-way
 	// holds a connection for at most this long.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// StrictSNI refuses a handshake whose SNI names no configured
+	// certificate (nor an ACME domain) with an alert, instead of answering
+	// with the default certificate (nginx's ssl_reject_handshake). A
+	// ClientHello without SNI (a client dialling an IP) still gets the default.
+	StrictSNI bool `yaml:"strict_sni"`
 	// SessionTickets configures resumption keys.
 	SessionTickets SessionTickets `yaml:"session_tickets"`
 	// OCSPStapling fetches OCSP answers in the background for certificates that
