@@ -27,6 +27,7 @@ var debianPackage = map[string]string{
 	"promtool":     "prometheus",
 	"pebble":       "pebble",
 	"haproxy":      "haproxy",
+	"h2load":       "nghttp2-client",
 }
 
 var aptMu sync.Mutex
