@@ -11,7 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/novashop/edge/proxy/certstore"
@@ -36,11 +38,85 @@ type acmeState struct {
 	cache   *certmagic.Cache
 	issuer  *certmagic.ACMEIssuer
 	domains map[string]bool
+	names   []string // the managed names in configuration order
 	rc      rueidis.Client
 	cancel  context.CancelFunc
 	// answered counts challenges this edge answered (http-01 requests,
 	// tls-alpn-01 handshakes), for tests and GET /admin/tls.
 	answered atomic.Int64
+
+	// mu guards the renewal record below, written by certmagic's events.
+	mu          sync.Mutex
+	obtained    int64     // certificates this edge obtained (first issuance)
+	renewed     int64     // certificates this edge renewed
+	lastRenewal time.Time // when this edge last renewed one
+	lastErr     string    // the last failed obtain or renewal, with its name
+	lastErrAt   time.Time
+}
+
+// onEvent records certmagic's issuance events for GET /admin/tls and the
+// renewal test: only the edge that held the renewal lock sees cert_obtained
+// with renewal=true; its fleet peers reload the stored certificate quietly.
+func (a *acmeState) onEvent(_ context.Context, event string, data map[string]any) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch event {
+	case "cert_obtained":
+		if r, _ := data["renewal"].(bool); r {
+			a.renewed++
+			a.lastRenewal = time.Now()
+		} else {
+			a.obtained++
+		}
+	case "cert_failed":
+		a.lastErr = fmt.Sprintf("%v: %v", data["identifier"], data["error"])
+		a.lastErrAt = time.Now()
+	}
+	return nil
+}
+
+// ACMEStatus is the acme section of GET /admin/tls.
+type ACMEStatus struct {
+	DirectoryURL string           `json:"directory_url"`
+	Shared       bool             `json:"shared_storage"` // storage on Redis, shared by the fleet
+	Managed      []ACMECertStatus `json:"managed"`
+	// Obtained and Renewed count the certificates this edge obtained or
+	// renewed itself; a peer's renewal shows as a new serial, not here.
+	Obtained           int64     `json:"obtained"`
+	Renewed            int64     `json:"renewed"`
+	LastRenewal        time.Time `json:"last_renewal,omitzero"`
+	LastError          string    `json:"last_error,omitempty"`
+	LastErrorAt        time.Time `json:"last_error_at,omitzero"`
+	ChallengesAnswered int64     `json:"challenges_answered"`
+}
+
+// ACMECertStatus is one managed name: the certificate served for it now
+// (empty fields while none is issued yet).
+type ACMECertStatus struct {
+	Name      string    `json:"name"`
+	Serial    string    `json:"serial,omitempty"`
+	Issuer    string    `json:"issuer,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+}
+
+func (a *acmeState) status(directory string) *ACMEStatus {
+	st := &ACMEStatus{DirectoryURL: directory, Shared: a.rc != nil, ChallengesAnswered: a.answered.Load()}
+	a.mu.Lock()
+	st.Obtained, st.Renewed, st.LastRenewal, st.LastError, st.LastErrorAt = a.obtained, a.renewed, a.lastRenewal, a.lastErr, a.lastErrAt
+	a.mu.Unlock()
+	for _, name := range a.names {
+		cs := ACMECertStatus{Name: name}
+		// The newest of the cached certificates for the name is the one served.
+		for _, c := range a.cache.AllMatchingCertificates(name) {
+			if c.Leaf != nil && c.Leaf.NotAfter.After(cs.NotAfter) {
+				cs.Serial, cs.Issuer = c.Leaf.SerialNumber.Text(16), c.Leaf.Issuer.CommonName
+				cs.NotBefore, cs.NotAfter = c.Leaf.NotBefore, c.Leaf.NotAfter
+			}
+		}
+		st.Managed = append(st.Managed, cs)
+	}
+	return st
 }
 
 func (t *tlsFront) setupACME(cfg config.Config, plain fasthttp.RequestHandler) (fasthttp.RequestHandler, error) {
@@ -48,6 +124,7 @@ func (t *tlsFront) setupACME(cfg config.Config, plain fasthttp.RequestHandler) (
 	a := &acmeState{domains: map[string]bool{}}
 	for _, d := range ac.Domains {
 		a.domains[strings.ToLower(d)] = true
+		a.names = append(a.names, strings.ToLower(d))
 	}
 	var storage certmagic.Storage
 	if cfg.Cache.Enabled && cfg.Cache.RedisURL != "" {
@@ -77,10 +154,12 @@ func (t *tlsFront) setupACME(cfg config.Config, plain fasthttp.RequestHandler) (
 	log := t.log.Named("acme")
 	var magic *certmagic.Config
 	a.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
-		Logger:           log,
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
+		RenewCheckInterval: ac.RenewCheckInterval, // zero: certmagic's default
+		Logger:             log,
 	})
-	magic = certmagic.New(a.cache, certmagic.Config{Storage: storage, Logger: log})
+	magic = certmagic.New(a.cache, certmagic.Config{Storage: storage, Logger: log,
+		RenewalWindowRatio: ac.RenewalWindowRatio, OnEvent: a.onEvent})
 	port := func(addr string) int {
 		_, p, _ := net.SplitHostPort(addr)
 		n, _ := strconv.Atoi(p)

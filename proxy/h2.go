@@ -52,9 +52,12 @@ const (
 	h2DefaultWriteBound = 30 * time.Second
 )
 
-// h2Front is the HTTP/2 server of one TLS front.
+// h2Front is one HTTP/2 server: the TLS front's (h2 by ALPN) or the
+// plaintext listener's (h2c).
 type h2Front struct {
-	t       *tlsFront
+	// handler is the listener's one request handler.
+	handler fasthttp.RequestHandler
+	log     *zap.Logger
 	srv     *http2.Server
 	base    *http.Server
 	maxBody int
@@ -65,13 +68,13 @@ type h2Front struct {
 	inFlight, peak, calls atomic.Int64
 }
 
-func newH2Front(t *tlsFront, cfg config.Config) *h2Front {
+func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg config.Config) *h2Front {
 	write := cfg.Timeouts.Write
 	if write <= 0 {
 		write = h2DefaultWriteBound
 	}
-	f := &h2Front{t: t, maxBody: cfg.Limits.MaxBodyBytes}
-	set := t.s.metrics.set
+	f := &h2Front{handler: handler, log: log, maxBody: cfg.Limits.MaxBodyBytes}
+	set := s.metrics.set
 	f.srv = &http2.Server{
 		MaxConcurrentStreams:      h2MaxStreams,
 		MaxDecoderHeaderTableSize: h2HeaderTableSize,
@@ -96,7 +99,7 @@ func newH2Front(t *tlsFront, cfg config.Config) *h2Front {
 		WriteTimeout:   cfg.Timeouts.Write,
 		IdleTimeout:    cfg.Timeouts.Idle,
 	}
-	if l, err := zap.NewStdLogAt(t.log.Named("h2"), zap.DebugLevel); err == nil {
+	if l, err := zap.NewStdLogAt(log.Named("h2"), zap.DebugLevel); err == nil {
 		// x/net logs each client's protocol error; under attack that is a
 		// flood, so it goes to the debug level (edge_h2_errors_total counts).
 		f.base.ErrorLog = l
@@ -109,15 +112,21 @@ func newH2Front(t *tlsFront, cfg config.Config) *h2Front {
 
 // serve runs one h2 connection to its end.
 func (f *h2Front) serve(tc *tls.Conn) {
+	st := tc.ConnectionState()
+	f.serveConn(tc, &h2Conn{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr(), st: &st})
+}
+
+// serveConn runs one HTTP/2 connection c to its end; its streams' RequestCtx
+// see stand-in as their connection (addresses, and TLS state when it has one).
+func (f *h2Front) serveConn(c, standIn net.Conn) {
 	f.conns.Add(1)
 	f.open.Add(1)
 	defer func() {
 		f.open.Add(-1)
 		f.conns.Done()
 	}()
-	st := tc.ConnectionState()
-	ctx := context.WithValue(context.Background(), connKey{}, &h2Conn{laddr: tc.LocalAddr(), raddr: tc.RemoteAddr(), st: &st})
-	f.srv.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.base, Handler: f})
+	ctx := context.WithValue(context.Background(), connKey{}, standIn)
+	f.srv.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.base, Handler: f})
 }
 
 // shutdown sends GOAWAY to every h2 connection and waits for them to end (or ctx).
@@ -170,7 +179,7 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.calls.Add(1)
 
-	conn, _ := r.Context().Value(connKey{}).(*h2Conn)
+	conn, _ := r.Context().Value(connKey{}).(net.Conn)
 	if conn == nil {
 		writeH2Error(w, http.StatusInternalServerError, "internal error")
 		return
@@ -183,7 +192,7 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx.ResetUserValues()
 		f.ctxs.Put(ctx)
 	}()
-	ctx.Init2(conn, zapPrintf{f.t.log}, false)
+	ctx.Init2(conn, zapPrintf{f.log}, false)
 
 	req := &ctx.Request
 	req.Header.SetMethod(r.Method)
@@ -211,7 +220,7 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.Header.SetContentLength(int(nr))
 	}
 
-	f.t.serveHTTPS(ctx)
+	f.handler(ctx)
 
 	resp := &ctx.Response
 	h := w.Header()
@@ -262,5 +271,6 @@ func writeH2Error(w http.ResponseWriter, status int, msg string) {
 	_, _ = io.WriteString(w, `{"error":"`+msg+`"}`)
 }
 
-// connKey carries the stream's TLS connection into the handler.
+// connKey carries the stream's connection stand-in (a net.Conn without I/O)
+// into the handler.
 type connKey struct{}

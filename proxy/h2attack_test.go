@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ import (
 // h2raw is a hand-driven HTTP/2 client: a Framer over TLS, for the attack tests.
 type h2raw struct {
 	t   *testing.T
-	c   *tls.Conn
+	c   net.Conn
 	fr  *http2.Framer
 	enc *hpack.Encoder
 	buf bytes.Buffer
@@ -41,6 +42,13 @@ func dialH2Raw(t *testing.T, addr string, settings ...http2.Setting) *h2raw {
 	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
 		t.Fatalf("ALPN %q, want h2", p)
 	}
+	return startH2Raw(t, c, settings...)
+}
+
+// startH2Raw speaks HTTP/2 on c (TLS with h2, or plaintext for h2c): the
+// preface, SETTINGS, and a reader recording the server's frames.
+func startH2Raw(t *testing.T, c net.Conn, settings ...http2.Setting) *h2raw {
+	t.Helper()
 	h := &h2raw{t: t, c: c, rst: map[http2.ErrCode]int{}, status: map[string]int{}, done: make(chan struct{}), settled: make(chan struct{})}
 	h.enc = hpack.NewEncoder(&h.buf)
 	h.fr = http2.NewFramer(c, c)

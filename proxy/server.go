@@ -73,6 +73,8 @@ type Server struct {
 	closeOnce   sync.Once
 	// tls is the HTTPS listener's state (tls.go); nil without tls.listen.
 	tls *tlsFront
+	// h2c is the plaintext listener's HTTP/2 side (h2c.go); nil without h2c.
+	h2c *h2cFront
 	// comp compresses answers (compress.go); nil with compression off.
 	comp *compressor
 	// streamRequestAbove is limits.stream_request_bytes as the listener was built
@@ -154,6 +156,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		Logger:                zapPrintf{log},
 	}
 	s.setupCompression(cfg.Compression)
+	s.setupH2C(cfg)
 	if err := s.setupTLS(cfg); err != nil {
 		s.Close()
 		return nil, err
@@ -224,6 +227,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.loops != nil {
 		return s.loops.Serve(ln)
 	}
+	if s.h2c != nil {
+		return s.serveH2C(ln)
+	}
 	return s.public.Serve(&h1.Listener{Listener: ln, Limits: h1.Limits{MaxHeaderBytes: s.public.ReadBufferSize}})
 }
 
@@ -237,7 +243,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.loops != nil {
 		loopErr = s.loops.Shutdown(ctx)
 	}
-	err := errors.Join(loopErr, s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx), s.shutdownTLS(ctx))
+	err := errors.Join(loopErr, s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx), s.shutdownTLS(ctx), s.shutdownH2C(ctx))
 	s.Close()
 	return err
 }

@@ -405,7 +405,7 @@ func TestTicketKeysRotate(t *testing.T) {
 	if again, _ := k.key(e + 1); again != next {
 		t.Fatal("the next period's key changed when it became current")
 	}
-	if _, ok := k.local[e]; !ok {
+	if _, ok := k.key(e); !ok {
 		t.Fatal("the previous key was dropped one period too early")
 	}
 }

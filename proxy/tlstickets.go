@@ -21,26 +21,41 @@ import (
 // still decrypt, so a ticket stays good for at least one period and edges whose
 // clocks or refreshes differ by less than a period understand each other. With
 // Redis, each period's key is created once (SET NX) by whichever edge comes
-// first and read by the others, so a fleet resumes each other's sessions; a
-// Redis failure keeps the keys in force and is retried at the next refresh.
+// first and read by the others, so a fleet resumes each other's sessions.
+//
+// Redis may be down at start or go down later; the edge never stops serving
+// for it. Each period's key in force is remembered (known): a period whose key
+// came from Redis keeps it through an outage (the fleet still agrees), a
+// period first seen during the outage gets a local key. Every refresh retries
+// Redis (connecting first when it was unreachable at start) and proposes the
+// key it holds as the SET NX value, so after Redis comes back (even empty, after
+// a restart) the edges converge on one key per period again. Keys replaced on
+// convergence still decrypt until their period is over (retired), so sessions
+// issued during the outage resume on the edge that issued them.
 type ticketKeys struct {
-	rc     rueidis.Client // nil: keys are local to this process
+	opt    *rueidis.ClientOption // nil: no Redis, keys are local to this process
 	ns     string
 	period time.Duration
 	tc     *tls.Config
 	log    *zap.Logger
 
+	// rcMu guards rc, created lazily when Redis was unreachable at start.
+	rcMu sync.Mutex
+	rc   rueidis.Client
+
 	mu        sync.Mutex
-	local     map[int64][32]byte
+	known     map[int64][32]byte   // the key in force for each period
+	retired   map[int64][][32]byte // replaced keys, decrypt-only until their period ends
 	refreshed time.Time
 	epoch     int64
+	shared    bool // the last refresh read every key from Redis
 	lastErr   string
 	failures  *metrics.Counter
 }
 
 // TicketStatus is the session ticket part of GET /admin/tls.
 type TicketStatus struct {
-	// Shared is true when the keys come from Redis.
+	// Shared is true when the last refresh read the keys from Redis.
 	Shared    bool          `json:"shared"`
 	Rotate    time.Duration `json:"rotate_ns"`
 	Epoch     int64         `json:"epoch"`
@@ -54,7 +69,8 @@ func newTicketKeys(cfg config.Config, tc *tls.Config, log *zap.Logger, set *metr
 		period:   cfg.TLS.SessionTickets.Rotate,
 		tc:       tc,
 		log:      log,
-		local:    map[int64][32]byte{},
+		known:    map[int64][32]byte{},
+		retired:  map[int64][][32]byte{},
 		failures: set.NewCounter("edge_tls_ticket_key_refresh_failures_total"),
 	}
 	if cfg.Cache.Enabled && cfg.Cache.RedisURL != "" {
@@ -64,14 +80,7 @@ func newTicketKeys(cfg config.Config, tc *tls.Config, log *zap.Logger, set *metr
 		}
 		opt.DisableCache = true
 		opt.Dialer.Timeout = 2 * time.Second
-		rc, err := rueidis.NewClient(opt)
-		if err != nil {
-			// Sessions then resume only on this edge; the status says so.
-			k.lastErr = "redis unreachable at start, ticket keys are local: " + err.Error()
-			log.Warn("edge: tls session ticket keys are local to this edge", zap.Error(err))
-		} else {
-			k.rc = rc
-		}
+		k.opt = &opt
 	}
 	k.refresh()
 	return k, nil
@@ -82,66 +91,104 @@ func (k *ticketKeys) refreshEvery() time.Duration {
 	return min(max(k.period/4, 250*time.Millisecond), 5*time.Minute)
 }
 
+// client returns the Redis client, connecting when there is none yet; nil
+// without Redis.
+func (k *ticketKeys) client() (rueidis.Client, error) {
+	k.rcMu.Lock()
+	defer k.rcMu.Unlock()
+	if k.opt == nil {
+		return nil, nil
+	}
+	if k.rc == nil {
+		rc, err := rueidis.NewClient(*k.opt)
+		if err != nil {
+			return nil, fmt.Errorf("redis unreachable, ticket keys are local: %w", err)
+		}
+		k.rc = rc
+	}
+	return k.rc, nil
+}
+
 // refresh installs the keys of the current, previous and next periods.
 func (k *ticketKeys) refresh() {
 	e := time.Now().UnixNano() / int64(k.period)
-	keys := make([][32]byte, 0, 3)
-	for _, ep := range [3]int64{e, e - 1, e + 1} {
-		key, err := k.key(ep)
-		if err != nil {
-			k.failures.Inc()
-			k.mu.Lock()
-			k.lastErr = err.Error()
-			k.mu.Unlock()
-			k.log.Error("edge: tls session ticket keys not refreshed, keeping the keys in force", zap.Error(err))
-			return
+	rc, err := k.client()
+	shared := rc != nil && err == nil
+	var keys [3][32]byte
+	for i, ep := range [3]int64{e, e - 1, e + 1} {
+		k.mu.Lock()
+		cand, ok := k.known[ep]
+		k.mu.Unlock()
+		if !ok {
+			_, _ = rand.Read(cand[:])
 		}
-		keys = append(keys, key)
+		key := cand
+		if rc != nil && err == nil {
+			if key, err = k.fetch(rc, ep, cand); err != nil {
+				key, shared = cand, false
+			}
+		}
+		keys[i] = key
+		k.mu.Lock()
+		if ok && cand != key {
+			k.retired[ep] = append(k.retired[ep], cand)
+		}
+		k.known[ep] = key
+		k.mu.Unlock()
 	}
-	k.tc.SetSessionTicketKeys(keys)
 	k.mu.Lock()
-	k.refreshed, k.epoch = time.Now(), e
-	if k.rc != nil {
+	list := append(make([][32]byte, 0, 6), keys[:]...)
+	for ep := range k.known {
+		if ep < e-1 {
+			delete(k.known, ep)
+			delete(k.retired, ep)
+		}
+	}
+	for _, ep := range [3]int64{e, e - 1, e + 1} {
+		list = append(list, k.retired[ep]...)
+	}
+	k.refreshed, k.epoch, k.shared = time.Now(), e, shared
+	if err != nil {
+		k.lastErr = err.Error()
+	} else {
 		k.lastErr = ""
 	}
-	for ep := range k.local {
-		if ep < e-1 {
-			delete(k.local, ep)
-		}
-	}
 	k.mu.Unlock()
+	k.tc.SetSessionTicketKeys(list)
+	if err != nil {
+		k.failures.Inc()
+		k.log.Warn("edge: tls session ticket keys not shared through redis; the keys in force stay, new periods get local keys", zap.Error(err))
+	}
 }
 
-// key returns period ep's key, creating it when no edge has yet.
-func (k *ticketKeys) key(ep int64) ([32]byte, error) {
-	var key [32]byte
-	if k.rc == nil {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		key, ok := k.local[ep]
-		if !ok {
-			_, _ = rand.Read(key[:])
-			k.local[ep] = key
-		}
-		return key, nil
-	}
+// key returns period ep's key as the last refresh installed it (for tests).
+func (k *ticketKeys) key(ep int64) ([32]byte, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, ok := k.known[ep]
+	return key, ok
+}
+
+// fetch returns period ep's key from Redis, storing cand when no edge has
+// set one yet.
+func (k *ticketKeys) fetch(rc rueidis.Client, ep int64, cand [32]byte) ([32]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	name := k.ns + strconv.FormatInt(ep, 10)
-	_, _ = rand.Read(key[:])
 	// The key lives from the period before its own to the one after: 3 periods,
 	// plus one of slack.
 	ttl := 4 * k.period
-	err := k.rc.Do(ctx, k.rc.B().Set().Key(name).Value(string(key[:])).Nx().Px(ttl).Build()).Error()
+	err := rc.Do(ctx, rc.B().Set().Key(name).Value(string(cand[:])).Nx().Px(ttl).Build()).Error()
 	if err != nil && !rueidis.IsRedisNil(err) {
-		return key, fmt.Errorf("tls ticket key %s: %w", name, err)
+		return cand, fmt.Errorf("tls ticket key %s: %w", name, err)
 	}
-	b, err := k.rc.Do(ctx, k.rc.B().Get().Key(name).Build()).AsBytes()
+	b, err := rc.Do(ctx, rc.B().Get().Key(name).Build()).AsBytes()
 	if err != nil {
-		return key, fmt.Errorf("tls ticket key %s: %w", name, err)
+		return cand, fmt.Errorf("tls ticket key %s: %w", name, err)
 	}
+	var key [32]byte
 	if len(b) != len(key) {
-		return key, fmt.Errorf("tls ticket key %s: %d bytes in redis, want %d", name, len(b), len(key))
+		return cand, fmt.Errorf("tls ticket key %s: %d bytes in redis, want %d", name, len(b), len(key))
 	}
 	copy(key[:], b)
 	return key, nil
@@ -150,11 +197,15 @@ func (k *ticketKeys) key(ep int64) ([32]byte, error) {
 func (k *ticketKeys) status() *TicketStatus {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return &TicketStatus{Shared: k.rc != nil, Rotate: k.period, Epoch: k.epoch, Refreshed: k.refreshed, Error: k.lastErr}
+	return &TicketStatus{Shared: k.shared, Rotate: k.period, Epoch: k.epoch, Refreshed: k.refreshed, Error: k.lastErr}
 }
 
 func (k *ticketKeys) close() {
+	k.rcMu.Lock()
+	defer k.rcMu.Unlock()
 	if k.rc != nil {
 		k.rc.Close()
+		k.rc = nil
 	}
+	k.opt = nil // a refresh racing with close stays local
 }

@@ -40,6 +40,10 @@ type benchFlags struct {
 	haproxy string
 	// varnish is varnishd's path when --varnish is on (a peer in the hits scenario).
 	varnish string
+	// tlsBody is the tls scenario's page size; tlsProfile, when set, is
+	// where it writes a CPU profile of the edge under TLS keep-alive load.
+	tlsBody    int
+	tlsProfile string
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,12 +52,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&f.duration, "duration", 8*time.Second, "length of one wrk run")
 	fs.IntVar(&f.rounds, "rounds", 5, "interleaved rounds per scenario")
 	fs.IntVar(&f.conns, "connections", 64, "wrk connections")
-	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), accesslog (cache hits with the access log on, edge vs nginx), idle (RSS per idle keep-alive connection), browse (browse campaign capacity)")
+	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,tls,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), accesslog (cache hits with the access log on, edge vs nginx), idle (RSS per idle keep-alive connection), browse (browse campaign capacity), tls (TLS, HTTP/2, handshakes and compressed hits against nginx)")
 	fs.StringVar(&f.jsonOut, "json", "out/bench.json", "where to write the results as JSON")
 	fs.IntVar(&f.bodySize, "body", 2048, "response body size of the fixed origins, bytes")
 	fs.DurationVar(&f.browseBound, "p99", 20*time.Millisecond, "p99 bound of the browse capacity search")
 	fs.StringVar(&f.io, "io", "eventloop,goroutine", "the edge's I/O cores to measure, comma-separated (each is a target: edge-goroutine, edge-eventloop)")
 	fs.IntVar(&f.idleConns, "idle-conns", 12000, "idle keep-alive connections of the idle scenario")
+	fs.IntVar(&f.tlsBody, "tls-body", 13000, "page size of the tls scenario, bytes (catalog-like JSON, about 4x compressible)")
+	fs.StringVar(&f.tlsProfile, "tls-profile", "out/bench-tls-edge.pprof", "where the tls scenario writes a CPU profile of the edge under TLS keep-alive load (empty: none)")
 	withHAProxy := fs.Bool("haproxy", true, "add HAProxy (Debian's package, 1 thread) as a peer in the proxy scenario")
 	withVarnish := fs.Bool("varnish", true, "add Varnish (Debian's package) as a cache peer in the hits scenario")
 	if err := parse(fs, args); err != nil {
@@ -70,6 +76,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *withVarnish {
 		need = append(need, "varnishd")
+	}
+	if strings.Contains(f.scenarios, "tls") {
+		need = append(need, "h2load")
 	}
 	bins, err := stack.Ensure(stdout, need...)
 	if err != nil {
@@ -104,6 +113,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("idle scenario: %w", err)
 			}
 			results["idle"] = r
+		case "tls":
+			r, err := benchTLS(ctx, f, bins, stdout)
+			if err != nil {
+				return fmt.Errorf("tls scenario: %w", err)
+			}
+			results["tls"] = r
 		case "browse":
 			if err := benchBrowse(ctx, f, stdout, stderr); err != nil {
 				return fmt.Errorf("browse scenario: %w", err)
@@ -132,6 +147,8 @@ type target struct {
 	name string
 	url  string
 	pids func() []int
+	// headers are extra request headers ("Name: value").
+	headers []string
 }
 
 // wrkRun is one wrk run against one target.
@@ -146,7 +163,11 @@ type wrkRun struct {
 
 func runWrk(ctx context.Context, wrk string, t target, f benchFlags) (wrkRun, error) {
 	before := cpuTicks(t.pids())
-	cmd := exec.CommandContext(ctx, wrk, "-t1", "-c"+strconv.Itoa(f.conns), "-d"+f.duration.String(), "--latency", t.url)
+	args := []string{"-t1", "-c" + strconv.Itoa(f.conns), "-d" + f.duration.String(), "--latency"}
+	for _, h := range t.headers {
+		args = append(args, "-H", h)
+	}
+	cmd := exec.CommandContext(ctx, wrk, append(args, t.url)...)
 	out, err := cmd.CombinedOutput()
 	after := cpuTicks(t.pids())
 	if err != nil {
@@ -579,10 +600,14 @@ func cmdFixedOrigin(ctx context.Context, args []string, stdout, stderr io.Writer
 	size := fs.Int("size", 2048, "body size in bytes")
 	name := fs.String("name", "fixed", "X-Served-By value")
 	cacheable := fs.Bool("cacheable", false, "mark responses public with s-maxage=3600")
+	catalog := fs.Bool("catalog", false, "serve a catalog-like JSON page (compresses like a real one) instead of one padded with a single byte")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	body := fixedJSON(*size)
+	if *catalog {
+		body = catalogJSON(*size)
+	}
 	cc := "no-store"
 	if *cacheable {
 		cc = "public, max-age=0, s-maxage=3600"

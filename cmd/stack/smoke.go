@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -55,6 +56,11 @@ func smoke(ctx context.Context, l *stack.Local, w io.Writer) error {
 	if _, _, err := do("GET", "/", "", nil, 200); err != nil {
 		return err
 	}
+	if l.EdgeHTTPSURL != "" {
+		if err := smokeHTTPS(ctx, l, w); err != nil {
+			return err
+		}
+	}
 	_, b, err := do("POST", "/api/login/", "", map[string]string{"username": "user1", "password": "shopper123"}, 200)
 	if err != nil {
 		return err
@@ -96,5 +102,31 @@ func smoke(ctx context.Context, l *stack.Local, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "smoke: order %d is %s\n", order.ID, order.Status)
 	}
+	return nil
+}
+
+// smokeHTTPS fetches the home page over the edge's HTTPS listener, trusting
+// only the stack's local CA, and says which protocol was negotiated.
+func smokeHTTPS(ctx context.Context, l *stack.Local, w io.Writer) error {
+	pool, err := l.CA.Pool()
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, "GET", l.EdgeHTTPSURL+"/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: tr}).Do(req)
+	if err != nil {
+		return fmt.Errorf("smoke: GET %s/: %w", l.EdgeHTTPSURL, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("smoke: GET %s/: status %d", l.EdgeHTTPSURL, resp.StatusCode)
+	}
+	fmt.Fprintf(w, "smoke: GET %s/ over %s (%s, Alt-Svc %q)\n", l.EdgeHTTPSURL, resp.Proto, tls.VersionName(resp.TLS.Version), resp.Header.Get("Alt-Svc"))
 	return nil
 }

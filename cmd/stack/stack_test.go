@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -175,5 +177,33 @@ func TestWithDescendantsTable(t *testing.T) {
 	}
 	if got := withDescendants(7, children); !slices.Equal(got, []int{7}) {
 		t.Fatalf("leaf = %v", got)
+	}
+}
+
+func TestParseH2Load(t *testing.T) {
+	out := `starting benchmark...
+finished in 5.00s, 12345.67 req/s, 150.00MB/s
+requests: 61728 total, 61800 started, 61728 done, 61700 succeeded, 28 failed, 0 errored, 0 timeout
+status codes: 61700 2xx, 0 3xx, 0 4xx, 28 5xx
+`
+	r := parseH2Load(out)
+	if r.RPS != 12345.67 || r.Requests != 61700 || r.Errors != 28 {
+		t.Fatalf("parseH2Load = %+v", r)
+	}
+}
+
+// The tls scenario's page must compress like a real catalog page (3-6x with
+// gzip), not like a run of one byte, and be about the size asked for.
+func TestCatalogJSONCompressesLikeAPage(t *testing.T) {
+	b := catalogJSON(13000)
+	if len(b) < 12000 || len(b) > 13000 || !json.Valid(b) {
+		t.Fatalf("catalogJSON(13000): %d bytes, valid JSON %v", len(b), json.Valid(b))
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(b)
+	zw.Close()
+	if r := float64(len(b)) / float64(z.Len()); r < 3 || r > 6 {
+		t.Fatalf("gzip shrinks the page %.1fx, want 3-6x", r)
 	}
 }

@@ -12,7 +12,7 @@ import (
 type stackFlags struct {
 	origins, categories, products, users int
 	balancer                             string
-	noCache, noNginx                     bool
+	noCache, noNginx, https              bool
 }
 
 func (f *stackFlags) register(fs *flag.FlagSet, products int) {
@@ -23,12 +23,13 @@ func (f *stackFlags) register(fs *flag.FlagSet, products int) {
 	fs.StringVar(&f.balancer, "balancer", "p2c-ewma", "edge balancing policy")
 	fs.BoolVar(&f.noCache, "no-cache", false, "run the edge without its Redis cache")
 	fs.BoolVar(&f.noNginx, "no-nginx", false, "do not start nginx")
+	fs.BoolVar(&f.https, "https", true, "give the edge an HTTPS listener (HTTP/2, HTTP/3) with a certificate from a throwaway local CA")
 }
 
 func (f *stackFlags) options(log io.Writer) stack.LocalOptions {
 	o := stack.LocalOptions{
 		BinDir: binDir(), Origins: f.origins, Categories: f.categories, Products: f.products,
-		Users: f.users, Balancer: f.balancer, NoCache: f.noCache, Log: log,
+		Users: f.users, Balancer: f.balancer, NoCache: f.noCache, HTTPS: f.https, Log: log,
 	}
 	if !f.noNginx {
 		o.NginxConf = nginxConf
@@ -76,6 +77,11 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func printURLs(w io.Writer, l *stack.Local) {
 	fmt.Fprintf(w, "\n  shop through the edge:  %s/\n", l.EdgeURL)
+	if l.EdgeHTTPSURL != "" {
+		fmt.Fprintf(w, "  ... over HTTPS:         %s/  (HTTP/2, HTTP/3)\n", l.EdgeHTTPSURL)
+		fmt.Fprintf(w, "  local CA:               %s  (curl --cacert %s %s/)\n", l.CA.CAFile, l.CA.CAFile, l.EdgeHTTPSURL)
+		fmt.Fprintf(w, "  Chromium without a warning: chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list=%s %s/\n", l.CA.SPKIHash, l.EdgeHTTPSURL)
+	}
 	fmt.Fprintf(w, "  edge admin:             %s/admin/upstreams\n", l.AdminURL)
 	for _, o := range l.Origins {
 		fmt.Fprintf(w, "  %-23s http://%s/\n", o.Name+":", o.Addr)

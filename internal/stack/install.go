@@ -33,6 +33,7 @@ var debianPackage = map[string]string{
 	// busybox runs the Kubernetes preStop hook's script with the same wget
 	// the Alpine image has (configs/k8s_strict_test.go).
 	"busybox": "busybox",
+	"h2load":  "nghttp2-client",
 }
 
 var aptMu sync.Mutex

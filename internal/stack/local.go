@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,10 @@ type LocalOptions struct {
 	// EdgeEnv is extra environment for the edge, e.g. EDGE_ACCESS_LOG=off
 	// for benchmarks (nginx runs with access_log off).
 	EdgeEnv []string
+	// HTTPS gives the edge a TLS listener (HTTP/1.1, HTTP/2 and HTTP/3) with
+	// a certificate from a throwaway local CA (LocalCA) made in the stack's
+	// directory.
+	HTTPS bool
 	// NginxConf writes nginx.conf into dir for the given upstreams
 	// (host:port) and returns its path and the addresses it listens on
 	// (plain round-robin first, proxy_cache second). Nil: no nginx.
@@ -51,10 +56,15 @@ type Local struct {
 	Edge        *Server
 	EdgeURL     string
 	AdminURL    string
-	Nginx       *Nginx
-	NginxURLs   []string
-	JWTSecret   string
-	stops       []func()
+	// EdgeHTTPSURL is the edge's TLS listener (https://127.0.0.1:PORT) and
+	// CA the local CA that signed its certificate; empty and nil without
+	// LocalOptions.HTTPS.
+	EdgeHTTPSURL string
+	CA           *LocalCA
+	Nginx        *Nginx
+	NginxURLs    []string
+	JWTSecret    string
+	stops        []func()
 }
 
 // StartLocal starts the stack step by step; on any failure it stops what
@@ -161,6 +171,22 @@ func StartLocal(ctx context.Context, o LocalOptions) (l *Local, err error) {
 		redisURL = ""
 	}
 	args = append(args, "--redis-url", redisURL)
+	var tlsAddr string
+	if o.HTTPS {
+		tdir := filepath.Join(dir, "tls")
+		if err := os.MkdirAll(tdir, 0o755); err != nil {
+			return l, err
+		}
+		if l.CA, err = NewLocalCA(tdir); err != nil {
+			return l, err
+		}
+		tlsPort, err := FreePort()
+		if err != nil {
+			return l, err
+		}
+		tlsAddr = "127.0.0.1:" + strconv.Itoa(tlsPort)
+		args = append(args, "--tls-listen", tlsAddr, "--tls-cert", l.CA.CertFile, "--tls-key", l.CA.KeyFile)
+	}
 	edgeEnv := append(append([]string(nil), env...), o.EdgeEnv...)
 	if l.Edge, err = StartServer(ctx, "edge", filepath.Join(o.BinDir, "edge"), args, edgeEnv, edgeAddr); err != nil {
 		return l, err
@@ -169,6 +195,13 @@ func StartLocal(ctx context.Context, o LocalOptions) (l *Local, err error) {
 	l.EdgeURL = "http://" + edgeAddr
 	l.AdminURL = "http://" + adminAddr
 	step("edge on %s (admin %s, balancer %s, cache %v)", l.EdgeURL, l.AdminURL, o.Balancer, !o.NoCache)
+	if tlsAddr != "" {
+		if err := waitTCP(ctx, tlsAddr, 30*time.Second); err != nil {
+			return l, fmt.Errorf("stack: edge TLS listener: %w", err)
+		}
+		l.EdgeHTTPSURL = "https://" + tlsAddr
+		step("edge HTTPS on %s (local CA %s)", l.EdgeHTTPSURL, l.CA.CAFile)
+	}
 
 	if o.NginxConf != nil {
 		ndir := filepath.Join(dir, "nginx")
@@ -214,6 +247,26 @@ func runStep(ctx context.Context, bin string, args ...string) error {
 // wantsWorker reports whether the origin binary has the worker subcommand.
 func wantsWorker(origin string) bool {
 	return exec.Command(origin, "worker", "--help").Run() == nil
+}
+
+// waitTCP waits until addr accepts a connection, for at most d.
+func waitTCP(ctx context.Context, addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func fileExists(p string) bool {

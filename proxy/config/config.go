@@ -27,6 +27,10 @@ type Config struct {
 	// goroutine per connection, the default) or "eventloop" (proxy/evloop: epoll
 	// loops, see docs/io-core.md). Empty means goroutine. Fixed at start.
 	IO string `yaml:"io"`
+	// H2C serves HTTP/2 without TLS (prior knowledge: the client starts with
+	// the HTTP/2 preface) on Listen beside HTTP/1.1, through the same handler.
+	// Goroutine core only: the event-loop core speaks HTTP/1.1.
+	H2C bool `yaml:"h2c"`
 	// Admin guards the admin API's levers (purge, drain, balancer).
 	Admin Admin `yaml:"admin"`
 	// Upstreams are the origin hosts; at least one is required.

@@ -70,6 +70,10 @@ func TestParseErrors(t *testing.T) {
 		{"access log flushed too rarely", "upstreams: [{url: 'http://a:1'}]\naccess_log: {flush_interval: 1h}", []string{"access_log.flush_interval 1h0m0s"}},
 		{"negative drain", "upstreams: [{url: 'http://a:1'}]\ntimeouts: {drain: -1s}", []string{"timeouts.drain -1s must be 0..10m"}},
 		{"endless drain", "upstreams: [{url: 'http://a:1'}]\ntimeouts: {drain: 1h}", []string{"timeouts.drain 1h0m0s must be 0..10m"}},
+		{"acme renewal knobs", `
+upstreams: [{url: 'http://a:1'}]
+tls: {listen: ':8443', acme: {directory_url: 'https://acme/dir', domains: [shop.test], renew_check_interval: 10ms, renewal_window_ratio: 1}}
+`, []string{"tls.acme.renew_check_interval", "tls.acme.renewal_window_ratio"}},
 		{"everything at once", `
 listen: nowhere
 upstreams:

@@ -26,6 +26,11 @@ type TLS struct {
 	// HandshakeTimeout bounds a TLS handshake, so a client that stops mid-way
 	// holds a connection for at most this long.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// StrictSNI refuses a handshake whose SNI names no configured
+	// certificate (nor an ACME domain) with an alert, instead of answering
+	// with the default certificate (nginx's ssl_reject_handshake). A
+	// ClientHello without SNI (a client dialling an IP) still gets the default.
+	StrictSNI bool `yaml:"strict_sni"`
 	// SessionTickets configures resumption keys.
 	SessionTickets SessionTickets `yaml:"session_tickets"`
 	// OCSPStapling fetches OCSP answers in the background for certificates that
@@ -55,6 +60,16 @@ type ACME struct {
 	// Challenges are the challenge types offered: http-01 (on listen) and
 	// tls-alpn-01 (on tls.listen); empty offers both.
 	Challenges []string `yaml:"challenges"`
+	// RenewCheckInterval is how often certmagic looks for certificates due
+	// for renewal (and for ones a fleet peer renewed in the shared storage);
+	// zero keeps certmagic's 10 minutes. Short values are for tests with an
+	// ACME server that issues short-lived certificates.
+	RenewCheckInterval time.Duration `yaml:"renew_check_interval"`
+	// RenewalWindowRatio is the share of a certificate's lifetime, counted
+	// back from its expiry, in which it is renewed; zero keeps certmagic's
+	// 1/3 (a 90-day certificate renews 30 days before it expires). An ACME
+	// server's renewal information (ARI) may pick an earlier time.
+	RenewalWindowRatio float64 `yaml:"renewal_window_ratio"`
 }
 
 // Certificate is one certificate chain and its private key.
@@ -124,6 +139,12 @@ func (c Config) tlsProblems() []string {
 	}
 	if len(t.ACME.Domains) > 0 && t.ACME.DirectoryURL == "" {
 		bad("tls.acme.directory_url is required with tls.acme.domains")
+	}
+	if a := t.ACME; a.RenewCheckInterval < 0 || (a.RenewCheckInterval > 0 && a.RenewCheckInterval < 100*time.Millisecond) {
+		bad("tls.acme.renew_check_interval %v must be 0 (certmagic's 10m) or at least 100ms", a.RenewCheckInterval)
+	}
+	if r := t.ACME.RenewalWindowRatio; r < 0 || r >= 1 {
+		bad("tls.acme.renewal_window_ratio %v must be in [0, 1) (0: certmagic's 1/3)", r)
 	}
 	for i, ch := range t.ACME.Challenges {
 		if ch != "http-01" && ch != "tls-alpn-01" {
