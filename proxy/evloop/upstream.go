@@ -344,11 +344,10 @@ func (l *loop) keepAnswer(u *upConn, data []byte) {
 // connection after b: a body without a length ends there, and an answer cut
 // short is an error.
 func (l *loop) frameResponse(resp *fasthttp.Response, b []byte, eof, head bool, need *int) (done bool, used int, err error) {
+	// A plain Reset, as fasthttp's HostClient gets the response: the answer
+	// then goes out with the server's Date and default Content-Type, as a
+	// forwarded answer does on the goroutine core.
 	resp.Reset()
-	resp.Header.SetNoDefaultContentType(true)
-	if l.s.cfg.NoDefaultDate {
-		setNoDefaultDate(&resp.Header)
-	}
 	resp.SkipBody = head
 	l.ubr.Reset(b)
 	l.ubu.Reset(&l.ubr)
