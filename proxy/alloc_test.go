@@ -6,6 +6,7 @@
 package proxy
 
 import (
+	"bufio"
 	"net"
 	"testing"
 
@@ -129,5 +130,47 @@ func TestInlineHitAllocatesNothing(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(200, serve); allocs != 0 {
 		t.Fatalf("an inline hit allocates %v times", allocs)
+	}
+}
+
+// TestLoopForwardAllocatesNothing pins the event loop's forward path: a
+// keep-alive GET read on the loop, admitted, forwarded over the loop's own
+// upstream connection, framed and answered allocates nothing once warm (edge,
+// in-process origin and this client together).
+func TestLoopForwardAllocatesNothing(t *testing.T) {
+	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") })
+	o2 := newOrigin(t, "o2", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") })
+	cfg := testConfig(o, o2)
+	cfg.IO = config.IOEventLoop
+	cfg.Health.Active = false
+	e := startEdge(t, cfg, Options{})
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /api/products/1/ HTTP/1.1\r\nHost: shop\r\nX-Request-Id: 0123456789abcdef\r\n\r\n")
+	br := bufio.NewReader(c)
+	var resp fasthttp.Response
+	once := func() {
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if err := resp.Read(br); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+		}
+	}
+	for range 100 {
+		once()
+	}
+	before := e.s.loops.Stats()
+	if allocs := testing.AllocsPerRun(300, once); allocs != 0 {
+		t.Fatalf("a GET forwarded from the loop allocates %v times", allocs)
+	}
+	if st := e.s.loops.Stats(); st.Forwards-before.Forwards < 300 || st.Handoffs != before.Handoffs {
+		t.Fatalf("not forwarded from the loop: %+v", st)
 	}
 }

@@ -32,6 +32,8 @@ type exchange struct {
 	body []byte
 	// limit guards a streamed request body (nil when the body is whole).
 	limit *bodyLimiter
+	// tries is the forwarding state of a request forwarded from an event loop.
+	tries tries
 }
 
 // tryNote records, for the access log, the last host a request went to and how many
@@ -49,6 +51,9 @@ func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, rt *runtime) *exchang
 
 func (s *Server) releaseExchange(ex *exchange) {
 	ex.ctx, ex.rt, ex.note, ex.limit = nil, nil, tryNote{}, nil
+	if ex.tries.s != nil {
+		ex.tries = tries{}
+	}
 	if cap(ex.scratch) > 4096 {
 		ex.scratch = nil
 	}
@@ -247,12 +252,22 @@ func (s *Server) serveAdmitted(ctx *fasthttp.RequestCtx, ex *exchange) {
 			ctx.SetConnectionClose()
 			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
 		}
-	} else if err := s.forward(ex.rt, req, &ctx.Response, ctx.RemoteIP(), ex.start, &ex.note, lim.StreamResponseBytes); err != nil {
-		if limit != nil && limit.exceeded {
-			ctx.SetConnectionClose()
-			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
+		s.finishAnswer(ctx)
+		return
+	}
+	err := s.forward(ex.rt, req, &ctx.Response, ctx.RemoteIP(), ex.start, &ex.note, lim.StreamResponseBytes)
+	if err != nil && limit != nil && limit.exceeded {
+		ctx.SetConnectionClose()
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	s.answerForwarded(ctx, ex, err)
+}
+
+// answerForwarded makes the client's answer of a forwarded request, on either
+// core: the origin's answer without hop-by-hop fields, or the edge's error.
+func (s *Server) answerForwarded(ctx *fasthttp.RequestCtx, ex *exchange, err error) {
+	if err != nil {
 		status, msg := errorStatus(err)
 		writeError(ctx, status, msg)
 		if status == fasthttp.StatusServiceUnavailable {
@@ -329,140 +344,47 @@ func retryableStatus(code int) bool {
 // owns resp) may set it, because the body then belongs to the origin's
 // connection until the writer has read it.
 func (s *Server) forward(rt *runtime, req *fasthttp.Request, resp *fasthttp.Response, clientIP net.IP, start time.Time, note *tryNote, streamAbove int) error {
-	cfg := &rt.cfg
-	policy := s.policy.Load().p
-	deadline := start.Add(cfg.Timeouts.Request)
-	// A streamed body can be sent only once, so such a request is never retried
-	// once its first byte may have left (see settleRequestBody).
-	streamedBody := req.IsBodyStream()
-	idem := idempotent(req.Header.Method()) && !streamedBody
+	var t tries
+	t.begin(s, rt, req, clientIP, start, note)
+	return s.forwardTries(&t, resp, streamAbove)
+}
+
+// forwardTries runs t's tries through fasthttp's HostClient (see forward).
+func (s *Server) forwardTries(t *tries, resp *fasthttp.Response, streamAbove int) error {
+	req := t.req
 	// fasthttp drops the body stream once it has sent it, so keep the limiter
 	// to ask afterwards whether the client's side of the upload failed.
 	var upload *bodyLimiter
-	if streamedBody {
+	if t.streamed {
 		upload, _ = req.BodyStream().(*bodyLimiter)
 	}
-	rt.budget.Request(start)
-
-	var tried [maxTries]*upstream.Upstream
-	// answered holds the hosts that gave their own 502/503/504: that is their
-	// answer, and asking one again only multiplies an overloaded origin's load
-	// (issue 14); a retry goes to another host or the answer is passed on.
-	var answered [maxTries]*upstream.Upstream
-	nAnswered := 0
-	var lastErr error
-	haveResp := false
-	for attempt := 0; attempt < cfg.Retries.Attempts; attempt++ {
-		tNow := start
-		if attempt > 0 {
-			tNow = time.Now()
-			if !tNow.Before(deadline) {
-				lastErr = ErrUpstreamTimeout
-				break
-			}
-		}
-		u := pickUntried(policy, rt.pool.Available(), rt.pool.All(), req, clientIP, tried[:attempt])
-		if u == nil {
-			if attempt == 0 {
-				s.metrics.NoUpstream.Inc()
-				return ErrNoUpstream
-			}
-			break // the pool emptied since the first try
-		}
-		if contains(answered[:nAnswered], u) {
-			break
-		}
-		if attempt > 0 {
-			if !rt.budget.AllowRetry(tNow) {
-				s.metrics.RetriesDenied.Inc()
-				break
-			}
-			s.metrics.Retries.Inc()
-		}
-		tried[attempt] = u
-		if note != nil {
-			note.upstream, note.tries = u.Name, attempt+1
-		}
-
-		tryDeadline := deadline
-		if pt := cfg.Retries.PerTryTimeout; pt > 0 && !streamedBody && tNow.Add(pt).Before(deadline) {
-			tryDeadline = tNow.Add(pt)
-		}
-		if len(req.Header.Host()) == 0 {
-			req.Header.SetHost(u.Addr)
-		}
-		if tls := u.Client.IsTLS; tls != (string(req.URI().Scheme()) == "https") {
-			if tls {
-				req.URI().SetScheme("https")
-			} else {
-				req.URI().SetScheme("http")
-			}
-		}
-		// Do with a request timeout is DoDeadline without its extra clock read
-		// (fasthttp turns a deadline back into a timeout anyway).
-		timeout := tryDeadline.Sub(tNow)
-		if timeout <= 0 {
-			lastErr = ErrUpstreamTimeout
-			break
+	for {
+		u, timeout, ok := t.nextTry()
+		if !ok {
+			return t.result()
 		}
 		resp.Reset()
 		// Reset clears StreamBody; HostClient.Do keeps a value set afterwards.
 		resp.StreamBody = streamAbove > 0
-		haveResp = false
-		u.Begin()
+		// Do with a request timeout is DoDeadline without its extra clock read
+		// (fasthttp turns a deadline back into a timeout anyway).
 		req.SetTimeout(timeout)
 		err := u.Client.Do(req, resp)
 		req.SetTimeout(0)
 		if err == nil && resp.StreamBody {
-			err = settleStream(resp, streamAbove, cfg.Limits.MaxResponseBytes)
+			err = settleStream(resp, streamAbove, t.rt.cfg.Limits.MaxResponseBytes)
 		}
-		done := time.Now()
-		lat := done.Sub(tNow)
-		code := resp.StatusCode()
-		ok := err == nil && !retryableStatus(code)
 		if err != nil && upload.clientFault() {
 			// The client's upload broke (bad framing, reset, over the limit), not
 			// the origin: no health verdict, no latency sample, and no retry, since
 			// the body is gone. Counting it would let any client eject origins.
-			u.Abandon()
+			t.abandon()
 			return errors.Join(ErrClientBody, err)
 		}
-		failures := u.Done(lat, ok, done)
-		rt.health.Passive(u, failures)
-		um := rt.upMetrics[u]
-		if err == nil {
-			um.answered(code, lat)
-			if ok {
-				return nil
-			}
-			haveResp, lastErr = true, nil
-			answered[nAnswered] = u
-			nAnswered++
-			if !idem {
-				return nil
-			}
-			continue
-		}
-		um.failed(lat)
-		if errors.Is(err, fasthttp.ErrTimeout) {
-			lastErr = ErrUpstreamTimeout
-		} else {
-			lastErr = errors.Join(ErrUpstreamFailed, err)
-		}
-		if ce := s.log.Check(zap.DebugLevel, "proxy: try failed"); ce != nil {
-			ce.Write(zap.String("upstream", u.Name), zap.Int("attempt", attempt), zap.Error(err))
-		}
-		if !idem && !neverReached(err) {
-			break
+		if !t.endTry(err, resp.StatusCode()) {
+			return t.result()
 		}
 	}
-	if haveResp {
-		return nil
-	}
-	if lastErr == nil {
-		lastErr = ErrUpstreamFailed
-	}
-	return lastErr
 }
 
 // pickUntried asks the policy for a host and, if it was tried already on this
@@ -519,16 +441,20 @@ func (s *Server) finish(ex *exchange) {
 		ctx.Response.Header.SetCanonical(keyRequestID, id)
 	}
 	ex.scratch = ensureDate(&ctx.Response.Header, ex.start, ex.scratch)
-	if s.drainSince.Load() != 0 {
-		// Draining: keep-alive clients reconnect elsewhere (HTTP/2 and 3 drop
-		// the header; their connections end with GOAWAY at shutdown).
-		ctx.Response.SetConnectionClose()
-	}
 	code := ctx.Response.StatusCode()
 	s.metrics.Request(code)
 	if rt := ex.rt; rt.logEvery > 0 {
 		if n := s.logCount.Add(1); code >= 500 || n%rt.logEvery == 0 {
-			s.logAccess(ex, code)
+			s.log.Info("access",
+				zap.ByteString("method", ctx.Method()),
+				zap.ByteString("uri", ctx.RequestURI()),
+				zap.Int("status", code),
+				zap.String("upstream", ex.note.upstream),
+				zap.Int("tries", ex.note.tries),
+				zap.Duration("duration", time.Since(ex.start)),
+				zap.Stringer("client", ctx.RemoteIP()),
+				zap.ByteString("request_id", ctx.Request.Header.Peek(headerRequestID)),
+			)
 		}
 	}
 	s.releaseExchange(ex)

@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"errors"
 	"net"
+	"net/netip"
 
 	"github.com/novashop/edge/proxy/config"
 	"github.com/novashop/edge/proxy/evloop"
 	"github.com/novashop/edge/proxy/h1"
+	"github.com/novashop/edge/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -40,7 +43,41 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		WriteTimeout:   cfg.Timeouts.Write,
 		IdleTimeout:    cfg.Timeouts.Idle,
 		Logger:         zapPrintf{s.log},
+		// Uncached GET/HEAD requests are forwarded from the loops (forwardInline).
+		Forwarded:           s.forwarded,
+		MaxForwardBytes:     loopForwardBytes(&cfg),
+		UpstreamHeaderBytes: max(cfg.Limits.MaxHeaderBytes, 4096),
+		UpstreamIdleTimeout: cfg.Timeouts.UpstreamIdle,
 	})
+}
+
+// loopMaxAnswer is the largest answer body a loop buffers (1 MiB); a larger one
+// is handed off to fasthttp's client, which streams it (docs/io-core.md).
+const loopMaxAnswer = 1 << 20
+
+// loopForwardBytes bounds what a loop buffers of an answer: loopMaxAnswer, or
+// limits.max_response_bytes when lower (beyond, the goroutine path applies the
+// limit and its error answer).
+func loopForwardBytes(cfg *config.Config) int {
+	if m := cfg.Limits.MaxResponseBytes; m > 0 && m < loopMaxAnswer {
+		return m
+	}
+	return loopMaxAnswer
+}
+
+// loopForwardable reports whether the loops can reach every host themselves:
+// plain HTTP to an IP literal (a name would need a resolver that may block,
+// TLS a handshake the loop does not do). Otherwise requests are handed off.
+func loopForwardable(hosts []*upstream.Upstream) bool {
+	for _, u := range hosts {
+		if u.Client.IsTLS {
+			return false
+		}
+		if _, err := netip.ParseAddrPort(u.Addr); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // LocalServer is a Cache that can answer a hit from memory without waiting on
@@ -60,26 +97,135 @@ const exchangeKey = "edge.exchange"
 // that could block before the cache (a token check, which may fetch JWKS) or
 // that carry a body go straight to the goroutine.
 func (s *Server) handleInline(ctx *fasthttp.RequestCtx) (bool, fasthttp.RequestHandler) {
-	lc, ok := s.cache.(LocalServer)
-	if !ok {
-		return false, nil
-	}
 	h := &ctx.Request.Header
 	m := h.Method()
 	if string(m) != fasthttp.MethodGet && string(m) != fasthttp.MethodHead {
 		return false, nil
 	}
 	rt := s.rt.Load()
+	lc, local := s.cache.(LocalServer)
+	// Without a cache an uncached GET/HEAD without a body goes to the origin
+	// from the loop. A cache's misses and fills stay on a goroutine.
+	// (fasthttp reports -2, "no length", for a request without a body.)
+	cl := h.ContentLength()
+	onLoop := s.cache == nil && rt.loopFwd && (cl == 0 || cl == -2) && len(ctx.Request.Body()) == 0 && !ctx.Request.IsBodyStream()
+	if !local && !onLoop {
+		return false, nil
+	}
 	if acc := routeAccess(m, ctx.Path()); acc != accessPublic && !rt.cfg.JWT.Disabled {
 		return false, nil
 	}
 	ex := s.acquireExchange(ctx, rt)
+	if onLoop {
+		return s.forwardInline(ctx, ex)
+	}
 	if !s.admitInline(ctx, ex, lc) {
 		ctx.SetUserValue(exchangeKey, ex)
 		return false, s.rest
 	}
 	s.finish(ex)
 	return true, nil
+}
+
+// forwardInline admits the request on the loop and starts its first try there.
+// done false means a try is in flight: the loop calls forwarded when it ends.
+func (s *Server) forwardInline(ctx *fasthttp.RequestCtx, ex *exchange) (done bool, rest fasthttp.RequestHandler) {
+	pending := false
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				ex.tries.abandon()
+				pending = false
+				s.recoverPanicValue(ctx, r)
+			}
+		}()
+		if !s.admit(ctx, ex) {
+			return
+		}
+		ctx.SetUserValue(exchangeKey, ex)
+		ex.tries.begin(s, ex.rt, &ctx.Request, ctx.RemoteIP(), ex.start, &ex.note)
+		pending = s.tryOnLoop(ctx, ex)
+	}()
+	if pending {
+		return false, nil
+	}
+	s.finish(ex)
+	return true, nil
+}
+
+// tryOnLoop starts the next try of ex's request from the loop (evloop.Forward).
+// It reports false when no try is in flight any more: ctx then holds the answer.
+// A try that fails at once (a refused connection) is decided on the spot.
+func (s *Server) tryOnLoop(ctx *fasthttp.RequestCtx, ex *exchange) bool {
+	t := &ex.tries
+	for {
+		u, timeout, ok := t.nextTry()
+		if !ok {
+			s.endOnLoop(ctx, ex, t.result())
+			return false
+		}
+		err := evloop.Forward(ctx, u.Addr, timeout)
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, evloop.ErrUnsupported) {
+			// The client left or the loop stops: no verdict on the host.
+			t.abandon()
+			s.endOnLoop(ctx, ex, ErrUpstreamFailed)
+			return false
+		}
+		if !t.endTry(err, 0) {
+			s.endOnLoop(ctx, ex, t.result())
+			return false
+		}
+	}
+}
+
+// endOnLoop makes the answer of a request forwarded from the loop.
+func (s *Server) endOnLoop(ctx *fasthttp.RequestCtx, ex *exchange, err error) {
+	if err != nil {
+		// A failed try may have left part of an answer.
+		ctx.Response.Reset()
+	}
+	s.answerForwarded(ctx, ex, err)
+}
+
+// forwarded runs on the loop when a try started by tryOnLoop ends. It decides
+// as forward does (endTry): another try from the loop, or the answer. An
+// answer too large for the loop is sent again from a goroutine (forwardLarge).
+func (s *Server) forwarded(ctx *fasthttp.RequestCtx, err error) (handoff fasthttp.RequestHandler) {
+	ex, _ := ctx.UserValue(exchangeKey).(*exchange)
+	if ex == nil {
+		return nil // not ours: cannot happen, answer what is there
+	}
+	t := &ex.tries
+	defer func() {
+		if r := recover(); r != nil {
+			t.abandon()
+			s.recoverPanicValue(ctx, r)
+			s.finish(ex)
+			handoff = nil
+		}
+	}()
+	switch {
+	case errors.Is(err, evloop.ErrTooLarge):
+		t.abandon()
+		return s.forwardLarge
+	case errors.Is(err, evloop.ErrClientGone):
+		t.abandon()
+		s.endOnLoop(ctx, ex, ErrUpstreamFailed)
+		s.finish(ex)
+		return nil
+	}
+	if t.endTry(err, ctx.Response.StatusCode()) {
+		if s.tryOnLoop(ctx, ex) {
+			return nil // the next try is in flight
+		}
+	} else {
+		s.endOnLoop(ctx, ex, t.result())
+	}
+	s.finish(ex)
+	return nil
 }
 
 // admitInline reports whether the request was answered on the loop.
@@ -110,4 +256,20 @@ func (s *Server) handleRest(ctx *fasthttp.RequestCtx) {
 	defer s.finish(ex)
 	defer s.recoverPanic(ctx)
 	s.serveAdmitted(ctx, ex)
+}
+
+// forwardLarge sends again, from a goroutine through fasthttp's client, a
+// request whose answer was too large for the loop to buffer; that path streams
+// it (limits.stream_response_bytes) or applies limits.max_response_bytes. The
+// tries go on where the loop left them (the abandoned try does not count).
+func (s *Server) forwardLarge(ctx *fasthttp.RequestCtx) {
+	ex, _ := ctx.UserValue(exchangeKey).(*exchange)
+	if ex == nil {
+		s.handle(ctx)
+		return
+	}
+	defer s.finish(ex)
+	defer s.recoverPanic(ctx)
+	err := s.forwardTries(&ex.tries, &ctx.Response, ex.rt.cfg.Limits.StreamResponseBytes)
+	s.answerForwarded(ctx, ex, err)
 }

@@ -24,6 +24,8 @@ type runtime struct {
 	upMetrics  map[*upstream.Upstream]*upstreamMetrics
 	rules      []rule
 	logEvery   uint64 // log one request in logEvery; 0 = access log off
+	// loopFwd: the event loops can reach every host themselves (loopForwardable).
+	loopFwd bool
 }
 
 // rule is one rate_limits entry, compiled.
@@ -133,6 +135,7 @@ func (s *Server) apply(cfg config.Config) error {
 		budget:     NewRetryBudget(cfg.Retries.BudgetRatio, cfg.Retries.MinPerSecond, cfg.Retries.Window),
 		upMetrics:  map[*upstream.Upstream]*upstreamMetrics{},
 		healthDone: make(chan struct{}),
+		loopFwd:    loopForwardable(hosts),
 	}
 	for _, u := range hosts {
 		rt.upMetrics[u] = s.metrics.upstream(u.Name)

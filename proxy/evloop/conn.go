@@ -17,6 +17,8 @@ const (
 	stateOpen uint8 = iota
 	stateHandedOff
 	stateClosed
+	// stateForwarding: the request is being forwarded from the loop (Forward).
+	stateForwarding
 )
 
 const (
@@ -24,6 +26,8 @@ const (
 	deadlineIdle
 	deadlineRead
 	deadlineWrite
+	// deadlineForward: the per-try timeout of a forwarded request.
+	deadlineForward
 )
 
 // conn is one client connection's state: what an idle keep-alive connection
@@ -39,8 +43,10 @@ type conn struct {
 	// out holds the unwritten part of the answers, from outOff on.
 	out    *[]byte
 	outOff int
-	// ctx is the request context while a request is handed off.
+	// ctx is the request context while a request is handed off or forwarded.
 	ctx *fasthttp.RequestCtx
+	// up is the upstream connection of a forwarded request's current try.
+	up *upConn
 	// deadline is the one timer (unix ns, 0 none) of kind deadlineKind;
 	// queued is the wheel slot it is queued in (0 none).
 	deadline int64

@@ -58,7 +58,7 @@ func (l *loop) process(c *conn, fresh []byte) {
 	}
 	rest := data[off:]
 	// While handed off, the goroutine owns closeAfter and out: only in is ours.
-	handed := c.state == stateHandedOff
+	handed := c.state == stateHandedOff || c.state == stateForwarding
 	switch {
 	case len(rest) == 0 || (!handed && c.closeAfter):
 		if c.in != nil {
@@ -162,6 +162,10 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	h := l.s.cfg.Handler
 	if in := l.s.cfg.Inline; in != nil {
 		done, rest := in(ctx)
+		if c.state == stateForwarding {
+			// Inline started a Forward: the loop answers when it ends.
+			return skip + n
+		}
 		if done {
 			l.inline.Add(1)
 			l.respond(c, ctx)
@@ -390,6 +394,10 @@ func (l *loop) finishHandoff(c *conn) {
 
 // expire handles a connection whose timer fired.
 func (l *loop) expire(c *conn) {
+	if c.state == stateForwarding {
+		l.forwardTimeout(c)
+		return
+	}
 	if c.deadlineKind == deadlineRead && c.in != nil && len(*c.in) > 0 && c.pending() == 0 {
 		ctx := l.getCtx(c)
 		c.reqHead, c.http10 = false, false

@@ -56,6 +56,15 @@ type loop struct {
 	bw  *bufio.Writer
 	ctx []*fasthttp.RequestCtx // free request contexts
 
+	// Upstream connections (Forward): pools by address, the connections by fd,
+	// and the parser input for their answers.
+	pools  map[string]*upPool
+	ups    []*upConn
+	upFree []*upConn
+	nups   atomic.Int64
+	ubr    bytes.Reader
+	ubu    *bufio.Reader
+
 	// Wake-up: finished hand-offs and control functions, posted by other goroutines.
 	mu      sync.Mutex
 	done    []*conn
@@ -75,6 +84,8 @@ type loop struct {
 	handoffs atomic.Uint64
 	inline   atomic.Uint64
 	detached atomic.Uint64
+	forwards atomic.Uint64
+	retries  atomic.Uint64
 }
 
 type timerRef struct {
@@ -98,6 +109,8 @@ func newLoop(s *Server, id int) (*loop, error) {
 	// gets fasthttp's own ErrSmallBuffer (431).
 	l.bu = bufio.NewReaderSize(&l.br, s.cfg.MaxHeaderBytes)
 	l.bw = bufio.NewWriterSize(&l.app, 16<<10)
+	// As HostClient's ReadBufferSize: a longer header block from an origin is an error.
+	l.ubu = bufio.NewReaderSize(&l.ubr, s.cfg.UpstreamHeaderBytes)
 	binary.LittleEndian.PutUint64(l.counter[:], 1)
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}); err != nil {
 		l.release()
@@ -203,6 +216,12 @@ func (l *loop) run() {
 				if fd < len(l.conns) {
 					if c := l.conns[fd]; c != nil {
 						l.event(c, ev.Events)
+						continue
+					}
+				}
+				if fd < len(l.ups) {
+					if u := l.ups[fd]; u != nil {
+						l.upEvent(u, ev.Events)
 					}
 				}
 			}
@@ -293,7 +312,7 @@ func (l *loop) open(fd int, sa unix.Sockaddr) {
 
 // event handles readiness of a client connection.
 func (l *loop) event(c *conn, ev uint32) {
-	if c.state == stateHandedOff {
+	if c.state == stateHandedOff || c.state == stateForwarding {
 		// The handler owns the response; pipelined input waits in the kernel.
 		if ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			// Level-triggered HUP would fire every round: leave the set and
@@ -385,7 +404,7 @@ func (l *loop) flush(c *conn) bool {
 // until the handler returned, so that no new connection can reuse the number
 // while the handler's goroutine may still write to it.
 func (l *loop) close(c *conn) {
-	if c.state == stateHandedOff {
+	if c.state == stateHandedOff || c.state == stateForwarding {
 		c.gone = true
 		return
 	}
@@ -415,6 +434,7 @@ func (l *loop) close(c *conn) {
 }
 
 func (l *loop) closeAll() {
+	l.closeUpstreams()
 	for _, c := range l.conns {
 		if c != nil && c.state != stateHandedOff {
 			l.close(c)
@@ -464,6 +484,9 @@ func (l *loop) timers() {
 		}
 	}
 	cur := l.now / int64(tick)
+	if l.nups.Load() > 0 && l.wheelPos < cur {
+		l.upSweep()
+	}
 	for l.wheelPos < cur {
 		l.wheelPos++
 		i := l.wheelPos % wheelSlots
@@ -478,7 +501,7 @@ func (l *loop) timers() {
 				continue
 			}
 			c.queued = 0
-			if c.deadline == 0 || c.state != stateOpen {
+			if c.deadline == 0 || (c.state != stateOpen && c.state != stateForwarding) {
 				continue
 			}
 			if c.deadline <= l.now {

@@ -50,6 +50,21 @@ type Config struct {
 	// wait for the next request on a keep-alive connection; WriteTimeout a
 	// response's wait for the client to read it. Zero means no bound.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// Forwarded is called on the loop when a try started by Forward ends: err
+	// nil means ctx.Response holds the origin's answer. It may call Forward
+	// again (another try); otherwise it returns nil to have ctx.Response sent,
+	// or a handler to hand the request off to (ErrTooLarge: an answer the loop
+	// does not buffer). Nil: Forward always returns ErrUnsupported.
+	Forwarded func(ctx *fasthttp.RequestCtx, err error) fasthttp.RequestHandler
+	// MaxForwardBytes bounds an answer body read on the loop (ErrTooLarge
+	// beyond); 0 means 1 MiB.
+	MaxForwardBytes int
+	// UpstreamHeaderBytes bounds an origin's header block; 0 means 4096
+	// (fasthttp's HostClient default).
+	UpstreamHeaderBytes int
+	// UpstreamIdleTimeout closes pooled upstream connections idle this long;
+	// 0 means 10s.
+	UpstreamIdleTimeout time.Duration
 	// Logger receives fasthttp's messages for request contexts.
 	Logger fasthttp.Logger
 }
@@ -81,6 +96,15 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.MaxForwardBytes <= 0 {
+		cfg.MaxForwardBytes = 1 << 20
+	}
+	if cfg.UpstreamHeaderBytes <= 0 {
+		cfg.UpstreamHeaderBytes = 4096
+	}
+	if cfg.UpstreamIdleTimeout <= 0 {
+		cfg.UpstreamIdleTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = nopLogger{}
@@ -203,6 +227,11 @@ type Stats struct {
 	Handoffs uint64
 	Inline   uint64
 	Detached uint64
+	// Forwards counts requests forwarded from the loops; ForwardRetries the
+	// tries sent again on a fresh connection after a stale keep-alive one.
+	Forwards, ForwardRetries uint64
+	// Upstreams counts open upstream connections (in use and pooled).
+	Upstreams int
 }
 
 // Stats adds up the loops' counters.
@@ -215,6 +244,9 @@ func (s *Server) Stats() Stats {
 		st.Handoffs += l.handoffs.Load()
 		st.Inline += l.inline.Load()
 		st.Detached += l.detached.Load()
+		st.Forwards += l.forwards.Load()
+		st.ForwardRetries += l.retries.Load()
+		st.Upstreams += int(l.nups.Load())
 	}
 	return st
 }

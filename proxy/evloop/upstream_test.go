@@ -1,0 +1,339 @@
+//go:build linux
+
+package evloop
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// rawOrigin is a TCP origin on 127.0.0.1 that answers each request read from a
+// connection with answer(i, j) (i: connection number, j: request on it); an
+// empty answer closes the connection without a word, and close after the
+// answer when closeAfter.
+type rawOrigin struct {
+	ln    net.Listener
+	conns atomic.Int64
+}
+
+func startRawOrigin(t *testing.T, answer func(conn, req int) (string, bool)) *rawOrigin {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &rawOrigin{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			i := int(o.conns.Add(1)) - 1
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for j := 0; ; j++ {
+					var req fasthttp.Request
+					if err := req.Read(br); err != nil {
+						return
+					}
+					a, closeAfter := answer(i, j)
+					if a == "" {
+						return
+					}
+					if _, err := c.Write([]byte(a)); err != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return o
+}
+
+// forwardAll is a loop config whose Inline forwards every request to addr with
+// timeout and answers what came back (the error as 502, ErrTooLarge handed off
+// to slow).
+func forwardAll(addr string, timeout time.Duration, slow fasthttp.RequestHandler) Config {
+	return Config{Loops: 1, ReadTimeout: 5 * time.Second, IdleTimeout: 10 * time.Second, WriteTimeout: 5 * time.Second,
+		Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(500) },
+		Inline: func(ctx *fasthttp.RequestCtx) (bool, fasthttp.RequestHandler) {
+			if err := Forward(ctx, addr, timeout); err != nil {
+				ctx.SetStatusCode(502)
+				ctx.SetBodyString("forward: " + err.Error())
+				return true, nil
+			}
+			return false, nil
+		},
+		Forwarded: func(ctx *fasthttp.RequestCtx, err error) fasthttp.RequestHandler {
+			switch {
+			case errors.Is(err, ErrTooLarge):
+				return slow
+			case errors.Is(err, fasthttp.ErrTimeout):
+				ctx.Response.Reset()
+				ctx.SetStatusCode(504)
+			case err != nil:
+				ctx.Response.Reset()
+				ctx.SetStatusCode(502)
+				ctx.SetBodyString(err.Error())
+			}
+			return nil
+		},
+	}
+}
+
+func TestForwardFraming(t *testing.T) {
+	big := strings.Repeat("b", 70<<10) // more than one read of the loop's buffer
+	answers := map[string]string{
+		"/cl":      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-O: 1\r\n\r\nhello",
+		"/big":     "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(big)) + "\r\n\r\n" + big,
+		"/chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+		"/close":   "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+		"/204":     "HTTP/1.1 204 No Content\r\n\r\n",
+		"/304":     "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+		"/interim": "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"/bad":     "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+	}
+	var path atomic.Value
+	o := startRawOrigin(t, func(int, int) (string, bool) {
+		p := path.Load().(string)
+		return answers[p], p == "/close"
+	})
+	s, addr := startLoops(t, forwardAll(o.ln.Addr().String(), 2*time.Second, nil))
+	tests := []struct {
+		path, method string
+		status       int
+		body         string
+	}{
+		{"/cl", "GET", 200, "hello"},
+		{"/cl", "HEAD", 200, ""},
+		{"/big", "GET", 200, big},
+		{"/chunked", "GET", 200, "abcde"},
+		{"/close", "GET", 200, "until the end"},
+		{"/204", "GET", 204, ""},
+		{"/304", "GET", 304, ""},
+		{"/interim", "GET", 200, "ok"},
+		{"/bad", "GET", 502, ""},
+		{"/cl", "GET", 200, "hello"},
+	}
+	c := &fasthttp.HostClient{Addr: addr}
+	for _, tt := range tests {
+		t.Run(tt.method+tt.path, func(t *testing.T) {
+			path.Store(tt.path)
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			req.SetRequestURI("http://x" + tt.path)
+			req.Header.SetMethod(tt.method)
+			if err := c.DoTimeout(req, resp, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode() != tt.status {
+				t.Fatalf("status %d, want %d (%q)", resp.StatusCode(), tt.status, resp.Body())
+			}
+			if tt.status != 502 && string(resp.Body()) != tt.body {
+				t.Fatalf("body %.40q (%d bytes), want %.40q", resp.Body(), len(resp.Body()), tt.body)
+			}
+			if tt.path == "/cl" && tt.method == "GET" && string(resp.Header.Peek("X-O")) != "1" {
+				t.Fatalf("origin header lost: %s", resp.Header.String())
+			}
+		})
+	}
+	st := s.Stats()
+	if st.Forwards != uint64(len(tests)) || st.Handoffs != 0 {
+		t.Fatalf("stats %+v: want %d forwards and no hand-off", st, len(tests))
+	}
+	// Keep-alive: one client at a time needs one connection, except after
+	// the answers that closed it (/close, /bad) and HEAD, to which this raw
+	// origin sends a body anyway (bytes after the answer: never reused).
+	if n := o.conns.Load(); n > 4 {
+		t.Fatalf("%d origin connections for %d sequential requests", n, len(tests))
+	}
+}
+
+// A pooled connection the origin closed before the next request is retried
+// once on a fresh connection; a connection closed after the answer began is
+// an error.
+func TestForwardStaleKeepAlive(t *testing.T) {
+	o := startRawOrigin(t, func(conn, req int) (string, bool) {
+		if req > 0 {
+			return "", false // every connection answers only its first request
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	s, addr := startLoops(t, forwardAll(o.ln.Addr().String(), 2*time.Second, nil))
+	c := &fasthttp.HostClient{Addr: addr}
+	for i := 0; i < 3; i++ {
+		code, body, err := c.Get(nil, "http://x/")
+		if err != nil || code != 200 || string(body) != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+	if st := s.Stats(); st.ForwardRetries != 2 {
+		t.Fatalf("stats %+v: want 2 retries on fresh connections", st)
+	}
+}
+
+func TestForwardTimeoutAndRefused(t *testing.T) {
+	o := startRawOrigin(t, func(int, int) (string, bool) {
+		time.Sleep(2 * time.Second)
+		return "", false
+	})
+	_, addr := startLoops(t, forwardAll(o.ln.Addr().String(), 300*time.Millisecond, nil))
+	start := time.Now()
+	code, _, err := fasthttp.GetTimeout(nil, "http://"+addr+"/", 5*time.Second)
+	if err != nil || code != 504 {
+		t.Fatalf("slow origin: %d %v, want 504", code, err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("per-try timeout of 300ms took %v", d)
+	}
+
+	// A port nobody listens on: the try fails as a dial error.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	_, addr2 := startLoops(t, forwardAll(dead, time.Second, nil))
+	code, body, err := fasthttp.GetTimeout(nil, "http://"+addr2+"/", 5*time.Second)
+	if err != nil || code != 502 || !strings.Contains(string(body), "dial") {
+		t.Fatalf("refused: %d %q %v, want 502 with a dial error", code, body, err)
+	}
+}
+
+// An answer above MaxForwardBytes is not buffered on the loop: Forwarded gets
+// ErrTooLarge and hands the request off.
+func TestForwardTooLargeHandsOff(t *testing.T) {
+	big := strings.Repeat("z", 3<<20)
+	o := startRawOrigin(t, func(int, int) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(len(big)), 16) + "\r\n" + big + "\r\n0\r\n\r\n", false
+	})
+	cfg := forwardAll(o.ln.Addr().String(), 2*time.Second, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("handed off") })
+	s, addr := startLoops(t, cfg)
+	code, body, err := fasthttp.GetTimeout(nil, "http://"+addr+"/", 5*time.Second)
+	if err != nil || code != 200 || string(body) != "handed off" {
+		t.Fatalf("%d %.30q %v", code, body, err)
+	}
+	if st := s.Stats(); st.Handoffs != 1 {
+		t.Fatalf("stats %+v: want one hand-off", st)
+	}
+}
+
+// Forwarded requests from many clients at once share the loop with no
+// mix-up: each answer carries its own path back.
+func TestForwardConcurrent(t *testing.T) {
+	origin := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/slow" {
+			time.Sleep(50 * time.Millisecond)
+		}
+		ctx.SetBodyString("path " + string(ctx.Path()))
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go origin.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { _ = origin.Shutdown() })
+	s, addr := startLoops(t, forwardAll(ln.Addr().String(), 2*time.Second, nil))
+	c := &fasthttp.HostClient{Addr: addr, MaxConns: 64}
+	errs := make(chan error, 32)
+	for g := 0; g < 32; g++ {
+		go func() {
+			for i := 0; i < 20; i++ {
+				p := "/p" + strconv.Itoa(g) + "-" + strconv.Itoa(i)
+				if i%5 == 0 {
+					p = "/slow"
+				}
+				code, body, err := c.GetTimeout(nil, "http://x"+p, 5*time.Second)
+				if err == nil && (code != 200 || string(body) != "path "+p) {
+					err = errors.New("wrong answer " + strconv.Itoa(code) + " " + string(body) + " for " + p)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 32; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.Stats(); st.Forwards != 32*20 || st.Handoffs != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// frameAll frames b as the loop would when it arrives split at k.
+func testFramer() *loop {
+	s := New(Config{})
+	l := &loop{s: s}
+	l.ubu = bufio.NewReaderSize(&l.ubr, s.cfg.UpstreamHeaderBytes)
+	return l
+}
+
+// FuzzResponseFraming: however an answer's bytes are split across reads, the
+// loop frames it as it does from one read: a prefix is either incomplete, an
+// error the whole also is, or the same complete answer.
+func FuzzResponseFraming(f *testing.F) {
+	seeds := []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\nto the end",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nabcde\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), uint16(len(s)/2), false)
+		f.Add([]byte(s), uint16(len(s)/3), true)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, k uint16, head bool) {
+		if len(b) > 8<<10 {
+			return
+		}
+		l := testFramer()
+		var whole, part fasthttp.Response
+		var need int
+		wDone, wUsed, wErr := l.frameResponse(&whole, b, true, head, &need)
+		cut := int(k) % (len(b) + 1)
+		need = 0
+		pDone, pUsed, pErr := l.frameResponse(&part, b[:cut], false, head, &need)
+		switch {
+		case pErr != nil:
+			if wErr == nil {
+				t.Fatalf("prefix %d: error %v, whole: none (done %v)", cut, pErr, wDone)
+			}
+		case pDone:
+			if wErr != nil || !wDone {
+				t.Fatalf("prefix %d complete, whole: %v %v", cut, wDone, wErr)
+			}
+			if pUsed != wUsed || part.StatusCode() != whole.StatusCode() || !bytes.Equal(part.Body(), whole.Body()) {
+				t.Fatalf("prefix %d: used %d status %d body %q; whole: used %d status %d body %q",
+					cut, pUsed, part.StatusCode(), part.Body(), wUsed, whole.StatusCode(), whole.Body())
+			}
+		default:
+			if need <= cut {
+				t.Fatalf("prefix %d incomplete but needs only %d bytes", cut, need)
+			}
+		}
+		if wDone && wUsed > len(b) {
+			t.Fatalf("used %d of %d bytes", wUsed, len(b))
+		}
+	})
+}
