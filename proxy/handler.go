@@ -13,7 +13,6 @@ import (
 	"github.com/novashop/edge/proxy/config"
 	"github.com/novashop/edge/proxy/upstream"
 	"github.com/valyala/fasthttp"
-	"go.uber.org/zap"
 )
 
 // maxTries bounds the hosts remembered per request; config allows at most 10 tries.
@@ -441,20 +440,16 @@ func (s *Server) finish(ex *exchange) {
 		ctx.Response.Header.SetCanonical(keyRequestID, id)
 	}
 	ex.scratch = ensureDate(&ctx.Response.Header, ex.start, ex.scratch)
+	if s.drainSince.Load() != 0 {
+		// Draining: keep-alive clients reconnect elsewhere (HTTP/2 and 3 drop
+		// the header; their connections end with GOAWAY at shutdown).
+		ctx.Response.SetConnectionClose()
+	}
 	code := ctx.Response.StatusCode()
 	s.metrics.Request(code)
 	if rt := ex.rt; rt.logEvery > 0 {
 		if n := s.logCount.Add(1); code >= 500 || n%rt.logEvery == 0 {
-			s.log.Info("access",
-				zap.ByteString("method", ctx.Method()),
-				zap.ByteString("uri", ctx.RequestURI()),
-				zap.Int("status", code),
-				zap.String("upstream", ex.note.upstream),
-				zap.Int("tries", ex.note.tries),
-				zap.Duration("duration", time.Since(ex.start)),
-				zap.Stringer("client", ctx.RemoteIP()),
-				zap.ByteString("request_id", ctx.Request.Header.Peek(headerRequestID)),
-			)
+			s.logAccess(ex, code)
 		}
 	}
 	s.releaseExchange(ex)
