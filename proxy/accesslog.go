@@ -24,8 +24,8 @@ func (s *Server) setupAccessLog(c config.AccessLog) {
 
 // logAccess writes ex's access log line. With Options.AccessLog the line goes
 // through the buffered writer (no allocation, no system call per line; the
-// connection id picks the buffer shard, so requests on different loops or
-// goroutines rarely share a lock); without it, through the zap logger, the same
+// event loop or, on the goroutine core, the connection id picks the buffer
+// shard, so requests on different loops or goroutines rarely share a lock); without it, through the zap logger, the same
 // bytes at many times the cost.
 func (s *Server) logAccess(ex *exchange, code int) {
 	ctx := ex.ctx
@@ -54,5 +54,15 @@ func (s *Server) logAccess(ex *exchange, code int) {
 		Client:    ctx.RemoteIP(),
 		RequestID: ctx.Request.Header.Peek(headerRequestID),
 	}
-	s.alog.Log(ctx.ConnID(), &e)
+	hint := ctx.ConnID()
+	if lc, ok := ctx.Conn().(loopConn); ok {
+		hint = uint64(lc.LoopID())
+	}
+	s.alog.Log(hint, &e)
 }
+
+// loopConn is a connection owned by an event loop (proxy/evloop): its lines go
+// to that loop's buffer shard, so the loop's own lines never contend with
+// another loop's, and a shard is not picked at random per request (the loop's
+// ctx gets a fresh ConnID for each request).
+type loopConn interface{ LoopID() int }

@@ -146,3 +146,8 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 	}
 	return p.Conn.Read(b)
 }
+
+// LoopID is the index of the loop that owns c. The edge keys per-loop state by
+// it (the access log's buffer shard), because fasthttp's ConnID is new for each
+// request the loop serves.
+func (c *conn) LoopID() int { return c.l.id }

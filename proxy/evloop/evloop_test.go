@@ -301,3 +301,33 @@ func TestHeadHasNoBody(t *testing.T) {
 		t.Fatalf("GET after HEAD: %v %q", err, get.Body())
 	}
 }
+
+// TestLoopIDStableAcrossRequests: fasthttp gives the loop's ctx a new ConnID
+// per request, so per-loop state (the edge's access-log shard) is keyed by
+// LoopID, which must name the owning loop and stay the same on a connection.
+func TestLoopIDStableAcrossRequests(t *testing.T) {
+	_, addr := startLoops(t, Config{Loops: 2, Handler: func(ctx *fasthttp.RequestCtx) {
+		lc, ok := ctx.Conn().(interface{ LoopID() int })
+		if !ok {
+			ctx.SetStatusCode(500)
+			return
+		}
+		fmt.Fprintf(ctx, "%d %d", lc.LoopID(), ctx.ConnID())
+	}})
+	resps := rawExchange(t, addr, strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 3), 3)
+	var loops, ids []string
+	for i, r := range resps {
+		f := strings.Fields(string(r.Body()))
+		if r.StatusCode() != 200 || len(f) != 2 {
+			t.Fatalf("response %d: %d %q (the connection does not expose LoopID)", i, r.StatusCode(), r.Body())
+		}
+		if f[0] != "0" && f[0] != "1" {
+			t.Fatalf("LoopID %s outside the 2 loops", f[0])
+		}
+		loops, ids = append(loops, f[0]), append(ids, f[1])
+	}
+	if loops[0] != loops[1] || loops[1] != loops[2] {
+		t.Fatalf("LoopID changed on one connection: %v", loops)
+	}
+	t.Logf("LoopID %v, ConnID %v", loops, ids)
+}
