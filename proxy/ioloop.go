@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	goruntime "runtime"
 
 	"github.com/novashop/edge/proxy/config"
 	"github.com/novashop/edge/proxy/evloop"
@@ -27,7 +28,9 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		inline = nil
 	}
 	limits := h1.Limits{MaxHeaderBytes: cfg.Limits.MaxHeaderBytes}
+	loops := goruntime.GOMAXPROCS(0)
 	return evloop.New(evloop.Config{
+		Loops:        loops,
 		Handler:      s.public.Handler,
 		Inline:       inline,
 		ErrorHandler: s.handleParseError,
@@ -48,6 +51,10 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		MaxForwardBytes:     loopForwardBytes(&cfg),
 		UpstreamHeaderBytes: max(cfg.Limits.MaxHeaderBytes, 4096),
 		UpstreamIdleTimeout: cfg.Timeouts.UpstreamIdle,
+		// Each loop's share of the per-origin connection cap (rounded up), so
+		// the loops together hold about what one HostClient would.
+		MaxUpstreamConns:    (cfg.Limits.MaxConnsPerUpstream + loops - 1) / loops,
+		UpstreamDialTimeout: cfg.Timeouts.Dial,
 	})
 }
 

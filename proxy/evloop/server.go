@@ -65,6 +65,16 @@ type Config struct {
 	// UpstreamIdleTimeout closes pooled upstream connections idle this long;
 	// 0 means 10s.
 	UpstreamIdleTimeout time.Duration
+	// MaxUpstreamConns caps the connections one loop holds open to one origin
+	// address, busy and idle (the edge gives each loop its share of
+	// limits.max_conns_per_upstream); at the cap with none idle, Forward fails
+	// with fasthttp.ErrNoFreeConns at once, as a HostClient without a wait
+	// does. 0 means no cap.
+	MaxUpstreamConns int
+	// UpstreamDialTimeout bounds connecting to an origin, within the try's
+	// timeout (timeouts.dial); a connect that takes longer fails with
+	// fasthttp.ErrDialTimeout. 0 means the try's timeout only.
+	UpstreamDialTimeout time.Duration
 	// Logger receives fasthttp's messages for request contexts.
 	Logger fasthttp.Logger
 }

@@ -58,6 +58,7 @@ type upPool struct {
 	sa   unix.Sockaddr
 	fam  int
 	idle []*upConn
+	open int // connections open, busy and idle (Config.MaxUpstreamConns)
 }
 
 // upConn is one connection to an origin, owned by a loop.
@@ -71,6 +72,7 @@ type upConn struct {
 	// need is how many bytes the answer needs before it is worth framing again.
 	need       int
 	idleSince  int64
+	tryEnd     int64 // when the try ends (loop clock); the deadline while connecting may be earlier
 	fd         int32
 	ev         uint32
 	connecting bool
@@ -117,6 +119,9 @@ func Forward(ctx *fasthttp.RequestCtx, addr string, timeout time.Duration) error
 	var u *upConn
 	if n := len(p.idle); n > 0 {
 		u, p.idle = p.idle[n-1], p.idle[:n-1]
+	} else if max := l.s.cfg.MaxUpstreamConns; max > 0 && p.open >= max {
+		putBuf(out)
+		return fasthttp.ErrNoFreeConns
 	} else if u, err = l.dial(p); err != nil {
 		putBuf(out)
 		return err
@@ -131,9 +136,13 @@ func Forward(ctx *fasthttp.RequestCtx, addr string, timeout time.Duration) error
 	u.got, u.need = false, 0
 	c.deadlineKind = deadlineForward
 	if timeout > 0 {
+		u.tryEnd = l.now + int64(timeout)
+		if dt := l.s.cfg.UpstreamDialTimeout; u.connecting && dt > 0 && dt < timeout {
+			timeout = dt // until connected; then the rest of the try (upEvent)
+		}
 		l.setDeadline(c, timeout)
 	} else {
-		c.deadline = 0
+		u.tryEnd, c.deadline = 0, 0
 	}
 	if !u.connecting {
 		l.upWrite(u)
@@ -199,6 +208,7 @@ func (l *loop) dial(p *upPool) (*upConn, error) {
 	}
 	l.ups[fd] = u
 	l.nups.Add(1)
+	p.open++
 	return u, nil
 }
 
@@ -217,6 +227,9 @@ func (l *loop) upClose(u *upConn) {
 	}
 	unix.Close(int(u.fd))
 	l.nups.Add(-1)
+	if u.pool != nil {
+		u.pool.open--
+	}
 	if u.in != nil {
 		putBuf(u.in)
 	}
@@ -247,6 +260,11 @@ func (l *loop) upEvent(u *upConn, ev uint32) {
 			return
 		}
 		u.connecting = false
+		if c := u.c; u.tryEnd > 0 && c.deadline != u.tryEnd {
+			// Connected within the dial timeout: the rest of the try's time.
+			c.deadline = u.tryEnd
+			l.schedule(c)
+		}
 		l.upWrite(u)
 		return
 	}
@@ -423,7 +441,7 @@ var errTooManyInterim = errors.New("evloop: too many interim answers from the up
 func (l *loop) upFail(u *upConn, err error) {
 	c := u.c
 	if u.reused && !u.got && err != ErrTooLarge && idempotent(&c.ctx.Request) {
-		p, out := u.pool, u.out
+		p, out, tryEnd := u.pool, u.out, u.tryEnd
 		u.out = nil
 		c.up, u.c = nil, nil
 		l.upClose(u)
@@ -444,7 +462,7 @@ func (l *loop) upFail(u *upConn, err error) {
 			return
 		}
 		l.retries.Add(1)
-		c.up, nu.c = nu, c
+		c.up, nu.c, nu.tryEnd = nu, c, tryEnd
 		nu.out, nu.outOff, nu.head = out, 0, c.ctx.Request.Header.IsHead()
 		if !nu.connecting {
 			l.upWrite(nu)
@@ -545,6 +563,12 @@ func (l *loop) complete(c *conn, err error) {
 func (l *loop) forwardTimeout(c *conn) {
 	u := c.up
 	if u == nil {
+		return
+	}
+	if u.connecting {
+		// Never connected: the origin never saw the request, so the try may
+		// go to another host whatever its method.
+		l.upDone(u, false, fasthttp.ErrDialTimeout)
 		return
 	}
 	l.upDone(u, false, fasthttp.ErrTimeout)

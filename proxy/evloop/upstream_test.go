@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
 )
 
 // rawOrigin is a TCP origin on 127.0.0.1 that answers each request read from a
@@ -336,4 +337,101 @@ func FuzzResponseFraming(f *testing.F) {
 			t.Fatalf("used %d of %d bytes", wUsed, len(b))
 		}
 	})
+}
+
+// A loop holds at most MaxUpstreamConns connections to one origin: a request
+// that finds them all busy fails at once with fasthttp.ErrNoFreeConns (as a
+// HostClient without a wait does), and the cap frees as answers come back.
+func TestForwardMaxUpstreamConns(t *testing.T) {
+	o := startRawOrigin(t, func(int, int) (string, bool) {
+		time.Sleep(600 * time.Millisecond)
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	cfg := forwardAll(o.ln.Addr().String(), 3*time.Second, nil)
+	cfg.MaxUpstreamConns = 2
+	_, addr := startLoops(t, cfg)
+	type res struct {
+		code int
+		body string
+		err  error
+	}
+	out := make(chan res, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			code, body, err := fasthttp.GetTimeout(nil, "http://"+addr+"/", 5*time.Second)
+			out <- res{code, string(body), err}
+		}()
+		time.Sleep(50 * time.Millisecond) // in order: two take the connections
+	}
+	var ok, refused int
+	for i := 0; i < 3; i++ {
+		r := <-out
+		switch {
+		case r.err == nil && r.code == 200:
+			ok++
+		case r.err == nil && r.code == 502 && strings.Contains(r.body, fasthttp.ErrNoFreeConns.Error()):
+			refused++
+		default:
+			t.Fatalf("unexpected %d %q %v", r.code, r.body, r.err)
+		}
+	}
+	if ok != 2 || refused != 1 {
+		t.Fatalf("%d answered, %d refused; want 2 and 1 with a cap of 2", ok, refused)
+	}
+	if n := o.conns.Load(); n != 2 {
+		t.Fatalf("origin saw %d connections, want 2", n)
+	}
+	// The cap counts open connections, and the two are idle now: reused.
+	code, _, err := fasthttp.GetTimeout(nil, "http://"+addr+"/", 5*time.Second)
+	if err != nil || code != 200 || o.conns.Load() != 2 {
+		t.Fatalf("after: %d %v, %d origin connections", code, err, o.conns.Load())
+	}
+}
+
+// Connecting is bounded by UpstreamDialTimeout within the try: an origin whose
+// accept queue is full (its SYNs dropped) fails as a dial timeout, which the
+// edge may retry elsewhere whatever the method, long before the try's timeout.
+func TestForwardDialTimeout(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	full := "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
+	// Fill the accept queue (never accepted) until a connect no longer completes.
+	var fillers []net.Conn
+	defer func() {
+		for _, c := range fillers {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 8; i++ {
+		c, err := net.DialTimeout("tcp", full, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, c)
+	}
+	if len(fillers) == 8 {
+		t.Fatal("the accept queue never filled: cannot make a connect hang")
+	}
+	cfg := forwardAll(full, 3*time.Second, nil)
+	cfg.UpstreamDialTimeout = 300 * time.Millisecond
+	_, addr := startLoops(t, cfg)
+	start := time.Now()
+	code, body, err := fasthttp.GetTimeout(nil, "http://"+addr+"/", 5*time.Second)
+	d := time.Since(start)
+	if err != nil || code != 502 || !strings.Contains(string(body), fasthttp.ErrDialTimeout.Error()) {
+		t.Fatalf("%d %q %v after %v, want 502 with a dial timeout", code, body, err, d)
+	}
+	if d > 2*time.Second {
+		t.Fatalf("a 300ms dial timeout took %v (the try's timeout is 3s)", d)
+	}
 }
