@@ -3,6 +3,8 @@ package cache
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
+	neturl "net/url"
 	"os"
 	"strings"
 	"sync"
@@ -56,7 +58,27 @@ func newTestCache(t testing.TB, url, ns string, clk *clock) *Cache {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(c.Close)
+	waitConnected(t, c, url)
 	return c
+}
+
+// waitConnected waits until c is connected when url's Redis is up: on a
+// loaded machine (the race detector, a cold start) the first connect can miss
+// the cache's 50 ms Redis timeout, and the cache then passes requests through
+// until its probe reconnects, which a test of caching rules would misread. A
+// Redis that is down on purpose (deadURL) is not waited for.
+func waitConnected(t testing.TB, c *Cache, redisURL string) {
+	t.Helper()
+	u, err := neturl.Parse(redisURL)
+	if err != nil {
+		return
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err != nil {
+		return
+	}
+	conn.Close()
+	eventually(t, 15*time.Second, "the cache to connect to Redis", c.Available)
 }
 
 // origin is an in-process stand-in for the balancer's fetch: it answers

@@ -192,6 +192,7 @@ func newTestCacheWith(t *testing.T, url, ns string, tweak func(*Config)) *Cache 
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(c.Close)
+	waitConnected(t, c, url)
 	return c
 }
 
