@@ -44,6 +44,9 @@ type benchFlags struct {
 	// where it writes a CPU profile of the edge under TLS keep-alive load.
 	tlsBody    int
 	tlsProfile string
+	// edgeB, when set, is a second edge binary measured beside this build's
+	// in the same interleaved rounds (targets edge-b-CORE): an A/B of two builds.
+	edgeB string
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,6 +63,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&f.idleConns, "idle-conns", 12000, "idle keep-alive connections of the idle scenario")
 	fs.IntVar(&f.tlsBody, "tls-body", 13000, "page size of the tls scenario, bytes (catalog-like JSON, about 4x compressible)")
 	fs.StringVar(&f.tlsProfile, "tls-profile", "out/bench-tls-edge.pprof", "where the tls scenario writes a CPU profile of the edge under TLS keep-alive load (empty: none)")
+	fs.StringVar(&f.edgeB, "edge-b", "", "a second edge binary (an older build, say) measured beside bin/edge in the proxy, hits and idle scenarios, each core as target edge-b-CORE; the ratios edge-CORE/edge-b-CORE compare the two builds in the same interleaved rounds")
 	withHAProxy := fs.Bool("haproxy", true, "add HAProxy (Debian's package, 1 thread) as a peer in the proxy scenario")
 	withVarnish := fs.Bool("varnish", true, "add Varnish (Debian's package) as a cache peer in the hits scenario")
 	if err := parse(fs, args); err != nil {
@@ -418,19 +422,25 @@ func (f benchFlags) ioCores() []string {
 func startEdges(ctx context.Context, f benchFlags, upstreams []string, redisURL, path string) ([]*stack.Server, []target, error) {
 	var servers []*stack.Server
 	var targets []target
+	builds := []struct{ prefix, bin string }{{"edge-", filepath.Join(binDir(), "edge")}}
+	if f.edgeB != "" {
+		builds = append(builds, struct{ prefix, bin string }{"edge-b-", f.edgeB})
+	}
 	for _, core := range f.ioCores() {
-		s, addr, err := startEdge(ctx, upstreams, redisURL, "round-robin", core)
-		if err != nil {
-			stopAll(servers)
-			return nil, nil, err
+		for _, b := range builds {
+			s, addr, err := startEdge(ctx, b.bin, upstreams, redisURL, "round-robin", core)
+			if err != nil {
+				stopAll(servers)
+				return nil, nil, err
+			}
+			servers = append(servers, s)
+			targets = append(targets, target{name: b.prefix + core, url: "http://" + addr + path, pids: func() []int { return []int{s.Pid()} }})
 		}
-		servers = append(servers, s)
-		targets = append(targets, target{name: "edge-" + core, url: "http://" + addr + path, pids: func() []int { return []int{s.Pid()} }})
 	}
 	return servers, targets, nil
 }
 
-func startEdge(ctx context.Context, upstreams []string, redisURL, balancer, core string) (*stack.Server, string, error) {
+func startEdge(ctx context.Context, bin string, upstreams []string, redisURL, balancer, core string) (*stack.Server, string, error) {
 	port, err := stack.FreePort()
 	if err != nil {
 		return nil, "", err
@@ -444,7 +454,7 @@ func startEdge(ctx context.Context, upstreams []string, redisURL, balancer, core
 	for i, u := range upstreams {
 		args = append(args, "--upstream", "fixed-"+strconv.Itoa(i+1)+"=http://"+u)
 	}
-	s, err := stack.StartServer(ctx, "edge", filepath.Join(binDir(), "edge"), args, []string{"EDGE_ACCESS_LOG=off"}, addr)
+	s, err := stack.StartServer(ctx, "edge", bin, args, []string{"EDGE_ACCESS_LOG=off"}, addr)
 	return s, addr, err
 }
 

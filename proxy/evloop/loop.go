@@ -198,7 +198,12 @@ func (l *loop) run() {
 	defer l.s.wg.Done()
 	events := make([]unix.EpollEvent, maxEvents)
 	for !l.stopping {
-		n, err := unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
+		// Under load events are usually ready: take them without the
+		// runtime's blocking-syscall bookkeeping, and wait only when none are.
+		n, err := pollReady(l.epfd, events)
+		if n == 0 && err == nil {
+			n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
+		}
 		if err != nil && err != unix.EINTR {
 			l.s.cfg.Logger.Printf("evloop: epoll_wait: %v", err)
 			break
@@ -345,7 +350,7 @@ func (l *loop) read(c *conn) {
 		l.setInterest(c, unix.EPOLLOUT)
 		return
 	}
-	n, err := unix.Read(int(c.fd), l.buf)
+	n, err := rawRead(int(c.fd), l.buf)
 	if n <= 0 {
 		if err == unix.EAGAIN || err == unix.EINTR {
 			return
@@ -369,7 +374,7 @@ func (l *loop) setInterest(c *conn, ev uint32) {
 // flush writes c's pending output. It reports false when it closed c.
 func (l *loop) flush(c *conn) bool {
 	for c.pending() > 0 {
-		n, err := unix.Write(int(c.fd), (*c.out)[c.outOff:])
+		n, err := rawWrite(int(c.fd), (*c.out)[c.outOff:])
 		if err == unix.EINTR {
 			continue
 		}

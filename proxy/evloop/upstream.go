@@ -280,7 +280,7 @@ func (l *loop) upEvent(u *upConn, ev uint32) {
 // upWrite writes u's request; once it is out, u waits for the answer.
 func (l *loop) upWrite(u *upConn) {
 	for u.outOff < len(*u.out) {
-		n, err := unix.Write(int(u.fd), (*u.out)[u.outOff:])
+		n, err := rawWrite(int(u.fd), (*u.out)[u.outOff:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -304,7 +304,7 @@ func (l *loop) upWrite(u *upConn) {
 
 // upRead reads what the origin sent and frames the answer.
 func (l *loop) upRead(u *upConn) {
-	n, err := unix.Read(int(u.fd), l.buf)
+	n, err := rawRead(int(u.fd), l.buf)
 	if n < 0 {
 		n = 0
 	}
