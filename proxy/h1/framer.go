@@ -148,6 +148,8 @@ const (
 	sExtQuoted
 	sExtQuotedPair
 	sExtQuotedEnd
+	sExtNameBWS
+	sExtValBWS
 	sBodyLength
 	sChunkData
 	sChunkDataCR
@@ -553,7 +555,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 			f.body += f.remaining
 			st = sChunkData
-		case sExtName0, sExtName, sExtVal0, sExtVal, sExtQuoted, sExtQuotedPair, sExtQuotedEnd:
+		case sExtName0, sExtName, sExtVal0, sExtVal, sExtQuoted, sExtQuotedPair, sExtQuotedEnd, sExtNameBWS, sExtValBWS:
 			maxExt := f.Limits.MaxChunkExtBytes
 			if maxExt <= 0 {
 				maxExt = DefaultMaxChunkExtBytes
@@ -596,26 +598,41 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 	return i, false, nil
 }
 
-// extByte reads one byte of a chunk extension:
-// *( ";" chunk-ext-name [ "=" ( token / quoted-string ) ] ), no BWS (§7.1.1).
+// extByte reads one byte of a chunk extension (§7.1.1):
+//
+//	*( BWS ";" BWS chunk-ext-name [ BWS "=" BWS ( token / quoted-string ) ] )
+//
+// Whitespace is taken where the grammar has BWS after the first ";" (after
+// a ";", around "=", before the next ";"), as gunicorn and llhttp do; it is
+// refused between the size and the first ";" (sChunkSize: fasthttp refuses it,
+// and that is where parsers disagree) and at the end of the line, where no
+// BWS is allowed.
 func extByte(st uint8, c byte) (uint8, *Error) {
 	switch st {
 	case sExtName0:
-		if !tchar[c] {
-			if c == '\n' {
-				return st, ErrBareLF
-			}
+		switch {
+		case tchar[c]:
+			st = sExtName
+		case c == ' ' || c == '\t':
+		case c == '\n':
+			return st, ErrBareLF
+		default:
 			return st, ErrChunkExtension
 		}
-		st = sExtName
-	case sExtName, sExtVal, sExtQuotedEnd:
+	case sExtName, sExtVal, sExtQuotedEnd, sExtNameBWS, sExtValBWS:
 		switch {
-		case tchar[c] && st != sExtQuotedEnd:
-		case c == '=' && st == sExtName:
+		case tchar[c] && (st == sExtName || st == sExtVal):
+		case c == '=' && (st == sExtName || st == sExtNameBWS):
 			st = sExtVal0
 		case c == ';':
 			st = sExtName0
-		case c == '\r':
+		case c == ' ' || c == '\t':
+			if st == sExtName || st == sExtNameBWS {
+				st = sExtNameBWS
+			} else {
+				st = sExtValBWS
+			}
+		case c == '\r' && st != sExtNameBWS && st != sExtValBWS:
 			st = sChunkSizeLF
 		case c == '\n':
 			return st, ErrBareLF
@@ -628,6 +645,7 @@ func extByte(st uint8, c byte) (uint8, *Error) {
 			st = sExtVal
 		case c == '"':
 			st = sExtQuoted
+		case c == ' ' || c == '\t':
 		case c == '\n':
 			return st, ErrBareLF
 		default:
