@@ -51,3 +51,50 @@ func FuzzConnectTarget(f *testing.F) {
 		}
 	})
 }
+
+func TestAbsoluteTarget(t *testing.T) {
+	tests := []struct {
+		target string
+		ok     bool
+	}{
+		{"http://example.com/foo?q=1", true},
+		{"https://example.com/foo", true},
+		{"http://[::1]:8080/foo", true},
+		{"http://user:pass@example.com:8080/foo?q=1", true},
+		{"scheme+ext://user+ext:password!@[::1]:8000/path?query#frag", true}, // gunicorn valid/041
+		{"http://example.com", true},
+		{"http://example.com:/x", true},
+		{"s://]ufd/:", false}, // gunicorn invalid/016
+		{"http://", false},
+		{"http://[::1/x", false},
+		{"http://[::1]x/", false},
+		{"http://exa[mple.com/", false},
+		{"http://example.com:80a/", false},
+		{"http:/example.com/", false},
+		{"1http://example.com/", false},
+		{"http://us er@example.com/", false},
+	}
+	for _, tt := range tests {
+		if got := absoluteTarget([]byte(tt.target)); got != tt.ok {
+			t.Errorf("absoluteTarget(%q) = %v, want %v", tt.target, got, tt.ok)
+		}
+	}
+}
+
+// FuzzAbsoluteTarget: never panics; an accepted target starts with "scheme://".
+func FuzzAbsoluteTarget(f *testing.F) {
+	for _, s := range []string{"http://a/", "s://]ufd/:", "a://[", "a://@", "a://[::1]:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if absoluteTarget([]byte(s)) {
+			i := 0
+			for i < len(s) && s[i] != ':' {
+				i++
+			}
+			if i == 0 || len(s) < i+3 || s[i:i+3] != "://" {
+				t.Fatalf("accepted %q", s)
+			}
+		}
+	})
+}

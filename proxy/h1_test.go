@@ -109,6 +109,8 @@ func TestEdgeFraming(t *testing.T) {
 		{"RFC 9110 §9.1 unknown method token", "BREW /pot HTTP/1.1\r\nHost: shop\r\n\r\n", []int{200}, []string{seenRequest("BREW", "/pot", "")}},
 		{"§7.1.1 BWS after a chunk extension's semicolon", te + "5; some; parameters=stuff\r\nhello\r\n0\r\n\r\n", []int{200}, []string{seenRequest("POST", "/c", "hello")}},
 		{"RFC 9110 §9.3.6 CONNECT host:port", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", []int{200}, []string{seenRequest("CONNECT", "example.com:443", "")}},
+		{"§3.2.2 absolute-form with a broken authority (gunicorn invalid/016)", "PUT s://]ufd/: HTTP/1.1\r\nHost: shop\r\n\r\n", []int{400}, nil},
+		{"§3.2.2 absolute-form", "GET http://shop/a?b=1 HTTP/1.1\r\nHost: shop\r\n\r\n", []int{200}, []string{seenRequest("GET", "/a?b=1", "")}},
 		{"§3.2.3 CONNECT without a port", "CONNECT domain.example HTTP/1.1\r\nHost: domain.example\r\n\r\n", []int{400}, nil},
 		{"RFC 9110 §9.3.6 CONNECT with content", "CONNECT host:25 HTTP/1.1\r\nHost: host:25\r\nContent-Length: 3\r\n\r\nBOO", []int{400}, nil},
 		{"§7.1 whitespace after chunk size", te + "3 \r\nabc\r\n0\r\n\r\n", []int{400}, nil},

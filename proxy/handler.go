@@ -145,6 +145,11 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 		ctx.SetConnectionClose()
 		return false
 	}
+	if t := h.RequestURI(); len(t) > 0 && t[0] != '/' && t[0] != '*' && !h.IsConnect() && !absoluteTarget(t) {
+		writeError(ctx, fasthttp.StatusBadRequest, "invalid request target")
+		ctx.SetConnectionClose()
+		return false
+	}
 	limit, ok := s.settleRequestBody(ctx, ex, lim.MaxBodyBytes)
 	if !ok {
 		return false
