@@ -184,7 +184,7 @@ var gunicornDifferences = map[string]string{
 	"valid/030":                             whyCoding,
 	"valid/rfc9112_smuggle_te_identity_chunked_01": whyCoding,
 	"valid/029":    "§6.3: a Transfer-Encoding whose last coding is not chunked (chunked, identity) is refused, 400; gunicorn drops identity",
-	"valid/012":    "fasthttp refuses Content-Type in a trailer section (RFC 9110 §6.5.1 lets a recipient discard it; fasthttp refuses), 400",
+	"valid/012":    "Content-Type in a trailer section is refused, 400 (RFC 9110 §6.5.1 lets a recipient discard it; fasthttp refuses it, so the framer does first)",
 	"invalid/003c": "RFC 9110 §9.1: -bl is a token, so a method; the origin decides (gunicorn wants 3+ letters)",
 	"invalid/041":  "Content-Type twice is forwarded; the origin decides (no framing or routing depends on it)",
 }

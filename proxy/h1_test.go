@@ -250,3 +250,23 @@ func TestBrokenUploadsDoNotEjectTheOrigin(t *testing.T) {
 		t.Fatalf("GET after broken uploads: statuses %v, want [200]", codes)
 	}
 }
+
+// TestEdgeForbiddenTrailerMessage: a chunked body whose trailer section has a
+// field fasthttp refuses there (gunicorn's valid/012 sends Content-Type) gets
+// 400 with a reason that says so, not "incomplete request body", and nothing
+// reaches the origin.
+func TestEdgeForbiddenTrailerMessage(t *testing.T) {
+	o := newRecorder(t)
+	e := startEdge(t, testConfig(o.origin), Options{})
+	raw := "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n"
+	codes, last := rawExchange(t, e.addr, raw)
+	if fmt.Sprint(codes) != "[400]" {
+		t.Fatalf("statuses %v, want [400]", codes)
+	}
+	if got := string(last.Body()); got != `{"error":"forbidden trailer field"}` {
+		t.Fatalf("body %s", got)
+	}
+	if seen := o.take(); len(seen) != 0 {
+		t.Fatalf("origin saw %q", seen)
+	}
+}

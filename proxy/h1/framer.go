@@ -108,7 +108,7 @@ type RequestFramer struct {
 	teLastChunk bool
 }
 
-const nameCap = len("transfer-encoding")
+const nameCap = len("proxy-authorization")
 
 const (
 	kindOther uint8 = iota
@@ -420,6 +420,9 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				if f.nameLen <= nameCap {
 					kind = classify(f.name[:f.nameLen])
 				}
+				if f.trailer && kind == kindOther && badTrailer(f.name[:min(f.nameLen, nameCap)], f.nameLen) {
+					return i, false, f.fail(ErrTrailer)
+				}
 				if e := f.startValue(kind); e != nil {
 					return i, false, f.fail(e)
 				}
@@ -697,6 +700,35 @@ func classify(name []byte) uint8 {
 		}
 	}
 	return kindOther
+}
+
+// badTrailer reports whether a trailer field, its lower-cased name starting
+// with name and n bytes long, is one fasthttp (v1.78, isBadTrailer) refuses in
+// a trailer section. RFC 9110 §6.5.1 lets a recipient discard such fields;
+// fasthttp refuses the request, and on the goroutine core its error reached
+// the client as "incomplete request body". The framer says it first, with
+// the reason, on both cores (gunicorn's valid/012 sends Content-Type there).
+func badTrailer(name []byte, n int) bool {
+	if n == len(name) {
+		switch string(name) {
+		case "authorization", "content-encoding", "content-length", "content-type", "content-range",
+			"connection", "cookie", "expect", "host", "keep-alive", "location", "max-forwards",
+			"proxy-connection", "proxy-authenticate", "proxy-authorization", "range", "set-cookie",
+			"te", "trailer", "transfer-encoding", "www-authenticate":
+			return true
+		}
+	}
+	return len(name) >= 11 && string(name[:11]) == "x-forwarded" || len(name) >= 9 && string(name[:9]) == "x-real-ip"
+}
+
+// badTrailerName is badTrailer for a name as sent (any case).
+func badTrailerName(raw []byte) bool {
+	var low [nameCap]byte
+	k := min(len(raw), nameCap)
+	for i := range k {
+		low[i] = raw[i] | 0x20 // tchar letters only; other tchars never match
+	}
+	return badTrailer(low[:k], len(raw))
 }
 
 // eqFold compares a token with a lower-case name, ignoring ASCII case: |0x20
@@ -994,7 +1026,11 @@ func (f *RequestFramer) fieldLine(b []byte) (n int, e *Error, at int) {
 	if j+1 >= len(b) || b[j] != '\r' || b[j+1] != '\n' {
 		return 0, nil, 0
 	}
-	if e := f.startValue(classify(b[:colon])); e != nil {
+	kind := classify(b[:colon])
+	if f.trailer && kind == kindOther && badTrailerName(b[:colon]) {
+		return 0, ErrTrailer, colon
+	}
+	if e := f.startValue(kind); e != nil {
 		return 0, e, colon
 	}
 	if f.kind != kindOther {

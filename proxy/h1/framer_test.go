@@ -248,6 +248,10 @@ func TestFramerRejects(t *testing.T) {
 		{"§7.1 chunk data then CR without LF", te + "3\r\nabc\r0\r\n\r\n", ErrBareCR},
 		{"§7.1.2 obs-fold in trailer", te + "0\r\nX: a\r\n b\r\n\r\n", ErrObsFold},
 		{"§6.5 content-length trailer", te + "0\r\nContent-Length: 3\r\n\r\n", ErrTrailer},
+		{"fasthttp's forbidden trailer Content-Type (gunicorn valid/012)", te + "0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n", ErrTrailer},
+		{"fasthttp's forbidden trailer Proxy-Authorization", te + "0\r\nproxy-AUTHORIZATION: x\r\n\r\n", ErrTrailer},
+		{"fasthttp's forbidden trailer prefix X-Forwarded-", te + "0\r\nX-Forwarded-For-Something-Long: 1\r\n\r\n", ErrTrailer},
+		{"fasthttp's forbidden trailer prefix X-Real-IP", te + "0\r\nX-Real-IP: 1\r\n\r\n", ErrTrailer},
 		{"§6.5 bare LF ends trailer", te + "0\r\n\n", ErrBareLF},
 	}
 	var f RequestFramer
