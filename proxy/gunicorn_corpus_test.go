@@ -20,7 +20,7 @@ import (
 )
 
 // The request fixtures of gunicorn (tests/requests/{valid,invalid}/*.http,
-// MIT-style licence, vendored in testdata/gunicorn-requests with the commit
+// gunicorn's MIT-style licence, vendored in testdata/gunicorn-requests with the commit
 // of each file) are a strict parser's own corpus: 57 requests gunicorn parses
 // and 73 it refuses. TestGunicornCorpus sends each one as raw bytes to a real
 // edge in front of a recording origin and checks that the edge agrees:
@@ -37,9 +37,9 @@ import (
 //
 // gunicorn does not check Host (a WSGI server leaves it to the application),
 // so most of its HTTP/1.1 fixtures have none, and RFC 9112 §3.2 makes the edge
-// refuse them (400, docs/http-parsing.md). Like the run the issue's figures
-// came from, the harness gives such requests a Host line (withHost); the raw
-// bytes are also sent, and that count is logged, not asserted.
+// refuse them (400, docs/http-parsing.md), which would hide every other rule
+// behind that one. So the harness gives such requests a Host line (withHost);
+// the bytes as they are are sent too, and that count is logged, not asserted.
 
 // gunicornMinAgree is the agreement the edge has reached (issue 14 asks for
 // 120 of 131; see docs/http-parsing.md for why the differences left stay).
