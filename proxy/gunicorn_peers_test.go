@@ -94,7 +94,7 @@ backend be
 			for _, l := range res.table {
 				t.Log(l)
 			}
-			t.Logf("gunicorn corpus: %s agrees on %d of %d cases (%d with the fixtures' bytes unchanged, Host not added)", peer, res.agree, len(cases), res.agreeRaw)
+			t.Logf("gunicorn corpus: %s agrees on %d of %d cases (%d with the fixtures' bytes unchanged, Host not added; %d with gunicorn's default settings)", peer, res.agree, len(cases), res.agreeRaw, defaultsAgreement(cases, res))
 			if why, bad := res.differ["valid/002"]; bad {
 				t.Errorf("%s does not pass a plain GET through: %s", peer, why)
 			}
