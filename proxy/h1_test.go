@@ -107,6 +107,12 @@ func TestEdgeFraming(t *testing.T) {
 			[]string{seenGet, seenRequest("POST", "/p", "abc"), seenGet2}},
 		{"chunked body", te + "3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n", []int{200}, []string{seenRequest("POST", "/c", "abcde")}},
 		{"RFC 9110 §9.1 unknown method token", "BREW /pot HTTP/1.1\r\nHost: shop\r\n\r\n", []int{200}, []string{seenRequest("BREW", "/pot", "")}},
+		{"§7.1.1 BWS after a chunk extension's semicolon", te + "5; some; parameters=stuff\r\nhello\r\n0\r\n\r\n", []int{200}, []string{seenRequest("POST", "/c", "hello")}},
+		{"RFC 9110 §9.3.6 CONNECT host:port", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", []int{200}, []string{seenRequest("CONNECT", "example.com:443", "")}},
+		{"§3.2.2 absolute-form with a broken authority (gunicorn invalid/016)", "PUT s://]ufd/: HTTP/1.1\r\nHost: shop\r\n\r\n", []int{400}, nil},
+		{"§3.2.2 absolute-form", "GET http://shop/a?b=1 HTTP/1.1\r\nHost: shop\r\n\r\n", []int{200}, []string{seenRequest("GET", "/a?b=1", "")}},
+		{"§3.2.3 CONNECT without a port", "CONNECT domain.example HTTP/1.1\r\nHost: domain.example\r\n\r\n", []int{400}, nil},
+		{"RFC 9110 §9.3.6 CONNECT with content", "CONNECT host:25 HTTP/1.1\r\nHost: host:25\r\nContent-Length: 3\r\n\r\nBOO", []int{400}, nil},
 		{"§7.1 whitespace after chunk size", te + "3 \r\nabc\r\n0\r\n\r\n", []int{400}, nil},
 		{"§7.1.1 chunk extension without name", te + "3;\r\nabc\r\n0\r\n\r\n", []int{400}, nil},
 		{"§6.1 Content-Length and Transfer-Encoding", "POST /c HTTP/1.1\r\nHost: shop\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", []int{400}, nil},
@@ -242,5 +248,25 @@ func TestBrokenUploadsDoNotEjectTheOrigin(t *testing.T) {
 	codes, _ := rawExchange(t, e.addr, "GET /ok HTTP/1.1\r\nHost: shop\r\n\r\n")
 	if len(codes) != 1 || codes[0] != 200 {
 		t.Fatalf("GET after broken uploads: statuses %v, want [200]", codes)
+	}
+}
+
+// TestEdgeForbiddenTrailerMessage: a chunked body whose trailer section has a
+// field fasthttp refuses there (gunicorn's valid/012 sends Content-Type) gets
+// 400 with a reason that says so, not "incomplete request body", and nothing
+// reaches the origin.
+func TestEdgeForbiddenTrailerMessage(t *testing.T) {
+	o := newRecorder(t)
+	e := startEdge(t, testConfig(o.origin), Options{})
+	raw := "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n"
+	codes, last := rawExchange(t, e.addr, raw)
+	if fmt.Sprint(codes) != "[400]" {
+		t.Fatalf("statuses %v, want [400]", codes)
+	}
+	if got := string(last.Body()); got != `{"error":"forbidden trailer field"}` {
+		t.Fatalf("body %s", got)
+	}
+	if seen := o.take(); len(seen) != 0 {
+		t.Fatalf("origin saw %q", seen)
 	}
 }

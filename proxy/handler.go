@@ -134,6 +134,22 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 		writeError(ctx, fasthttp.StatusRequestURITooLong, "request URI too long")
 		return false
 	}
+	// CONNECT is forwarded as an ordinary request, so hold it to RFC 9110
+	// §9.3.6 and RFC 9112 §3.2.3: a host:port target and no content (bytes
+	// after a CONNECT header section are tunnel data to a tunnelling hop and
+	// a body to the origin: two readings of one stream). -1 is chunked; the
+	// event-loop core reports -2 (no length) for a CONNECT the framer found
+	// bodiless.
+	if cl := h.ContentLength(); h.IsConnect() && (!connectTarget(h.RequestURI()) || cl > 0 || cl == -1) {
+		writeError(ctx, fasthttp.StatusBadRequest, "invalid CONNECT request")
+		ctx.SetConnectionClose()
+		return false
+	}
+	if t := h.RequestURI(); len(t) > 0 && t[0] != '/' && t[0] != '*' && !h.IsConnect() && !absoluteTarget(t) {
+		writeError(ctx, fasthttp.StatusBadRequest, "invalid request target")
+		ctx.SetConnectionClose()
+		return false
+	}
 	limit, ok := s.settleRequestBody(ctx, ex, lim.MaxBodyBytes)
 	if !ok {
 		return false

@@ -108,7 +108,7 @@ type RequestFramer struct {
 	teLastChunk bool
 }
 
-const nameCap = len("transfer-encoding")
+const nameCap = len("proxy-authorization")
 
 const (
 	kindOther uint8 = iota
@@ -148,6 +148,8 @@ const (
 	sExtQuoted
 	sExtQuotedPair
 	sExtQuotedEnd
+	sExtNameBWS
+	sExtValBWS
 	sBodyLength
 	sChunkData
 	sChunkDataCR
@@ -418,6 +420,9 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				if f.nameLen <= nameCap {
 					kind = classify(f.name[:f.nameLen])
 				}
+				if f.trailer && kind == kindOther && badTrailer(f.name[:min(f.nameLen, nameCap)], f.nameLen) {
+					return i, false, f.fail(ErrTrailer)
+				}
 				if e := f.startValue(kind); e != nil {
 					return i, false, f.fail(e)
 				}
@@ -553,7 +558,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 			f.body += f.remaining
 			st = sChunkData
-		case sExtName0, sExtName, sExtVal0, sExtVal, sExtQuoted, sExtQuotedPair, sExtQuotedEnd:
+		case sExtName0, sExtName, sExtVal0, sExtVal, sExtQuoted, sExtQuotedPair, sExtQuotedEnd, sExtNameBWS, sExtValBWS:
 			maxExt := f.Limits.MaxChunkExtBytes
 			if maxExt <= 0 {
 				maxExt = DefaultMaxChunkExtBytes
@@ -596,26 +601,41 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 	return i, false, nil
 }
 
-// extByte reads one byte of a chunk extension:
-// *( ";" chunk-ext-name [ "=" ( token / quoted-string ) ] ), no BWS (§7.1.1).
+// extByte reads one byte of a chunk extension (§7.1.1):
+//
+//	*( BWS ";" BWS chunk-ext-name [ BWS "=" BWS ( token / quoted-string ) ] )
+//
+// Whitespace is taken where the grammar has BWS after the first ";" (after
+// a ";", around "=", before the next ";"), as gunicorn and llhttp do; it is
+// refused between the size and the first ";" (sChunkSize: fasthttp refuses it,
+// and that is where parsers disagree) and at the end of the line, where no
+// BWS is allowed.
 func extByte(st uint8, c byte) (uint8, *Error) {
 	switch st {
 	case sExtName0:
-		if !tchar[c] {
-			if c == '\n' {
-				return st, ErrBareLF
-			}
+		switch {
+		case tchar[c]:
+			st = sExtName
+		case c == ' ' || c == '\t':
+		case c == '\n':
+			return st, ErrBareLF
+		default:
 			return st, ErrChunkExtension
 		}
-		st = sExtName
-	case sExtName, sExtVal, sExtQuotedEnd:
+	case sExtName, sExtVal, sExtQuotedEnd, sExtNameBWS, sExtValBWS:
 		switch {
-		case tchar[c] && st != sExtQuotedEnd:
-		case c == '=' && st == sExtName:
+		case tchar[c] && (st == sExtName || st == sExtVal):
+		case c == '=' && (st == sExtName || st == sExtNameBWS):
 			st = sExtVal0
 		case c == ';':
 			st = sExtName0
-		case c == '\r':
+		case c == ' ' || c == '\t':
+			if st == sExtName || st == sExtNameBWS {
+				st = sExtNameBWS
+			} else {
+				st = sExtValBWS
+			}
+		case c == '\r' && st != sExtNameBWS && st != sExtValBWS:
 			st = sChunkSizeLF
 		case c == '\n':
 			return st, ErrBareLF
@@ -628,6 +648,7 @@ func extByte(st uint8, c byte) (uint8, *Error) {
 			st = sExtVal
 		case c == '"':
 			st = sExtQuoted
+		case c == ' ' || c == '\t':
 		case c == '\n':
 			return st, ErrBareLF
 		default:
@@ -679,6 +700,35 @@ func classify(name []byte) uint8 {
 		}
 	}
 	return kindOther
+}
+
+// badTrailer reports whether a trailer field, its lower-cased name starting
+// with name and n bytes long, is one fasthttp (v1.78, isBadTrailer) refuses in
+// a trailer section. RFC 9110 §6.5.1 lets a recipient discard such fields;
+// fasthttp refuses the request, and on the goroutine core its error reached
+// the client as "incomplete request body". The framer says it first, with
+// the reason, on both cores (gunicorn's valid/012 sends Content-Type there).
+func badTrailer(name []byte, n int) bool {
+	if n == len(name) {
+		switch string(name) {
+		case "authorization", "content-encoding", "content-length", "content-type", "content-range",
+			"connection", "cookie", "expect", "host", "keep-alive", "location", "max-forwards",
+			"proxy-connection", "proxy-authenticate", "proxy-authorization", "range", "set-cookie",
+			"te", "trailer", "transfer-encoding", "www-authenticate":
+			return true
+		}
+	}
+	return len(name) >= 11 && string(name[:11]) == "x-forwarded" || len(name) >= 9 && string(name[:9]) == "x-real-ip"
+}
+
+// badTrailerName is badTrailer for a name as sent (any case).
+func badTrailerName(raw []byte) bool {
+	var low [nameCap]byte
+	k := min(len(raw), nameCap)
+	for i := range k {
+		low[i] = raw[i] | 0x20 // tchar letters only; other tchars never match
+	}
+	return badTrailer(low[:k], len(raw))
 }
 
 // eqFold compares a token with a lower-case name, ignoring ASCII case: |0x20
@@ -976,7 +1026,11 @@ func (f *RequestFramer) fieldLine(b []byte) (n int, e *Error, at int) {
 	if j+1 >= len(b) || b[j] != '\r' || b[j+1] != '\n' {
 		return 0, nil, 0
 	}
-	if e := f.startValue(classify(b[:colon])); e != nil {
+	kind := classify(b[:colon])
+	if f.trailer && kind == kindOther && badTrailerName(b[:colon]) {
+		return 0, ErrTrailer, colon
+	}
+	if e := f.startValue(kind); e != nil {
 		return 0, e, colon
 	}
 	if f.kind != kindOther {

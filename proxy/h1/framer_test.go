@@ -102,6 +102,8 @@ func TestFramerAccepts(t *testing.T) {
 			[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChunKed \r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n"}},
 		{"§7.1.1 chunk extensions", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b;c;d=\"x\\\"y; z\"\r\nabc\r\n0;last\r\n\r\n",
 			[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b;c;d=\"x\\\"y; z\"\r\nabc\r\n0;last\r\n\r\n"}},
+		{"§7.1.1 BWS in chunk extensions (gunicorn valid/013)", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5; some; parameters=stuff\r\nhello\r\n6; blahblah; blah\r\n world\r\n1;a = b ;c\t=\t\"d\" ; e\r\n!\r\n0\r\n\r\n",
+			[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5; some; parameters=stuff\r\nhello\r\n6; blahblah; blah\r\n world\r\n1;a = b ;c\t=\t\"d\" ; e\r\n!\r\n0\r\n\r\n"}},
 		{"chunk size with leading zeros", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0003\r\nabc\r\n000\r\n\r\n",
 			[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0003\r\nabc\r\n000\r\n\r\n"}},
 		// RFC 9110 §9.1: methods are tokens; unknown ones are the origin's business.
@@ -228,7 +230,10 @@ func TestFramerRejects(t *testing.T) {
 		{"§7.1 whitespace before extension", te + "3 ;a\r\nabc\r\n0\r\n\r\n", ErrChunkSize},
 		{"§7.1.1 extension without name", te + "3;\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
 		{"§7.1.1 extension with empty value", te + "3;a=\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
-		{"§7.1.1 extension with space", te + "3; a\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"§7.1.1 whitespace without a name", te + "3; \r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"§7.1.1 whitespace after the name at line end", te + "3;a \r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"§7.1.1 whitespace after the value at line end", te + "3;a=b\t\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
+		{"§7.1.1 whitespace inside a name", te + "3;a b\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
 		{"§7.1.1 unterminated quoted value", te + "3;a=\"b\r\nabc\r\n0\r\n\r\n", ErrChunkExtension},
 		{"§7.1.1 bare LF in extension", te + "3;a\nabc\r\n0\r\n\r\n", ErrBareLF},
 		{"§7.1 empty chunk size", te + "\r\nabc\r\n0\r\n\r\n", ErrChunkSize},
@@ -243,6 +248,10 @@ func TestFramerRejects(t *testing.T) {
 		{"§7.1 chunk data then CR without LF", te + "3\r\nabc\r0\r\n\r\n", ErrBareCR},
 		{"§7.1.2 obs-fold in trailer", te + "0\r\nX: a\r\n b\r\n\r\n", ErrObsFold},
 		{"§6.5 content-length trailer", te + "0\r\nContent-Length: 3\r\n\r\n", ErrTrailer},
+		{"fasthttp's forbidden trailer Content-Type (gunicorn valid/012)", te + "0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n", ErrTrailer},
+		{"fasthttp's forbidden trailer Proxy-Authorization", te + "0\r\nproxy-AUTHORIZATION: x\r\n\r\n", ErrTrailer},
+		{"fasthttp's forbidden trailer prefix X-Forwarded-", te + "0\r\nX-Forwarded-For-Something-Long: 1\r\n\r\n", ErrTrailer},
+		{"fasthttp's forbidden trailer prefix X-Real-IP", te + "0\r\nX-Real-IP: 1\r\n\r\n", ErrTrailer},
 		{"§6.5 bare LF ends trailer", te + "0\r\n\n", ErrBareLF},
 	}
 	var f RequestFramer
