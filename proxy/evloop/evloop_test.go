@@ -331,3 +331,49 @@ func TestLoopIDStableAcrossRequests(t *testing.T) {
 	}
 	t.Logf("LoopID %v, ConnID %v", loops, ids)
 }
+
+// A burst of connections (wrk opens all of its at once) is spread over the
+// loops, not owned by whichever loop won the listener's wake-up.
+func TestConnectionsSpreadOverLoops(t *testing.T) {
+	_, addr := startLoops(t, Config{Loops: 2, Handler: func(ctx *fasthttp.RequestCtx) {
+		lc, _ := ctx.Conn().(interface{ LoopID() int })
+		if lc == nil {
+			ctx.SetStatusCode(500)
+			return
+		}
+		fmt.Fprintf(ctx, "%d", lc.LoopID())
+	}})
+	const n = 64
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	var per [2]int
+	for i, c := range conns {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		var r fasthttp.Response
+		if err := r.Read(bufio.NewReader(c)); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		switch string(r.Body()) {
+		case "0":
+			per[0]++
+		case "1":
+			per[1]++
+		default:
+			t.Fatalf("connection %d: %d %q", i, r.StatusCode(), r.Body())
+		}
+	}
+	if per[0] < n/2-4 || per[1] < n/2-4 {
+		t.Fatalf("connections per loop %v: want about %d each", per, n/2)
+	}
+	t.Logf("connections per loop: %v", per)
+}

@@ -73,6 +73,8 @@ type loop struct {
 	waking  atomic.Bool
 	dead    bool // the loop stopped: resume closes the connection itself
 	counter [8]byte
+	// incoming holds connections another loop accepted for this one (adopt).
+	incoming []pendingConn
 
 	// Timer wheel (see schedule).
 	wheel    [wheelSlots][]timerRef
@@ -86,6 +88,12 @@ type loop struct {
 	detached atomic.Uint64
 	forwards atomic.Uint64
 	retries  atomic.Uint64
+}
+
+// pendingConn is an accepted connection on its way to the loop that will own it.
+type pendingConn struct {
+	fd int
+	sa unix.Sockaddr
 }
 
 type timerRef struct {
@@ -238,9 +246,15 @@ func (l *loop) run() {
 	l.dead = true
 	done := l.done
 	l.done = nil
+	incoming := l.incoming
+	l.incoming = nil
 	l.mu.Unlock()
 	for _, c := range done {
 		unix.Close(int(c.fd))
+	}
+	for _, pc := range incoming {
+		l.nconns.Add(-1)
+		unix.Close(pc.fd)
 	}
 }
 
@@ -253,7 +267,17 @@ func (l *loop) drainWake() {
 	done, tasks := l.done, l.tasks
 	l.done, l.spare = l.spare[:0], done
 	l.tasks = nil
+	incoming := l.incoming
+	l.incoming = nil
 	l.mu.Unlock()
+	for _, pc := range incoming {
+		l.nconns.Add(-1) // counted by adopt; open counts it again
+		if l.stopping {
+			unix.Close(pc.fd)
+			continue
+		}
+		l.open(pc.fd, pc.sa)
+	}
 	for _, c := range done {
 		l.finishHandoff(c)
 	}
@@ -288,8 +312,42 @@ func (l *loop) accept() {
 			return
 		}
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		if o := l.leastLoaded(); o != l && o.adopt(fd, sa) {
+			continue
+		}
 		l.open(fd, sa)
 	}
+}
+
+// leastLoaded is the loop with the fewest connections, l itself on a tie. The
+// loop that wins the listener's wake-up accepts a whole burst (wrk's 64
+// connections arrive together), so without this one loop would own them all
+// while the others idle: half the cores and a long queue per loop. Handing a
+// connection over costs one wake-up of the other loop, once per connection.
+func (l *loop) leastLoaded() *loop {
+	best, n := l, l.nconns.Load()
+	for _, o := range l.s.loops {
+		if m := o.nconns.Load(); m < n {
+			best, n = o, m
+		}
+	}
+	return best
+}
+
+// adopt queues an accepted connection for l (called from another loop). It
+// counts the connection at once, so that the next pick sees it; false when l
+// has stopped and the caller keeps the connection.
+func (l *loop) adopt(fd int, sa unix.Sockaddr) bool {
+	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		return false
+	}
+	l.incoming = append(l.incoming, pendingConn{fd, sa})
+	l.nconns.Add(1)
+	l.mu.Unlock()
+	l.wake()
+	return true
 }
 
 func (l *loop) open(fd int, sa unix.Sockaddr) {
