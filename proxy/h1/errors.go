@@ -58,6 +58,16 @@ var (
 	// ErrHost: more than one Host field line, or a Host value that is not
 	// uri-host [":" port] (§3.2).
 	ErrHost = newError(400, "invalid Host header")
+	// ErrMaskedFraming: a field named Content_Length or Transfer_Encoding. They
+	// are other, valid field names to HTTP, but CGI-style origins (WSGI, PHP,
+	// Rack) map "-" and "_" to the same variable, so such a field can frame the
+	// body differently behind the edge: a smuggling vector (nginx drops names
+	// with underscores by default; gunicorn refuses these two).
+	ErrMaskedFraming = newError(400, "field name imitates Content-Length or Transfer-Encoding")
+	// ErrContentType: Content-Type more than once. It is a singleton (RFC 9110
+	// §8.3, §5.3): with two, the edge and the origin could each read a
+	// different one.
+	ErrContentType = newError(400, "repeated Content-Type")
 	// ErrContentLength: a Content-Length that is not 1*DIGIT within int64,
 	// repeated, or a list (§6.3 point 5; this edge does not merge identical
 	// values, RFC 9110 §8.6 allows either).

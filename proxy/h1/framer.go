@@ -99,6 +99,7 @@ type RequestFramer struct {
 
 	// The header section so far.
 	clSeen      bool
+	ctSeen      bool
 	hostCount   uint8
 	hostEmpty   bool
 	teEmpty     bool // an empty element in a Transfer-Encoding list
@@ -115,6 +116,10 @@ const (
 	kindContentLength
 	kindTransferEncoding
 	kindHost
+	// kindContentType is a singleton the framer only counts (startValue).
+	kindContentType
+	// kindMasked is content_length or transfer_encoding: refused (ErrMaskedFraming).
+	kindMasked
 )
 
 // States. The order matters: sStart to sEndLF are the request-line, header and
@@ -694,9 +699,21 @@ func classify(name []byte) uint8 {
 		if eqFold(name, "content-length") {
 			return kindContentLength
 		}
+		// eqFold sets bit 0x20, which turns '_' into 0x7f (DEL, never in a
+		// name): this matches content_length in any case.
+		if eqFold(name, "content\x7flength") {
+			return kindMasked
+		}
 	case len("transfer-encoding"):
 		if eqFold(name, "transfer-encoding") {
 			return kindTransferEncoding
+		}
+		if eqFold(name, "transfer\x7fencoding") {
+			return kindMasked
+		}
+	case len("content-type"):
+		if eqFold(name, "content-type") {
+			return kindContentType
 		}
 	}
 	return kindOther
@@ -752,6 +769,18 @@ func (f *RequestFramer) startValue(kind uint8) *Error {
 	}
 	if f.fields++; f.fields > maxFields {
 		return ErrTooManyHeaders
+	}
+	switch kind {
+	case kindMasked:
+		return ErrMaskedFraming
+	case kindContentType:
+		if f.trailer {
+			return ErrTrailer
+		}
+		if f.ctSeen {
+			return ErrContentType
+		}
+		f.ctSeen, kind = true, kindOther
 	}
 	f.kind, f.vstate, f.nonEmpty = kind, 0, false
 	if kind == kindOther {
