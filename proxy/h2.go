@@ -64,6 +64,8 @@ type h2Front struct {
 	ctxs    sync.Pool
 	conns   sync.WaitGroup
 	open    atomic.Int64
+	// workers run the bridge on goroutines whose stacks stay grown.
+	workers h2Workers
 	// inFlight and peak count bridge handlers, for tests of the attack bounds.
 	inFlight, peak, calls atomic.Int64
 }
@@ -74,6 +76,7 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 		write = h2DefaultWriteBound
 	}
 	f := &h2Front{handler: handler, log: log, maxBody: cfg.Limits.MaxBodyBytes}
+	f.workers.max, f.workers.maxIdle = h2WorkersMax, h2WorkersMaxIdle
 	set := s.metrics.set
 	f.srv = &http2.Server{
 		MaxConcurrentStreams:      h2MaxStreams,
@@ -135,6 +138,7 @@ func (f *h2Front) shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		f.conns.Wait()
+		f.workers.close()
 		close(done)
 	}()
 	select {
@@ -178,7 +182,12 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.calls.Add(1)
+	f.workers.run(f, w, r)
+}
 
+// bridge runs one stream through the fasthttp handler and copies the answer
+// back to w.
+func (f *h2Front) bridge(w http.ResponseWriter, r *http.Request) {
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
 	if conn == nil {
 		writeH2Error(w, http.StatusInternalServerError, "internal error")
