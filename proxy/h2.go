@@ -66,6 +66,8 @@ type h2Front struct {
 	open    atomic.Int64
 	// workers run the bridge on goroutines whose stacks stay grown.
 	workers h2Workers
+	// writeTimeout bounds each write to a connection (x/net's WriteByteTimeout).
+	writeTimeout time.Duration
 	// inFlight and peak count bridge handlers, for tests of the attack bounds.
 	inFlight, peak, calls atomic.Int64
 }
@@ -77,6 +79,7 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 	}
 	f := &h2Front{handler: handler, log: log, maxBody: cfg.Limits.MaxBodyBytes}
 	f.workers.max, f.workers.maxIdle = h2WorkersMax, h2WorkersMaxIdle
+	f.writeTimeout = write
 	set := s.metrics.set
 	f.srv = &http2.Server{
 		MaxConcurrentStreams:      h2MaxStreams,
@@ -129,7 +132,9 @@ func (f *h2Front) serveConn(c, standIn net.Conn) {
 		f.conns.Done()
 	}()
 	ctx := context.WithValue(context.Background(), connKey{}, standIn)
-	f.srv.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.base, Handler: f})
+	// x/net writes through h2WriteConn (batched writes, see h2write.go); its
+	// Close, deferred by ServeConn, sends what is pending and closes c.
+	f.srv.ServeConn(newH2WriteConn(c, f.writeTimeout), &http2.ServeConnOpts{Context: ctx, BaseConfig: f.base, Handler: f})
 }
 
 // shutdown sends GOAWAY to every h2 connection and waits for them to end (or ctx).
