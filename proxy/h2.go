@@ -112,7 +112,7 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 	}
 	// ConfigureServer registers the graceful GOAWAY on base.Shutdown.
 	_ = http2.ConfigureServer(f.base, f.srv)
-	f.ctxs.New = func() any { return new(fasthttp.RequestCtx) }
+	f.ctxs.New = func() any { return new(h2Stream) }
 	return f
 }
 
@@ -198,13 +198,14 @@ func (f *h2Front) bridge(w http.ResponseWriter, r *http.Request) {
 		writeH2Error(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	ctx := f.ctxs.Get().(*fasthttp.RequestCtx)
+	st := f.ctxs.Get().(*h2Stream)
+	ctx := &st.ctx
 	defer func() {
 		_ = ctx.Response.CloseBodyStream()
 		ctx.Request.Reset()
 		ctx.Response.Reset()
 		ctx.ResetUserValues()
-		f.ctxs.Put(ctx)
+		f.ctxs.Put(st)
 	}()
 	ctx.Init2(conn, zapPrintf{f.log}, false)
 
@@ -238,14 +239,7 @@ func (f *h2Front) bridge(w http.ResponseWriter, r *http.Request) {
 
 	resp := &ctx.Response
 	h := w.Header()
-	for k, v := range resp.Header.All() {
-		switch string(k) {
-		case "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection":
-			continue
-		}
-		key := string(k)
-		h[key] = append(h[key], string(v))
-	}
+	st.copyHeader(h, &resp.Header)
 	head := r.Method == http.MethodHead
 	if !resp.IsBodyStream() {
 		body := resp.Body()
@@ -271,6 +265,68 @@ func (f *h2Front) bridge(w http.ResponseWriter, r *http.Request) {
 			// The origin's stream broke mid-way: reset the HTTP/2 stream so
 			// the client cannot take the truncated body for the whole.
 			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// h2Stream is the pooled state of one bridged stream: its RequestCtx and the
+// scratch of the header copy.
+type h2Stream struct {
+	ctx  fasthttp.RequestCtx
+	vals []byte
+	hdrs []h2Field
+}
+
+type h2Field struct {
+	key        string
+	start, end int
+}
+
+// h2Keys interns the names of the fields the edge usually answers with, so
+// copying them into net/http's header map allocates no key strings.
+var h2Keys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept-Ranges", "Age", "Alt-Svc", "Cache-Control", "Cache-Tag", "Content-Encoding", "Content-Language",
+		"Content-Range", "Content-Type", "Date", "Etag", "Expires", "Last-Modified", "Link", "Location", "Retry-After",
+		"Server", "Set-Cookie", "Strict-Transport-Security", "Vary", "Via", "Www-Authenticate", "X-Cache",
+		"X-Content-Type-Options", "X-Frame-Options", "X-Request-Id", "X-Served-By",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+// copyHeader copies src into h, less the fields HTTP/2 forbids and
+// Content-Length (the bridge sets it). Every value lands in one string and
+// every field's []string in one slice, so a copy costs two allocations (plus
+// names outside h2Keys), not two or three per field.
+func (st *h2Stream) copyHeader(h http.Header, src *fasthttp.ResponseHeader) {
+	vals, hdrs := st.vals[:0], st.hdrs[:0]
+	for k, v := range src.All() {
+		switch string(k) {
+		case "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection":
+			continue
+		}
+		key, ok := h2Keys[string(k)]
+		if !ok {
+			key = string(k)
+		}
+		hdrs = append(hdrs, h2Field{key: key, start: len(vals), end: len(vals) + len(v)})
+		vals = append(vals, v...)
+	}
+	st.vals, st.hdrs = vals, hdrs
+	if len(hdrs) == 0 {
+		return
+	}
+	all := string(vals)
+	vs := make([]string, len(hdrs))
+	for i, f := range hdrs {
+		vs[i] = all[f.start:f.end]
+		if prev, ok := h[f.key]; ok {
+			h[f.key] = append(prev, vs[i])
+		} else {
+			h[f.key] = vs[i : i+1 : i+1]
 		}
 	}
 }
