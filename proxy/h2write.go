@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,11 @@ type h2WriteConn struct {
 	err      error   // the writer's sticky write error
 	closed   bool
 	deadline time.Time // x/net's write deadline, for waits on a full buffer
+	// timer bounds waits on a full buffer (reused: x/net's writes are
+	// serialized, so one waits at a time).
+	timer *time.Timer
+	// readClear: the connection's read deadline is known to be clear.
+	readClear atomic.Bool
 
 	wake chan struct{} // cap 1: bytes pending or closed
 	room chan struct{} // cap 1: the writer took the pending bytes
@@ -124,7 +130,15 @@ func (c *h2WriteConn) waitRoom(dl time.Time) error {
 	if d <= 0 {
 		return os.ErrDeadlineExceeded
 	}
-	t := time.NewTimer(d)
+	c.mu.Lock()
+	t := c.timer
+	if t == nil {
+		t = time.NewTimer(d)
+		c.timer = t
+	} else {
+		t.Reset(d) // Go 1.23+: no stale tick after Stop or Reset
+	}
+	c.mu.Unlock()
 	defer t.Stop()
 	select {
 	case <-c.room:
@@ -184,7 +198,19 @@ func (c *h2WriteConn) SetWriteDeadline(t time.Time) error {
 
 func (c *h2WriteConn) SetDeadline(t time.Time) error {
 	_ = c.SetWriteDeadline(t)
-	return c.Conn.SetReadDeadline(t)
+	return c.SetReadDeadline(t)
+}
+
+// SetReadDeadline skips clearing a deadline that is already clear: x/net
+// clears it for every new stream (net/http may have set one before handing
+// the connection over), which is work in the runtime's poller each time.
+func (c *h2WriteConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() && c.readClear.Load() {
+		return nil
+	}
+	err := c.Conn.SetReadDeadline(t)
+	c.readClear.Store(t.IsZero() && err == nil)
+	return err
 }
 
 // Close sends what is pending (for at most h2CloseFlush) and closes the

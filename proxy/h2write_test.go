@@ -148,3 +148,38 @@ func TestH2WriteConnPeerGone(t *testing.T) {
 	}
 	_ = wc.Close()
 }
+
+// TestH2WriteConnReadDeadline: read deadlines pass through, and clearing one
+// that is already clear (x/net does it for every stream) keeps it clear.
+func TestH2WriteConnReadDeadline(t *testing.T) {
+	s, c := tcpPair(t)
+	wc := newH2WriteConn(s, 5*time.Second)
+	defer wc.Close()
+	buf := make([]byte, 1)
+	steps := []struct {
+		name    string
+		dl      time.Time
+		send    bool
+		timeout bool
+	}{
+		{"past deadline", time.Now().Add(-time.Second), false, true},
+		{"cleared", time.Time{}, true, false},
+		{"cleared again", time.Time{}, true, false},
+		{"set again", time.Now().Add(50 * time.Millisecond), false, true},
+		{"cleared after a set", time.Time{}, true, false},
+	}
+	for _, st := range steps {
+		if err := wc.SetReadDeadline(st.dl); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if st.send {
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := wc.Read(buf)
+		if got := errors.Is(err, os.ErrDeadlineExceeded); got != st.timeout {
+			t.Fatalf("%s: read error %v, want timeout %v", st.name, err, st.timeout)
+		}
+	}
+}
