@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -282,17 +283,25 @@ type h2Field struct {
 	start, end int
 }
 
-// h2Keys interns the names of the fields the edge usually answers with, so
-// copying them into net/http's header map allocates no key strings.
+// h2Keys maps the names of the fields the edge usually answers with to the
+// key the bridge gives them in net/http's header map, interned so that the
+// copy allocates no key strings. Names x/net and quic-go look up in that map
+// (Content-Type, Content-Length, Content-Encoding, Date, Trailer, Connection)
+// stay canonical; every other name is lower case, the form HTTP/2 and HTTP/3
+// send, so their encoders need not lower it (x/net allocates to lower any
+// name outside its own short list, X-Request-Id for one).
 var h2Keys = func() map[string]string {
 	m := map[string]string{}
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Date", "Trailer", "Connection"} {
+		m[k] = k
+	}
 	for _, k := range []string{
-		"Accept-Ranges", "Age", "Alt-Svc", "Cache-Control", "Cache-Tag", "Content-Encoding", "Content-Language",
-		"Content-Range", "Content-Type", "Date", "Etag", "Expires", "Last-Modified", "Link", "Location", "Retry-After",
+		"Accept-Ranges", "Age", "Alt-Svc", "Cache-Control", "Cache-Tag", "Content-Language",
+		"Content-Range", "Etag", "Expires", "Last-Modified", "Link", "Location", "Retry-After",
 		"Server", "Set-Cookie", "Strict-Transport-Security", "Vary", "Via", "Www-Authenticate", "X-Cache",
 		"X-Content-Type-Options", "X-Frame-Options", "X-Request-Id", "X-Served-By",
 	} {
-		m[k] = k
+		m[k] = strings.ToLower(k)
 	}
 	return m
 }()
@@ -310,7 +319,7 @@ func (st *h2Stream) copyHeader(h http.Header, src *fasthttp.ResponseHeader) {
 		}
 		key, ok := h2Keys[string(k)]
 		if !ok {
-			key = string(k)
+			key = lowerKey(k)
 		}
 		hdrs = append(hdrs, h2Field{key: key, start: len(vals), end: len(vals) + len(v)})
 		vals = append(vals, v...)
@@ -329,6 +338,19 @@ func (st *h2Stream) copyHeader(h http.Header, src *fasthttp.ResponseHeader) {
 			h[f.key] = vs[i : i+1 : i+1]
 		}
 	}
+}
+
+// lowerKey is k in lower case, as a new string (one allocation).
+func lowerKey(k []byte) string {
+	var b strings.Builder
+	b.Grow(len(k))
+	for _, c := range k {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 func bodyAllowed(status int) bool {

@@ -6,11 +6,14 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/novashop/edge/proxy/cache"
 )
 
 // TestH2CopyHeader: the bridge's header copy keeps every field HTTP/2
 // allows, repeated ones in order, and drops the hop-by-hop ones and
-// Content-Length (set by the bridge).
+// Content-Length (set by the bridge). Names are lower case (what HTTP/2
+// sends) except those x/net and quic-go look up canonically.
 func TestH2CopyHeader(t *testing.T) {
 	cases := []struct {
 		name string
@@ -23,14 +26,14 @@ func TestH2CopyHeader(t *testing.T) {
 			h.Set("Cache-Control", "public, max-age=60")
 			h.Set("X-Odd-Name", "v")
 			h.Set("Etag", `"abc"`)
-		}, http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"public, max-age=60"}, "X-Odd-Name": {"v"}, "Etag": {`"abc"`}}},
+		}, http.Header{"Content-Type": {"application/json"}, "cache-control": {"public, max-age=60"}, "x-odd-name": {"v"}, "etag": {`"abc"`}}},
 		{"repeated fields", func(h *fasthttp.ResponseHeader) {
 			h.SetContentType("text/html")
 			h.Add("Vary", "Accept-Encoding")
 			h.Add("Vary", "Cookie")
 			h.Add("Set-Cookie", "a=1")
 			h.Add("Set-Cookie", "b=2")
-		}, http.Header{"Content-Type": {"text/html"}, "Vary": {"Accept-Encoding", "Cookie"}, "Set-Cookie": {"a=1", "b=2"}}},
+		}, http.Header{"Content-Type": {"text/html"}, "vary": {"Accept-Encoding", "Cookie"}, "set-cookie": {"a=1", "b=2"}}},
 		{"hop-by-hop dropped", func(h *fasthttp.ResponseHeader) {
 			h.SetContentType("text/plain")
 			h.SetContentLength(12)
@@ -39,7 +42,12 @@ func TestH2CopyHeader(t *testing.T) {
 			h.Set("Upgrade", "h2c")
 			h.Set("Proxy-Connection", "x")
 			h.Set("X-Kept", "1")
-		}, http.Header{"Content-Type": {"text/plain"}, "X-Kept": {"1"}}},
+		}, http.Header{"Content-Type": {"text/plain"}, "x-kept": {"1"}}},
+		{"names x/net looks up stay canonical", func(h *fasthttp.ResponseHeader) {
+			h.SetContentType("text/plain")
+			h.Set("Content-Encoding", "br")
+			cache.SetDate(h, []byte("Sun, 06 Dec 2026 20:41:33 GMT")) // fasthttp's Set drops Date
+		}, http.Header{"Content-Type": {"text/plain"}, "Content-Encoding": {"br"}, "Date": {"Sun, 06 Dec 2026 20:41:33 GMT"}}},
 	}
 	st := new(h2Stream)
 	for _, tc := range cases {
