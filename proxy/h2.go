@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,10 @@ type h2Front struct {
 	ctxs    sync.Pool
 	conns   sync.WaitGroup
 	open    atomic.Int64
+	// workers run the bridge on goroutines whose stacks stay grown.
+	workers h2Workers
+	// writeTimeout bounds each write to a connection (x/net's WriteByteTimeout).
+	writeTimeout time.Duration
 	// inFlight and peak count bridge handlers, for tests of the attack bounds.
 	inFlight, peak, calls atomic.Int64
 }
@@ -74,6 +79,8 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 		write = h2DefaultWriteBound
 	}
 	f := &h2Front{handler: handler, log: log, maxBody: cfg.Limits.MaxBodyBytes}
+	f.workers.max, f.workers.maxIdle = h2WorkersMax, h2WorkersMaxIdle
+	f.writeTimeout = write
 	set := s.metrics.set
 	f.srv = &http2.Server{
 		MaxConcurrentStreams:      h2MaxStreams,
@@ -106,7 +113,7 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 	}
 	// ConfigureServer registers the graceful GOAWAY on base.Shutdown.
 	_ = http2.ConfigureServer(f.base, f.srv)
-	f.ctxs.New = func() any { return new(fasthttp.RequestCtx) }
+	f.ctxs.New = func() any { return new(h2Stream) }
 	return f
 }
 
@@ -126,7 +133,9 @@ func (f *h2Front) serveConn(c, standIn net.Conn) {
 		f.conns.Done()
 	}()
 	ctx := context.WithValue(context.Background(), connKey{}, standIn)
-	f.srv.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.base, Handler: f})
+	// x/net writes through h2WriteConn (batched writes, see h2write.go); its
+	// Close, deferred by ServeConn, sends what is pending and closes c.
+	f.srv.ServeConn(newH2WriteConn(c, f.writeTimeout), &http2.ServeConnOpts{Context: ctx, BaseConfig: f.base, Handler: f})
 }
 
 // shutdown sends GOAWAY to every h2 connection and waits for them to end (or ctx).
@@ -135,6 +144,7 @@ func (f *h2Front) shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		f.conns.Wait()
+		f.workers.close()
 		close(done)
 	}()
 	select {
@@ -178,19 +188,25 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.calls.Add(1)
+	f.workers.run(f, w, r)
+}
 
+// bridge runs one stream through the fasthttp handler and copies the answer
+// back to w.
+func (f *h2Front) bridge(w http.ResponseWriter, r *http.Request) {
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
 	if conn == nil {
 		writeH2Error(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	ctx := f.ctxs.Get().(*fasthttp.RequestCtx)
+	st := f.ctxs.Get().(*h2Stream)
+	ctx := &st.ctx
 	defer func() {
 		_ = ctx.Response.CloseBodyStream()
 		ctx.Request.Reset()
 		ctx.Response.Reset()
 		ctx.ResetUserValues()
-		f.ctxs.Put(ctx)
+		f.ctxs.Put(st)
 	}()
 	ctx.Init2(conn, zapPrintf{f.log}, false)
 
@@ -224,14 +240,7 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	resp := &ctx.Response
 	h := w.Header()
-	for k, v := range resp.Header.All() {
-		switch string(k) {
-		case "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection":
-			continue
-		}
-		key := string(k)
-		h[key] = append(h[key], string(v))
-	}
+	st.copyHeader(h, &resp.Header)
 	head := r.Method == http.MethodHead
 	if !resp.IsBodyStream() {
 		body := resp.Body()
@@ -259,6 +268,89 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// h2Stream is the pooled state of one bridged stream: its RequestCtx and the
+// scratch of the header copy.
+type h2Stream struct {
+	ctx  fasthttp.RequestCtx
+	vals []byte
+	hdrs []h2Field
+}
+
+type h2Field struct {
+	key        string
+	start, end int
+}
+
+// h2Keys maps the names of the fields the edge usually answers with to the
+// key the bridge gives them in net/http's header map, interned so that the
+// copy allocates no key strings. Names x/net and quic-go look up in that map
+// (Content-Type, Content-Length, Content-Encoding, Date, Trailer, Connection)
+// stay canonical; every other name is lower case, the form HTTP/2 and HTTP/3
+// send, so their encoders need not lower it (x/net allocates to lower any
+// name outside its own short list, X-Request-Id for one).
+var h2Keys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Date", "Trailer", "Connection"} {
+		m[k] = k
+	}
+	for _, k := range []string{
+		"Accept-Ranges", "Age", "Alt-Svc", "Cache-Control", "Cache-Tag", "Content-Language",
+		"Content-Range", "Etag", "Expires", "Last-Modified", "Link", "Location", "Retry-After",
+		"Server", "Set-Cookie", "Strict-Transport-Security", "Vary", "Via", "Www-Authenticate", "X-Cache",
+		"X-Content-Type-Options", "X-Frame-Options", "X-Request-Id", "X-Served-By",
+	} {
+		m[k] = strings.ToLower(k)
+	}
+	return m
+}()
+
+// copyHeader copies src into h, less the fields HTTP/2 forbids and
+// Content-Length (the bridge sets it). Every value lands in one string and
+// every field's []string in one slice, so a copy costs two allocations (plus
+// names outside h2Keys), not two or three per field.
+func (st *h2Stream) copyHeader(h http.Header, src *fasthttp.ResponseHeader) {
+	vals, hdrs := st.vals[:0], st.hdrs[:0]
+	for k, v := range src.All() {
+		switch string(k) {
+		case "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection":
+			continue
+		}
+		key, ok := h2Keys[string(k)]
+		if !ok {
+			key = lowerKey(k)
+		}
+		hdrs = append(hdrs, h2Field{key: key, start: len(vals), end: len(vals) + len(v)})
+		vals = append(vals, v...)
+	}
+	st.vals, st.hdrs = vals, hdrs
+	if len(hdrs) == 0 {
+		return
+	}
+	all := string(vals)
+	vs := make([]string, len(hdrs))
+	for i, f := range hdrs {
+		vs[i] = all[f.start:f.end]
+		if prev, ok := h[f.key]; ok {
+			h[f.key] = append(prev, vs[i])
+		} else {
+			h[f.key] = vs[i : i+1 : i+1]
+		}
+	}
+}
+
+// lowerKey is k in lower case, as a new string (one allocation).
+func lowerKey(k []byte) string {
+	var b strings.Builder
+	b.Grow(len(k))
+	for _, c := range k {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 func bodyAllowed(status int) bool {

@@ -341,3 +341,54 @@ func TestH2IdleFlood(t *testing.T) {
 	}
 	waitUntil(t, "no open h2 connections", 3*time.Second, func() bool { return e.s.tls.h2.open.Load() == 0 })
 }
+
+// TestH2StalledReader: a client that opens every flow-control window and then
+// stops reading the socket cannot make the edge buffer without bound: writes
+// to it stop at the batching writer's bound, time out after timeouts.write,
+// the connection is closed and every handler returns.
+func TestH2StalledReader(t *testing.T) {
+	o := newOrigin(t, "big", func(ctx *fasthttp.RequestCtx) { ctx.SetBody(make([]byte, 1<<20)) })
+	e, _ := newH2Edge(t, o, func(c *config.Config) {
+		c.Timeouts.Write = time.Second
+		// On a slow machine the streams' own write timeouts may reset them
+		// all before the socket fills; the connection is then idle and the
+		// idle timeout ends it. Either way it must end, boundedly.
+		c.Timeouts.Idle = 2 * time.Second
+	})
+	// A small receive buffer, so the edge's socket fills quickly.
+	tcp, err := net.DialTimeout("tcp", e.tlsAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = tcp.(*net.TCPConn).SetReadBuffer(4 << 10)
+	c := tls.Client(tcp, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	defer c.Close()
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"}, {Name: ":authority", Value: "shop.test"}, {Name: ":path", Value: "/big"}} {
+		_ = enc.WriteField(f)
+	}
+	fr := http2.NewFramer(c, c)
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+		t.Fatal(err)
+	}
+	const streams = 48 // 48 MiB of answers: more than loopback's socket buffers hold
+	for i := 0; i < streams; i++ {
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "handlers to start", 10*time.Second, func() bool { return e.s.tls.h2.calls.Load() > 0 })
+	waitUntil(t, "the stalled connection to be closed", 15*time.Second, func() bool { return e.s.tls.h2.open.Load() == 0 })
+	waitUntil(t, "every handler to return", 5*time.Second, func() bool { return e.s.tls.h2.inFlight.Load() == 0 })
+}

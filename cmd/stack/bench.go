@@ -47,6 +47,11 @@ type benchFlags struct {
 	// edgeB, when set, is a second edge binary measured beside this build's
 	// in the same interleaved rounds (targets edge-b-CORE): an A/B of two builds.
 	edgeB string
+	// h2Profile, when set, is where the tls scenario writes a CPU profile of
+	// the edge under h2load; tlsParts narrows the tls scenario to some of its
+	// parts (keepalive, h2, handshakes) so one of them can be measured alone.
+	h2Profile string
+	tlsParts  string
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +69,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&f.tlsBody, "tls-body", 13000, "page size of the tls scenario, bytes (catalog-like JSON, about 4x compressible)")
 	fs.StringVar(&f.tlsProfile, "tls-profile", "out/bench-tls-edge.pprof", "where the tls scenario writes a CPU profile of the edge under TLS keep-alive load (empty: none)")
 	fs.StringVar(&f.edgeB, "edge-b", "", "a second edge binary (an older build, say) measured beside bin/edge in the proxy, hits and idle scenarios, each core as target edge-b-CORE; the ratios edge-CORE/edge-b-CORE compare the two builds in the same interleaved rounds")
+	fs.StringVar(&f.h2Profile, "h2-profile", "out/bench-h2-edge.pprof", "where the tls scenario writes a CPU profile of the edge under HTTP/2 load (h2load; empty: none)")
+	fs.StringVar(&f.tlsParts, "tls-parts", "keepalive,h2,handshakes", "parts of the tls scenario to run, comma-separated: keepalive (HTTP/1.1 over TLS, wrk), h2 (HTTP/2, h2load), handshakes")
 	withHAProxy := fs.Bool("haproxy", true, "add HAProxy (Debian's package, 1 thread) as a peer in the proxy scenario")
 	withVarnish := fs.Bool("varnish", true, "add Varnish (Debian's package) as a cache peer in the hits scenario")
 	if err := parse(fs, args); err != nil {

@@ -109,9 +109,59 @@ func benchTLS(ctx context.Context, f benchFlags, bins map[string]string, w io.Wr
 	if err := checkTLSTargets(ctx, ca, targets, w); err != nil {
 		return res, err
 	}
+	part := func(name string) bool {
+		for _, p := range strings.Split(f.tlsParts, ",") {
+			if strings.TrimSpace(p) == name {
+				return true
+			}
+		}
+		return false
+	}
+	if part("keepalive") {
+		if err := benchTLSKeepAlive(ctx, f, bins, targets, &res, w); err != nil {
+			return res, err
+		}
+	}
+	h2target := target{name: "edge-h2", url: "https://" + tlsAddr + tlsBenchPath, pids: edgePids}
+	if part("h2") {
+		if err := benchH2(ctx, f, bins, []target{h2target, {name: "nginx-h2", url: "https://" + ngAddr + tlsBenchPath, pids: ngPids}}, &res, w); err != nil {
+			return res, err
+		}
+	}
+	if part("handshakes") {
+		if err := benchHandshakes(ctx, f, tlsAddr, ngAddr, edgePids, ngPids, &res, w); err != nil {
+			return res, err
+		}
+	}
+
+	printTLSSummary(w, res)
+	if f.tlsProfile != "" && part("keepalive") {
+		if err := profileEdge(ctx, f.tlsProfile, func(ctx context.Context, d time.Duration) error {
+			run := f
+			run.duration = d
+			_, err := runWrk(ctx, bins["wrk"], targets[0], run)
+			return err
+		}, f.duration, adminAddr, "TLS keep-alive", w); err != nil {
+			fmt.Fprintf(w, "bench: tls profile: %v\n", err)
+		}
+	}
+	if f.h2Profile != "" && part("h2") {
+		if err := profileEdge(ctx, f.h2Profile, func(ctx context.Context, d time.Duration) error {
+			_, err := runH2Load(ctx, bins["h2load"], h2target, d)
+			return err
+		}, f.duration, adminAddr, "HTTP/2", w); err != nil {
+			fmt.Fprintf(w, "bench: h2 profile: %v\n", err)
+		}
+	}
+	return res, nil
+}
+
+// benchTLSKeepAlive is the keep-alive HTTP/1.1 part: wrk over TLS and plain.
+func benchTLSKeepAlive(ctx context.Context, f benchFlags, bins map[string]string, targets []target, res *tlsBenchResult, w io.Writer) error {
+	var err error
 	fmt.Fprintf(w, "\n### keep-alive HTTP/1.1 (wrk, %d connections)\n", f.conns)
 	if res.KeepAlive, err = interleave(ctx, bins["wrk"], f, targets, w); err != nil {
-		return res, err
+		return err
 	}
 	for _, p := range [][2]string{
 		{"edge-tls", "nginx-tls"}, {"edge-tls-gzip", "nginx-tls-gzip"}, {"edge-tls-br", "nginx-tls-gzip"},
@@ -119,26 +169,29 @@ func benchTLS(ctx context.Context, f benchFlags, bins map[string]string, w io.Wr
 	} {
 		res.Ratios[p[0]+"/"+p[1]] = pairRatios(res.KeepAlive.Targets[p[0]], res.KeepAlive.Targets[p[1]])
 	}
+	return nil
+}
 
-	// HTTP/2 (h2load).
+// benchH2 is the HTTP/2 part: h2load against h2targets (edge, nginx) in
+// interleaved rounds.
+func benchH2(ctx context.Context, f benchFlags, bins map[string]string, h2targets []target, res *tlsBenchResult, w io.Writer) error {
 	fmt.Fprintf(w, "\n### HTTP/2 (h2load, 16 clients x 8 streams)\n")
-	h2targets := []target{
-		{name: "edge-h2", url: "https://" + tlsAddr + tlsBenchPath, pids: edgePids},
-		{name: "nginx-h2", url: "https://" + ngAddr + tlsBenchPath, pids: ngPids},
-	}
 	for round := 1; round <= f.rounds; round++ {
 		for _, t := range h2targets {
 			r, err := runH2Load(ctx, bins["h2load"], t, f.duration)
 			if err != nil {
-				return res, err
+				return err
 			}
 			fmt.Fprintf(w, "  round %d %-10s %9.0f req/s  cpu %6.1f us/req  errors %d\n", round, t.name, r.RPS, r.CPUusPerR, r.Errors)
 			res.HTTP2[t.name] = append(res.HTTP2[t.name], r)
 		}
 	}
 	res.Ratios["edge-h2/nginx-h2"] = pairRatios(res.HTTP2["edge-h2"], res.HTTP2["nginx-h2"])
+	return nil
+}
 
-	// New connections: full and resumed handshakes.
+// benchHandshakes is the new-connection part: full and resumed handshakes.
+func benchHandshakes(ctx context.Context, f benchFlags, tlsAddr, ngAddr string, edgePids, ngPids func() []int, res *tlsBenchResult, w io.Writer) error {
 	fmt.Fprintf(w, "\n### new connections, one request each (Go client, 16 at a time, X25519)\n")
 	hs := []struct {
 		name    string
@@ -153,7 +206,7 @@ func benchTLS(ctx context.Context, f benchFlags, bins map[string]string, w io.Wr
 		for _, h := range hs {
 			r, err := handshakeRun(ctx, h.addr, h.pids, h.resumed, 16, min(f.duration, 5*time.Second))
 			if err != nil {
-				return res, fmt.Errorf("%s: %w", h.name, err)
+				return fmt.Errorf("%s: %w", h.name, err)
 			}
 			fmt.Fprintf(w, "  round %d %-13s %7.0f conn/s  cpu %7.1f us/conn  errors %d\n", round, h.name, r.RPS, r.CPUusPerR, r.Errors)
 			res.Handshakes[h.name] = append(res.Handshakes[h.name], r)
@@ -161,14 +214,7 @@ func benchTLS(ctx context.Context, f benchFlags, bins map[string]string, w io.Wr
 	}
 	res.Ratios["edge-full/nginx-full"] = pairRatios(res.Handshakes["edge-full"], res.Handshakes["nginx-full"])
 	res.Ratios["edge-resumed/nginx-resumed"] = pairRatios(res.Handshakes["edge-resumed"], res.Handshakes["nginx-resumed"])
-
-	printTLSSummary(w, res)
-	if f.tlsProfile != "" {
-		if err := profileEdge(ctx, bins["wrk"], f, targets[0], adminAddr, w); err != nil {
-			fmt.Fprintf(w, "bench: tls profile: %v\n", err)
-		}
-	}
-	return res, nil
+	return nil
 }
 
 // pairRatios is a/b per round (same round, same machine noise) for
@@ -190,7 +236,10 @@ func printTLSSummary(w io.Writer, res tlsBenchResult) {
 	fmt.Fprintf(w, "\n| ratio (per round) | throughput min / median / max | CPU per request min / median / max |\n|---|---|---|\n")
 	for _, n := range []string{"edge-tls/nginx-tls", "edge-tls/edge-plain", "edge-tls-gzip/edge-tls", "edge-tls-br/edge-tls",
 		"edge-tls-gzip/nginx-tls-gzip", "edge-tls-br/nginx-tls-gzip", "edge-h2/nginx-h2", "edge-full/nginx-full", "edge-resumed/nginx-resumed"} {
-		r := res.Ratios[n]
+		r, ok := res.Ratios[n]
+		if !ok { // its part did not run (--tls-parts)
+			continue
+		}
 		fmt.Fprintf(w, "| %s | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f |\n", n,
 			r["throughput"].Min, r["throughput"].Median, r["throughput"].Max,
 			r["cpu_per_request"].Min, r["cpu_per_request"].Median, r["cpu_per_request"].Max)
@@ -490,23 +539,21 @@ func handshakeRun(ctx context.Context, addr string, pids func() []int, resumed b
 	return r, nil
 }
 
-// profileEdge takes a CPU profile of the edge (admin /debug/pprof) while wrk
-// loads t, writes it to f.tlsProfile and prints its top functions.
-func profileEdge(ctx context.Context, wrk string, f benchFlags, t target, admin string, w io.Writer) error {
-	secs := max(2, int(f.duration.Seconds()))
-	run := f
-	run.duration = time.Duration(secs+1) * time.Second
+// profileEdge takes a CPU profile of the edge (admin /debug/pprof) while
+// load (wrk or h2load) runs, writes it to path and prints its top functions.
+func profileEdge(ctx context.Context, path string, load func(context.Context, time.Duration) error, d time.Duration, admin, what string, w io.Writer) error {
+	secs := max(2, int(d.Seconds()))
 	errc := make(chan error, 1)
-	go func() { _, err := runWrk(ctx, wrk, t, run); errc <- err }()
+	go func() { errc <- load(ctx, time.Duration(secs+1)*time.Second) }()
 	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if err := os.MkdirAll(filepath.Dir(f.tlsProfile), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	out, err := os.Create(f.tlsProfile)
+	out, err := os.Create(path)
 	if err != nil {
 		return err
 	}
@@ -518,8 +565,8 @@ func profileEdge(ctx context.Context, wrk string, f benchFlags, t target, admin 
 	if err := <-errc; err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "bench: CPU profile of the edge under TLS keep-alive load in %s\n", f.tlsProfile)
-	if b, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=30", filepath.Join(binDir(), "edge"), f.tlsProfile).CombinedOutput(); err == nil {
+	fmt.Fprintf(w, "bench: CPU profile of the edge under %s load in %s\n", what, path)
+	if b, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=30", filepath.Join(binDir(), "edge"), path).CombinedOutput(); err == nil {
 		w.Write(b) //nolint:errcheck
 	}
 	return nil
