@@ -103,6 +103,6 @@ func BenchmarkServeMiss(b *testing.B) {
 	if !strings.Contains(string(ctx.Response.Header.Peek(HeaderCacheStatus)), "; stored") {
 		b.Fatalf("not stored: %q", ctx.Response.Header.Peek(HeaderCacheStatus))
 	}
-	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 }
