@@ -412,33 +412,21 @@ func (c *Cache) readTagVersions(keys []string, tick int64) ([]int64, error) {
 	return cur, nil
 }
 
-// currentTagVersions returns the current versions of tags (local first).
-func (c *Cache) currentTagVersions(tags []string, tick int64) ([]tagVersion, error) {
-	out := make([]tagVersion, len(tags))
-	var missing []string
+// localTagVersions returns the versions of tags as this edge holds them,
+// and the indexes of the tags it does not hold: those are given version 0,
+// a guess that store checks in the same Redis round trip as its SET (see
+// store for why a guess is safe).
+func (c *Cache) localTagVersions(tags []string, tick int64) (tv []tagVersion, unknown []int) {
+	tv = make([]tagVersion, len(tags))
 	for i, tag := range tags {
-		out[i] = tagVersion{tag: tag, key: cachekeys.TagVersionKey(tag)}
-		if r := c.local.getString(out[i].key, tick); r != nil {
-			out[i].version = r.version
+		tv[i] = tagVersion{tag: tag, key: cachekeys.TagVersionKey(tag)}
+		if r := c.local.getString(tv[i].key, tick); r != nil {
+			tv[i].version = r.version
 		} else {
-			missing = append(missing, out[i].key)
+			unknown = append(unknown, i)
 		}
 	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	cur, err := c.readTagVersions(missing, tick)
-	if err != nil {
-		return nil, err
-	}
-	for i, k := range missing {
-		for j := range out {
-			if out[j].key == k {
-				out[j].version = cur[i]
-			}
-		}
-	}
-	return out, nil
+	return tv, unknown
 }
 
 // status renders a Cache-Status value for this cache.

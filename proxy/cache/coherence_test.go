@@ -229,3 +229,68 @@ func TestTagBumpByOriginStopsHits(t *testing.T) {
 	}
 	eventually(t, time.Second, "invalidation", func() bool { return !isHit(do(c, o, "GET", "/t")) })
 }
+
+// TestMissRoundTrips pins what a miss costs in Redis round trips: the
+// lookup's GET, then one pipeline that reads the tag versions this edge
+// does not hold together with the SET. Only a tag that was bumped and is
+// not held here costs a second SET (the entry first went out with version
+// 0, too low, so stale-looking, never fresh); either way the stored entry
+// carries the current version, which a second edge reading Redis proves
+// by hitting.
+func TestMissRoundTrips(t *testing.T) {
+	url := testenv.Redis(t)
+	rc := plainClient(t, url)
+	cases := []struct {
+		name string
+		// bumped: INCR the response's tag this many times beforehand.
+		bumped int
+		// known: a fill of another URL with the same tag first, so the
+		// edge holds the tag's version.
+		known bool
+		want  uint64
+	}{
+		{name: "tag never bumped", want: 2},
+		{name: "tag bumped, not held here", bumped: 3, want: 3},
+		{name: "tag held here", known: true, want: 2},
+		{name: "tag bumped and held here", bumped: 2, known: true, want: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := randName(t)
+			a := newTestCache(t, url, ns, nil)
+			tag := "rt-" + randName(t)
+			for i := 0; i < tc.bumped; i++ {
+				if err := rc.Do(context.Background(), rc.B().Incr().Key(cachekeys.TagVersionKey(tag)).Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := newOrigin(static(200, "body", "Cache-Control", "max-age=600", "Cache-Tag", tag))
+			if tc.known {
+				if r := do(a, o, "GET", "/first"); !strings.Contains(cacheStatus(r), "; stored") {
+					t.Fatalf("first fill: %q", cacheStatus(r))
+				}
+			}
+			before := a.t.trips.Load()
+			if r := do(a, o, "GET", "/rt"); !strings.Contains(cacheStatus(r), "; stored") {
+				t.Fatalf("miss: %q", cacheStatus(r))
+			}
+			if got := a.t.trips.Load() - before; got != tc.want {
+				t.Errorf("the miss made %d Redis round trips, want %d", got, tc.want)
+			}
+			before = a.t.trips.Load()
+			if r := do(a, o, "GET", "/rt"); !isHit(r) || string(r.Body()) != "body" {
+				t.Fatalf("second request on the same edge: %q %q", cacheStatus(r), r.Body())
+			}
+			if got := a.t.trips.Load() - before; got != 0 {
+				t.Errorf("the hit made %d Redis round trips, want 0", got)
+			}
+			b := newTestCache(t, url, ns, nil)
+			if r := do(b, o, "GET", "/rt"); !isHit(r) || string(r.Body()) != "body" {
+				t.Fatalf("another edge reading the stored entry: %q (its recorded version is not %d)", cacheStatus(r), tc.bumped)
+			}
+			if n := o.calls.Load(); n != 1+map[bool]int64{true: 1}[tc.known] {
+				t.Errorf("origin calls %d", n)
+			}
+		})
+	}
+}

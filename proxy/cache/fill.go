@@ -372,12 +372,24 @@ func (c *Cache) dropSuperseded(f *fillReq) {
 // to any of its tags, and writes the entry (and its vary index and tag
 // index) to Redis. It returns the stored entry decoded from its own copy
 // of the bytes (so it outlives resp) and the Cache-Status suffix.
+//
+// Tag versions and the SET share one round trip. A version this edge
+// holds is used as before: it is current up to the pushes seen, and the
+// fill's ticket refuses it if a push for it came after the fetch began. A
+// version it does not hold is recorded as 0 and read in the same pipeline
+// as the SET. Versions only grow, and the read comes after the origin
+// answered, so a read of 0 proves the tag was never bumped before the
+// answer was made: the entry is exact. A read above 0 means the stored
+// entry carries a version that is too low, which only makes it look
+// stale, never fresh (every edge compares for equality with the current
+// version); the fill then does what it did before this pipeline, with the
+// version it read: the ticket check, then a second SET with that version.
+// So a miss costs one Redis round trip after the fetch instead of two,
+// except for a tag that was bumped and has dropped out of this edge's
+// table.
 func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillTicket uint64, rh *fasthttp.RequestHeader, cl *call) (*entry, string) {
 	tick := c.now() >> 30
-	tv, err := c.currentTagVersions(tags, tick)
-	if err != nil {
-		return nil, "; detail=tag-versions-unreadable"
-	}
+	tv, unknown := c.localTagVersions(tags, tick)
 	keys := make([]string, len(tv))
 	for i := range tv {
 		keys[i] = tv[i].key
@@ -405,7 +417,13 @@ func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillT
 	if err != nil {
 		return nil, "; detail=encode-error"
 	}
-	cmds := make([]rueidis.Completed, 0, 3+2*len(tags))
+	cmds := make([]rueidis.Completed, 0, len(unknown)+2+2*len(tags))
+	// The unknown tags' GETs come first: their replies are res[:len(unknown)].
+	tkTags := make([]ticket, len(unknown))
+	for j, i := range unknown {
+		tkTags[j] = c.local.begin(tv[i].key)
+		cmds = append(cmds, cli.B().Get().Key(tv[i].key).Build())
+	}
 	key := primary
 	var idx *varyIndex
 	// newIdx: this fill writes a vary index. Only then is the index put in
@@ -438,8 +456,38 @@ func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillT
 	if newIdx {
 		tkIdx = c.local.begin(string(primary))
 	}
-	if _, err := c.t.do(cmds...); err != nil {
+	res, err := c.t.do(cmds...)
+	if err != nil {
 		return nil, "; detail=redis-error"
+	}
+	guessLow := false
+	for j, i := range unknown {
+		v, err := tagVersionReply(res[j])
+		if err != nil {
+			// Stored with version 0 beside a version nobody can compare:
+			// not fresh anywhere (tagsCurrent fails the same way).
+			return nil, "; detail=tag-versions-unreadable"
+		}
+		c.local.insert(tv[i].key, &record{isTag: true, version: v, size: int64(len(tv[i].key)) + 96}, tkTags[j], tick)
+		if v != tv[i].version {
+			tv[i].version = v
+			guessLow = true
+		}
+	}
+	if guessLow {
+		// Redis holds the entry with a version that is too low (it looks
+		// stale everywhere). Record the version read, as a read after the
+		// fetch always did, unless a push for it came after the ticket.
+		if c.t.raced(keys, fillTicket) {
+			return nil, "; detail=raced-with-write"
+		}
+		enc = encodeEntry(e)
+		if se, _, err = decodeRecord(enc); err != nil {
+			return nil, "; detail=encode-error"
+		}
+		if _, err := c.t.do(cli.B().Set().Key(ks).Value(rueidis.BinaryString(enc)).Px(ttl).Build()); err != nil {
+			return nil, "; detail=redis-error"
+		}
 	}
 	if newIdx {
 		c.local.insert(string(primary), &record{vary: idx, size: int64(len(primary)) + 128}, tkIdx, tick)

@@ -59,6 +59,10 @@ type tier struct {
 	floor  atomic.Uint64
 	tagMu  sync.Mutex
 	tagSeq map[string]uint64
+
+	// trips counts the Redis round trips of get, tagVersions and do (the
+	// request path), so tests can pin what a miss costs.
+	trips atomic.Uint64
 }
 
 func newTier(cfg Config, log *zap.Logger, local *localTable) *tier {
@@ -303,6 +307,7 @@ func (t *tier) get(key string) ([]byte, error) {
 	}
 	ctx, cancel := t.ctx(context.Background())
 	defer cancel()
+	t.trips.Add(1)
 	b, err := c.Do(ctx, c.B().Get().Key(key).Build()).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		t.succeeded()
@@ -330,24 +335,40 @@ func (t *tier) tagVersions(keys []string, out []int64) ([]int64, error) {
 	for i, k := range keys {
 		cmds[i] = c.B().Get().Key(k).Build()
 	}
+	t.trips.Add(1)
 	for _, r := range c.DoMulti(ctx, cmds...) {
-		s, err := r.ToString()
-		switch {
-		case rueidis.IsRedisNil(err):
-			out = append(out, 0)
-		case err != nil:
-			t.fail(err)
-			return out, err
-		default:
-			v, perr := strconv.ParseInt(s, 10, 64)
-			if perr != nil {
-				return out, fmt.Errorf("cache: tag version %q is not an integer: %w", s, perr)
+		v, err := tagVersionReply(r)
+		if err != nil {
+			if !errors.Is(err, errNotInteger) {
+				t.fail(err)
 			}
-			out = append(out, v)
+			return out, err
 		}
+		out = append(out, v)
 	}
 	t.succeeded()
 	return out, nil
+}
+
+// errNotInteger marks a tag version whose value is not an integer.
+var errNotInteger = errors.New("cache: tag version is not an integer")
+
+// tagVersionReply reads one GET reply of a tag version key: a missing key
+// is version 0; a value that is not an integer is an error (errNotInteger),
+// so the entry depending on it is not served as fresh.
+func tagVersionReply(r rueidis.RedisResult) (int64, error) {
+	s, err := r.ToString()
+	if rueidis.IsRedisNil(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, perr := strconv.ParseInt(s, 10, 64)
+	if perr != nil {
+		return 0, fmt.Errorf("%w: %q: %v", errNotInteger, s, perr)
+	}
+	return v, nil
 }
 
 // do runs commands in one round trip and returns the first error.
@@ -358,6 +379,7 @@ func (t *tier) do(cmds ...rueidis.Completed) ([]rueidis.RedisResult, error) {
 	}
 	ctx, cancel := t.ctx(context.Background())
 	defer cancel()
+	t.trips.Add(1)
 	res := c.DoMulti(ctx, cmds...)
 	for _, r := range res {
 		if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
