@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -64,24 +63,7 @@ func (s *Server) serveH2C(ln net.Listener) error {
 		_ = s.public.Serve(&h1.Listener{Listener: q, Limits: h1.Limits{MaxHeaderBytes: s.public.ReadBufferSize}})
 	}()
 	defer q.Close()
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if h.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		go h.sort(c, q)
-	}
+	return acceptLoop(ln, &h.closing, func(c net.Conn) { h.sort(c, q) })
 }
 
 var h2Preface = []byte(http2.ClientPreface)

@@ -487,11 +487,19 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	q := newConnQueue(ln.Addr())
 	go func() { _ = t.h1.Serve(q) }()
 	defer q.Close()
+	return acceptLoop(ln, &t.closing, func(c net.Conn) { t.handshake(c, q) })
+}
+
+// acceptLoop accepts from ln and runs handle on a goroutine per connection
+// until ln closes (nil when closing is set or ln was closed) or fails. A
+// temporary error (out of descriptors) backs off from 5 ms up to 1 s, as
+// net/http's server does, rather than spinning.
+func acceptLoop(ln net.Listener, closing *atomic.Bool, handle func(net.Conn)) error {
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if t.closing.Load() || errors.Is(err, net.ErrClosed) {
+			if closing.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			var ne net.Error
@@ -503,7 +511,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		go t.handshake(c, q)
+		go handle(c)
 	}
 }
 
