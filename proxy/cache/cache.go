@@ -33,10 +33,13 @@ type FetchFunc = func(req *fasthttp.Request, resp *fasthttp.Response) error
 
 // Cache is the edge's shared HTTP cache. It is safe for concurrent use.
 type Cache struct {
-	cfg   Config
-	log   *zap.Logger
-	t     *tier
-	local *localTable
+	cfg Config
+	// noHitPlan makes writeEntry copy stored fields the old way only
+	// (AddBytesKV), for tests that compare it with the hit plan.
+	noHitPlan bool
+	log       *zap.Logger
+	t         *tier
+	local     *localTable
 
 	flights flight // origin fetches, by primary key
 	revals  flight // background revalidations, by primary key

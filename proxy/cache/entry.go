@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -74,6 +75,8 @@ type entry struct {
 	// response, whose buffers are reused after the fill returns: such an
 	// entry's body is copied into an answer, never referenced by it.
 	borrowed bool
+	// plan is hitPlan's answer, made on the first hit.
+	plan atomic.Pointer[[]fieldMode]
 }
 
 func (e *entry) softPurged() bool     { return e.flags&flagSoftPurged != 0 }

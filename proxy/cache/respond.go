@@ -14,6 +14,99 @@ import (
 // edgeCCLower is cachekeys.HeaderEdgeCacheControl in lower case, for eqFold.
 var edgeCCLower = strings.ToLower(cachekeys.HeaderEdgeCacheControl)
 
+// Canonical field names writeEntry sets with SetCanonical, which skips the
+// key normalisation SetBytesV does on every call.
+var (
+	keyAge         = []byte(fasthttp.HeaderAge)
+	keyCacheStatus = []byte(HeaderCacheStatus)
+)
+
+// fieldMode says how writeEntry copies one stored field into an answer.
+type fieldMode uint8
+
+const (
+	// fieldAdd: AddBytesKV (normalises the key, appends).
+	fieldAdd fieldMode = iota
+	// fieldSkip: never sent (the edge's own Cache-Control).
+	fieldSkip
+	// fieldDate: the stored Date (SetDate).
+	fieldDate
+	// fieldDateFresh: the stored Date into a response that holds no Date
+	// and announces no trailers yet (setDateFresh, which skips the checks).
+	fieldDateFresh
+	// fieldCanonical: the key is in fasthttp's canonical form, the first
+	// of its name in the entry and not one whose Set and Add differ
+	// (Trailer), so into a response with no fields yet SetCanonical stores
+	// exactly what AddBytesKV would, without normalising the key again.
+	fieldCanonical
+)
+
+// hitPlan returns, per stored field, how a hit copies it: worked out on the
+// first hit and kept with the entry (its fields never change once it is
+// built), so later hits neither normalise keys nor compare names.
+func (e *entry) hitPlan() []fieldMode {
+	if p := e.plan.Load(); p != nil {
+		return *p
+	}
+	plan := make([]fieldMode, len(e.header))
+	fresh := true // no Date or Trailer copied yet: setDateFresh is enough
+	for i := range e.header {
+		k := e.header[i].k
+		switch {
+		case eqFold(k, edgeCCLower):
+			plan[i] = fieldSkip
+			continue
+		case eqFold(k, "date"):
+			plan[i] = fieldDateFresh
+			if !fresh {
+				plan[i] = fieldDate
+			}
+			fresh = false
+			continue
+		case eqFold(k, "trailer"):
+			fresh = false
+			continue
+		}
+		first := true
+		for j := 0; j < i; j++ {
+			if bytes.EqualFold(e.header[j].k, k) {
+				first = false
+				break
+			}
+		}
+		if first && isCanonicalKey(k) {
+			plan[i] = fieldCanonical
+		}
+	}
+	e.plan.Store(&plan)
+	return plan
+}
+
+// isCanonicalKey reports whether k is a name of letters, digits and '-' in
+// the form fasthttp's key normalisation gives (upper case at the start and
+// after each '-', lower case elsewhere), so normalising it changes nothing.
+// Any other byte makes it false: such a key keeps the AddBytesKV path.
+func isCanonicalKey(k []byte) bool {
+	upper := true
+	for _, c := range k {
+		switch {
+		case 'a' <= c && c <= 'z':
+			if upper {
+				return false
+			}
+		case 'A' <= c && c <= 'Z':
+			if !upper {
+				return false
+			}
+		case '0' <= c && c <= '9', c == '-':
+		default:
+			return false
+		}
+		upper = c == '-'
+	}
+	return len(k) > 0
+}
+
 // writeEntry writes a stored (or just fetched) response into ctx.Response:
 // status, stored fields, Age (RFC 9111 section 5.1), Cache-Status, and the
 // body, answering the client's own conditional request (section 4.3.2) and
@@ -39,30 +132,22 @@ func (c *Cache) writeEntry(ctx *fasthttp.RequestCtx, e *entry, age time.Duration
 		}
 	}
 	r.Header.SetNoDefaultContentType(true)
-	r.SetStatusCode(status)
-	for i := range e.header {
-		h := &e.header[i]
-		// The edge's own Cache-Control is stored (a 304 that omits it must
-		// keep it, RFC 9111 section 4.3.4) but never sent; eqFold compares
-		// lengths first, so this costs a hit next to nothing.
-		if eqFold(h.k, edgeCCLower) {
-			continue
-		}
-		if eqFold(h.k, "date") {
-			// The stored Date goes out unchanged (RFC 9110 section 6.6.1);
-			// Age says how long the answer has been stored.
-			SetDate(&r.Header, h.v)
-			continue
-		}
-		r.Header.AddBytesKV(h.k, h.v)
+	// A response nothing has written a field into yet takes the stored
+	// fields through the cheaper calls the entry's plan allows (hitPlan);
+	// otherwise each goes through AddBytesKV, which keeps fields set
+	// before (by admit) next to same-named stored ones.
+	var plan []fieldMode
+	if !c.noHitPlan && r.Header.Len() == 0 {
+		plan = e.hitPlan()
 	}
+	writeFields(r, e, status, plan)
 	var buf [64]byte
 	secs := int64(age / time.Second)
 	if secs < 0 {
 		secs = 0
 	}
-	r.Header.SetBytesV(fasthttp.HeaderAge, strconv.AppendInt(buf[:0], secs, 10))
-	r.Header.SetBytesV(HeaderCacheStatus, cacheStatus)
+	r.Header.SetCanonical(keyAge, strconv.AppendInt(buf[:0], secs, 10))
+	r.Header.SetCanonical(keyCacheStatus, cacheStatus)
 	// Only a range cut here from a stored 200 gets a Content-Range of ours; an
 	// origin's own 206, relayed, keeps the one it came with.
 	switch ranged := e.status == fasthttp.StatusOK; {
@@ -93,6 +178,39 @@ func (c *Cache) writeEntry(ctx *fasthttp.RequestCtx, e *entry, age time.Duration
 	}
 	if rh.IsHead() {
 		r.SkipBody = true
+	}
+}
+
+// writeFields sets r's status and copies e's stored fields into r.Header:
+// by plan (hitPlan) when r held no field before, else (plan nil) each
+// through AddBytesKV and SetDate, comparing names on every call.
+func writeFields(r *fasthttp.Response, e *entry, status int, plan []fieldMode) {
+	r.SetStatusCode(status)
+	for i := range e.header {
+		h := &e.header[i]
+		mode := fieldAdd
+		if plan != nil {
+			mode = plan[i]
+		} else if eqFold(h.k, edgeCCLower) {
+			mode = fieldSkip
+		} else if eqFold(h.k, "date") {
+			mode = fieldDate
+		}
+		switch mode {
+		case fieldSkip:
+			// The edge's own Cache-Control is stored (a 304 that omits it
+			// must keep it, RFC 9111 section 4.3.4) but never sent.
+		case fieldDate:
+			// The stored Date goes out unchanged (RFC 9110 section 6.6.1);
+			// Age says how long the answer has been stored.
+			SetDate(&r.Header, h.v)
+		case fieldDateFresh:
+			setDateFresh(&r.Header, h.v)
+		case fieldCanonical:
+			r.Header.SetCanonical(h.k, h.v)
+		default:
+			r.Header.AddBytesKV(h.k, h.v)
+		}
 	}
 }
 
@@ -249,6 +367,12 @@ func SetDate(h *fasthttp.ResponseHeader, v []byte) {
 		return
 	}
 	h.Del(fasthttp.HeaderDate)
+	setDateFresh(h, v)
+}
+
+// setDateFresh is SetDate for a response known to hold neither a Date nor
+// announced trailers (writeEntry's, when no field was set before it).
+func setDateFresh(h *fasthttp.ResponseHeader, v []byte) {
 	if h.SetTrailer(fasthttp.HeaderDate) != nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -98,6 +99,119 @@ func TestWriteEntryBodyOwnership(t *testing.T) {
 		}
 		if !borrowed && got != "OVERWRITTEN!!" {
 			t.Fatalf("stored entry: answer copied the body (%q), the hit path should reference it", got)
+		}
+	}
+}
+
+// TestWriteEntryPlanMatchesAddPath pins the hit plan (hitPlan): into a
+// response with no fields yet, writeEntry copies stored fields with the
+// cheaper calls the plan allows; into one that already holds a field it
+// takes the old path (AddBytesKV, SetDate) for every field. Both must give
+// the same answer, field for field and byte for byte, for every kind of
+// stored field and request: the old path's answer is writeEntry's on a
+// Cache with noHitPlan set.
+func TestWriteEntryPlanMatchesAddPath(t *testing.T) {
+	const date = "Sun, 06 Dec 2026 20:00:00 GMT"
+	body := []byte(`{"id":1,"name":"tea"}`)
+	fields := func(kvs ...string) []kv {
+		var out []kv
+		for i := 0; i < len(kvs); i += 2 {
+			out = append(out, kv{[]byte(kvs[i]), []byte(kvs[i+1])})
+		}
+		return out
+	}
+	entries := []struct {
+		name   string
+		status int
+		header []kv
+	}{
+		{"typical", 200, fields("Content-Type", "application/json", "Date", date, "Etag", `"v1"`,
+			"Last-Modified", "Sun, 06 Dec 2026 19:00:00 GMT", "Cache-Control", "public, max-age=60",
+			"Edge-Cache-Control", "max-age=600", "Vary", "Accept-Encoding", "Cache-Tag", "product:1")},
+		{"no date", 200, fields("Content-Type", "text/html; charset=utf-8", "X-Shop", "a")},
+		{"date first", 200, fields("Date", date, "Server", "origin", "Content-Encoding", "gzip")},
+		{"lower-case keys", 200, fields("content-type", "text/plain", "x-custom", "1", "date", date, "edge-cache-control", "max-age=1")},
+		{"odd keys", 200, fields("X_Under", "1", "X-ÿ", "2", "WWW-Authenticate", "Basic", "X-1-a", "3", "x--Y", "4")},
+		{"repeated names", 200, fields("Link", "</a>; rel=preload", "Vary", "Accept", "link", "</b>; rel=preload", "Link", "</c>", "Vary", "Origin")},
+		{"set-cookie", 200, fields("Set-Cookie", "a=1; Path=/", "Set-Cookie", "b=2", "Content-Type", "text/plain")},
+		{"trailer and connection", 200, fields("Trailer", "X-Sum", "Connection", "keep-alive", "Transfer-Encoding", "chunked", "Content-Length", "99")},
+		{"value with newline", 200, fields("X-Bad", "a\r\nInjected: 1", "Content-Type", "text/plain")},
+		{"two dates", 200, fields("Date", date, "X-A", "1", "date", "Mon, 07 Dec 2026 20:00:00 GMT")},
+		{"trailer before date", 200, fields("Trailer", "X-Sum", "Date", date, "Content-Type", "text/plain")},
+		{"stored 404", 404, fields("Content-Type", "application/json", "Date", date)},
+		{"relayed 206", 206, fields("Content-Range", "bytes 0-4/100", "Date", date)},
+	}
+	requests := []struct {
+		name string
+		hdr  []string
+		head bool
+	}{
+		{"get", nil, false},
+		{"head", nil, true},
+		{"if-none-match", []string{"If-None-Match", `"v1"`}, false},
+		{"if-modified-since", []string{"If-Modified-Since", "Sun, 06 Dec 2026 21:00:00 GMT"}, false},
+		{"range", []string{"Range", "bytes=2-5"}, false},
+		{"range unsatisfiable", []string{"Range", "bytes=500-"}, false},
+		{"request id", []string{"X-Request-Id", "abc"}, false},
+	}
+	answer := func(e *entry, req []string, head bool, old bool) (string, []string) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI("/api/products/1")
+		if head {
+			ctx.Request.Header.SetMethod(fasthttp.MethodHead)
+		}
+		for i := 0; i < len(req); i += 2 {
+			ctx.Request.Header.Set(req[i], req[i+1])
+		}
+		if old {
+			(&Cache{noHitPlan: true}).writeEntry(&ctx, e, 42e9, []byte("edge; hit"))
+		} else {
+			(&Cache{}).writeEntry(&ctx, e, 42e9, []byte("edge; hit"))
+		}
+		var all []string
+		for k, v := range ctx.Response.Header.All() {
+			all = append(all, string(k)+": "+string(v))
+		}
+		return ctx.Response.String(), all
+	}
+	for _, es := range entries {
+		for _, rq := range requests {
+			t.Run(es.name+"/"+rq.name, func(t *testing.T) {
+				e := &entry{status: es.status, header: es.header, body: body, etag: []byte(`"v1"`)}
+				wantWire, wantFields := answer(e, rq.hdr, rq.head, true)
+				if e.plan.Load() != nil {
+					t.Fatal("the old path made a plan")
+				}
+				for range 2 { // the first answer makes the plan, the second uses it
+					gotWire, gotFields := answer(e, rq.hdr, rq.head, false)
+					if e.plan.Load() == nil {
+						t.Fatal("no plan made")
+					}
+					if gotWire != wantWire {
+						t.Fatalf("wire:\n got %q\nwant %q", gotWire, wantWire)
+					}
+					if strings.Join(gotFields, "\n") != strings.Join(wantFields, "\n") {
+						t.Fatalf("fields:\n got %q\nwant %q", gotFields, wantFields)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestIsCanonicalKey pins the names the plan may set without normalising.
+func TestIsCanonicalKey(t *testing.T) {
+	for _, tc := range []struct {
+		k    string
+		want bool
+	}{
+		{"Content-Type", true}, {"Age", true}, {"X-1-A", true}, {"Www-Authenticate", true},
+		{"X-Ab9", true}, {"-X", true},
+		{"", false}, {"content-type", false}, {"WWW-Authenticate", false}, {"X-1-a", false},
+		{"X_Under", false}, {"X Y", false}, {"X:Y", false}, {"X-ÿ", false},
+	} {
+		if got := isCanonicalKey([]byte(tc.k)); got != tc.want {
+			t.Errorf("isCanonicalKey(%q) = %v, want %v", tc.k, got, tc.want)
 		}
 	}
 }
