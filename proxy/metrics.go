@@ -79,6 +79,7 @@ var edgeHelp = metricshelp.Help{
 	"edge_rate_limited_total":                    "Requests refused 429 by a rate-limit rule, by rule and key (ip or user).",
 	"edge_tls_handshakes_total":                  "TLS handshakes completed, by resumed (true: session ticket).",
 	"edge_tls_handshake_failures_total":          "TLS handshakes that failed or timed out (the connection was closed).",
+	"edge_tls_handshakes_refused_total":          "Connections to the TLS listener closed before their handshake because tls.max_handshakes were in progress.",
 	"edge_tls_certificate_reloads_total":         "Certificate reloads (SIGHUP or a changed file).",
 	"edge_tls_certificate_reload_failures_total": "Certificate reloads where a pair failed to load and the previous certificate was kept.",
 	"edge_tls_ticket_key_refresh_failures_total": "Session ticket key refreshes that failed (the keys in force were kept).",

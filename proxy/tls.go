@@ -61,8 +61,11 @@ type tlsFront struct {
 	handshakes        *metrics.Counter
 	resumed           *metrics.Counter
 	handshakeFailures *metrics.Counter
-	reloads           *metrics.Counter
-	reloadFailures    *metrics.Counter
+	handshakesRefused *metrics.Counter
+	// inHandshake counts handshakes in progress (tls.max_handshakes).
+	inHandshake    atomic.Int64
+	reloads        *metrics.Counter
+	reloadFailures *metrics.Counter
 }
 
 // loadedCert is one configured certificate as last loaded successfully.
@@ -122,6 +125,7 @@ func (s *Server) setupTLS(cfg config.Config) error {
 	t.handshakes = set.NewCounter(`edge_tls_handshakes_total{resumed="false"}`)
 	t.resumed = set.NewCounter(`edge_tls_handshakes_total{resumed="true"}`)
 	t.handshakeFailures = set.NewCounter("edge_tls_handshake_failures_total")
+	t.handshakesRefused = set.NewCounter("edge_tls_handshakes_refused_total")
 	t.reloads = set.NewCounter("edge_tls_certificate_reloads_total")
 	t.reloadFailures = set.NewCounter("edge_tls_certificate_reload_failures_total")
 	certs, problems := loadCertSet(cfg.TLS.Certificates, nil)
@@ -518,9 +522,17 @@ func acceptLoop(ln net.Listener, closing *atomic.Bool, handle func(net.Conn)) er
 // handshake runs the TLS handshake under the handshake timeout and passes the
 // connection on by its ALPN protocol.
 func (t *tlsFront) handshake(c net.Conn, q *connQueue) {
+	if n := t.inHandshake.Add(1); n > int64(t.cfg.MaxHandshakes) {
+		t.inHandshake.Add(-1)
+		t.handshakesRefused.Inc()
+		_ = c.Close()
+		return
+	}
 	tc := tls.Server(c, t.config)
 	_ = c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-	if err := tc.Handshake(); err != nil {
+	err := tc.Handshake()
+	t.inHandshake.Add(-1)
+	if err != nil {
 		t.handshakeFailures.Inc()
 		// crypto/tls has sent an alert for a bad ClientHello; plain HTTP on
 		// the HTTPS port gets no alert (it would not be read), so say it in
@@ -704,7 +716,7 @@ func (s *Server) TLSStatus() *TLSStatus {
 	if t.tickets != nil {
 		out.SessionTickets = t.tickets.status()
 	}
-	out.Handshakes = map[string]uint64{"full": t.handshakes.Get(), "resumed": t.resumed.Get(), "failed": t.handshakeFailures.Get()}
+	out.Handshakes = map[string]uint64{"full": t.handshakes.Get(), "resumed": t.resumed.Get(), "failed": t.handshakeFailures.Get(), "refused": t.handshakesRefused.Get()}
 	if t.acme != nil {
 		out.ACME = t.acme.status(t.cfg.ACME.DirectoryURL)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -147,5 +148,64 @@ func TestTLSBadInput(t *testing.T) {
 	}
 	if r, _ := get(t, httpsClient(ca, "shop.test"), "https://"+e.tlsAddr+"/"); r.StatusCode != 200 {
 		t.Fatalf("after bad input: %d", r.StatusCode)
+	}
+}
+
+// TestTLSMaxHandshakes: with tls.max_handshakes in progress (clients that
+// connect and say nothing), a further connection is closed at once and
+// counted, rather than holding another goroutine and connection for the
+// handshake timeout; once the stalled ones end, handshakes go through again.
+func TestTLSMaxHandshakes(t *testing.T) {
+	ca := newTestCA(t)
+	o := newOrigin(t, "o1", nil)
+	cfg := tlsTestConfig([]config.Certificate{ca.issue("s", []string{"shop.test"}, leafOpts{})}, o)
+	cfg.TLS.MaxHandshakes = 2
+	cfg.TLS.HandshakeTimeout = 20 * time.Second // the stalled clients hold their slots
+	e := startTLSEdge(t, cfg, Options{})
+
+	var stalled []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", e.tlsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		stalled = append(stalled, c)
+	}
+	// The two are accepted and in their handshakes once the edge counts
+	// them; a third is refused: closed with nothing written.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.s.tls.inHandshake.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handshakes in progress, want 2", e.s.tls.inHandshake.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c, err := net.Dial("tcp", e.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	n, err := c.Read(make([]byte, 1))
+	if n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("third connection: read %d, %v after %v; want it closed at once", n, err, time.Since(start))
+	}
+	if got := e.s.tls.handshakesRefused.Get(); got != 1 {
+		t.Fatalf("edge_tls_handshakes_refused_total = %d, want 1", got)
+	}
+	for _, c := range stalled {
+		c.Close()
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for e.s.tls.inHandshake.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handshakes still in progress after their clients left", e.s.tls.inHandshake.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r, _ := get(t, httpsClient(ca, "shop.test"), "https://"+e.tlsAddr+"/"); r.StatusCode != 200 {
+		t.Fatalf("after the stalled clients left: %d", r.StatusCode)
 	}
 }

@@ -26,6 +26,13 @@ type TLS struct {
 	// HandshakeTimeout bounds a TLS handshake, so a client that stops mid-way
 	// holds a connection for at most this long.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// MaxHandshakes bounds the TLS handshakes in progress at once. Each one
+	// holds a goroutine, a connection and crypto state for up to
+	// HandshakeTimeout, so a flood of clients that connect and stall (or
+	// start handshakes faster than the CPU finishes them) would otherwise grow
+	// without bound; beyond it a new connection is closed at once and counted
+	// (edge_tls_handshakes_refused_total), as HAProxy's maxsslconn does.
+	MaxHandshakes int `yaml:"max_handshakes"`
 	// StrictSNI refuses a handshake whose SNI names no configured
 	// certificate (nor an ACME domain) with an alert, instead of answering
 	// with the default certificate (nginx's ssl_reject_handshake). A
@@ -108,6 +115,7 @@ func tlsDefaults() TLS {
 	return TLS{
 		ReloadInterval:   10 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
+		MaxHandshakes:    1024,
 		SessionTickets:   SessionTickets{Rotate: time.Hour, Namespace: "novashop:tlstk:"},
 		OCSPStapling:     true,
 		HTTP2:            true,
@@ -164,6 +172,9 @@ func (c Config) tlsProblems() []string {
 	}
 	if t.HandshakeTimeout <= 0 || t.HandshakeTimeout > time.Minute {
 		bad("tls.handshake_timeout %v must be in (0, 1m]", t.HandshakeTimeout)
+	}
+	if t.MaxHandshakes < 1 || t.MaxHandshakes > 1<<20 {
+		bad("tls.max_handshakes %d must be in [1, 1048576]", t.MaxHandshakes)
 	}
 	if t.ReloadInterval >= 0 && t.ReloadInterval < 100*time.Millisecond {
 		bad("tls.reload_interval %v must be at least 100ms (negative turns polling off)", t.ReloadInterval)
