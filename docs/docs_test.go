@@ -394,14 +394,6 @@ var (
 	subcommandRE = regexp.MustCompile(`(?m)^  ([a-z]+) {2,}\S`)
 )
 
-// cliDoc says where a command's flags are documented.
-type cliDoc struct {
-	command string // as in the heading: "origin serve"
-	file    string
-	flags   map[string]bool
-	env     map[string]bool
-}
-
 // documentedFlags reads the "`command` flags" section of file: the --flags in
 // the first cell of its table rows and the variables in an "environment"
 // column, plus those of any other "flags" section it links to (shared flags).

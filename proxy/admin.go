@@ -130,12 +130,12 @@ func adminOpen(ctx *fasthttp.RequestCtx) bool {
 // never in URLs that logs, proxies and shell histories keep.
 func tokenInQuery(ctx *fasthttp.RequestCtx) bool {
 	found := false
-	ctx.QueryArgs().VisitAll(func(k, _ []byte) {
+	for k := range ctx.QueryArgs().All() {
 		switch strings.ToLower(string(k)) {
 		case "token", "access_token", "admin_token", "bearer", "authorization":
 			found = true
 		}
-	})
+	}
 	return found
 }
 

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the tests drive x/net http2 (Server.ServeConn, Transport), which net/http Protocols does not offer; see docs/protocols.md.
+
 package proxy
 
 import (

@@ -25,9 +25,7 @@ import (
 
 var (
 	mu       sync.Mutex
-	pg       *stack.Postgres
 	pgURL    string
-	redis    *stack.Redis
 	redisURL string
 	started  []func()
 )
@@ -70,7 +68,6 @@ func serverURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testenv: PostgreSQL: %v", err)
 	}
-	pg = p
 	pgURL = p.URL
 	started = append(started, p.Stop)
 	return pgURL
@@ -124,7 +121,6 @@ func Redis(t testing.TB) string {
 		return redisURL
 	}
 	r := startRedis(t)
-	redis = r
 	redisURL = r.URL
 	started = append(started, r.Stop)
 	return redisURL

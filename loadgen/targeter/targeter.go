@@ -95,9 +95,9 @@ func NewShard(c *campaign.Campaign, base string, i, n int) (*Targeter, error) {
 		var fd feeder.Feeder
 		var err error
 		switch {
-		case f.Range != nil && len(f.Range) == 2 && n > 1:
+		case len(f.Range) == 2 && n > 1:
 			fd, err = feeder.NewRangeShard(f.Range[0], f.Range[1], i, n, t.rnd)
-		case f.Range != nil && len(f.Range) == 2:
+		case len(f.Range) == 2:
 			fd, err = feeder.NewRange(f.Range[0], f.Range[1], t.rnd)
 		case f.List != nil:
 			fd, err = feeder.NewList(f.List, t.rnd)
