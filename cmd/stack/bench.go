@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,6 +76,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	withVarnish := fs.Bool("varnish", true, "add Varnish (Debian's package) as a cache peer in the hits scenario")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if err := f.validate(); err != nil {
+		return usageError{err}
 	}
 	if f.jsonOut != "" {
 		if err := os.MkdirAll(filepath.Dir(f.jsonOut), 0o755); err != nil {
@@ -412,6 +416,39 @@ func stopAll(servers []*stack.Server) {
 }
 
 // ioCores is the --io list.
+// validate checks the list flags and --edge-b before anything starts, so a
+// typo fails at once instead of after the scenarios before it have run (or,
+// in --tls-parts, by silently measuring nothing).
+func (f benchFlags) validate() error {
+	check := func(flag, list string, known ...string) error {
+		for _, v := range strings.Split(list, ",") {
+			if v = strings.TrimSpace(v); v != "" && !slices.Contains(known, v) {
+				return fmt.Errorf("--%s: unknown %q (known: %s)", flag, v, strings.Join(known, ", "))
+			}
+		}
+		return nil
+	}
+	if err := check("scenarios", f.scenarios, "proxy", "hits", "accesslog", "idle", "tls", "browse"); err != nil {
+		return err
+	}
+	if err := check("tls-parts", f.tlsParts, "keepalive", "h2", "handshakes"); err != nil {
+		return err
+	}
+	if err := check("io", f.io, "eventloop", "goroutine"); err != nil {
+		return err
+	}
+	if f.edgeB != "" {
+		st, err := os.Stat(f.edgeB)
+		if err != nil {
+			return fmt.Errorf("--edge-b: %w", err)
+		}
+		if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+			return fmt.Errorf("--edge-b: %s is not an executable file", f.edgeB)
+		}
+	}
+	return nil
+}
+
 func (f benchFlags) ioCores() []string {
 	var out []string
 	for _, c := range strings.Split(f.io, ",") {

@@ -207,3 +207,40 @@ func TestCatalogJSONCompressesLikeAPage(t *testing.T) {
 		t.Fatalf("gzip shrinks the page %.1fx, want 3-6x", r)
 	}
 }
+
+// Bench's list flags and --edge-b are checked before anything starts.
+func TestBenchFlagsValidate(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := benchFlags{scenarios: "proxy, hits,tls", tlsParts: "keepalive,h2,handshakes", io: "eventloop,goroutine"}
+	for _, tc := range []struct {
+		name string
+		edit func(*benchFlags)
+		want string // "" means valid
+	}{
+		{"defaults", func(*benchFlags) {}, ""},
+		{"an older build", func(f *benchFlags) { f.edgeB = exe }, ""},
+		{"unknown scenario", func(f *benchFlags) { f.scenarios = "proxy,hit" }, `--scenarios: unknown "hit"`},
+		{"unknown tls part", func(f *benchFlags) { f.tlsParts = "h3" }, `--tls-parts: unknown "h3"`},
+		{"unknown core", func(f *benchFlags) { f.io = "epoll" }, `--io: unknown "epoll"`},
+		{"missing edge-b", func(f *benchFlags) { f.edgeB = "/nonexistent/edge" }, "--edge-b: stat /nonexistent/edge"},
+		{"edge-b a directory", func(f *benchFlags) { f.edgeB = t.TempDir() }, "is not an executable file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := ok
+			tc.edit(&f)
+			err := f.validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("valid flags refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
