@@ -868,17 +868,10 @@ func rssKB(pids []int) int64 {
 // startHAProxy starts HAProxy (Debian's package, one thread, keep-alive to the
 // origins, access log off like every peer) balancing round-robin over addrs.
 func startHAProxy(ctx context.Context, bin string, addrs []string) (*stack.Server, string, func(), error) {
-	dir, err := os.MkdirTemp("", "novashop-bench-haproxy-")
+	dir, addr, cleanup, err := peerPlace("haproxy")
 	if err != nil {
 		return nil, "", nil, err
 	}
-	cleanup := func() { os.RemoveAll(dir) }
-	port, err := stack.FreePort()
-	if err != nil {
-		cleanup()
-		return nil, "", nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var b strings.Builder
 	fmt.Fprintf(&b, "global\n  nbthread 1\n  maxconn 9000\n\ndefaults\n  mode http\n  timeout connect 3s\n  timeout client 60s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\n\n")
 	fmt.Fprintf(&b, "frontend fe\n  bind %s\n  default_backend be\n\nbackend be\n  balance roundrobin\n", addr)

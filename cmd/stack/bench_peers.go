@@ -13,22 +13,31 @@ import (
 	"github.com/novashop/edge/internal/stack"
 )
 
+// peerPlace makes a peer's scratch directory (its config, its files) and
+// picks a free loopback address for it; cleanup removes the directory.
+func peerPlace(name string) (dir, addr string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", "novashop-bench-"+name+"-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	port, err := stack.FreePort()
+	if err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	return dir, "127.0.0.1:" + strconv.Itoa(port), cleanup, nil
+}
+
 // startVarnish starts Varnish (Debian's package, its default thread pools,
 // a 256 MB malloc store) as a caching peer in front of addrs, balancing
 // round-robin. It honours the origins' s-maxage like nginx proxy_cache and the
 // edge. Its children (the cache process) are charged with the manager.
 func startVarnish(ctx context.Context, bin string, addrs []string) (*stack.Server, string, func(), error) {
-	dir, err := os.MkdirTemp("", "novashop-bench-varnish-")
+	dir, addr, cleanup, err := peerPlace("varnish")
 	if err != nil {
 		return nil, "", nil, err
 	}
-	cleanup := func() { os.RemoveAll(dir) }
-	port, err := stack.FreePort()
-	if err != nil {
-		cleanup()
-		return nil, "", nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var b strings.Builder
 	b.WriteString("vcl 4.1;\nimport directors;\n\n")
 	for i, a := range addrs {
