@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/novashop/edge/internal/stack"
 	"github.com/novashop/edge/internal/testenv"
+	"github.com/novashop/edge/internal/testenv/browsertest"
 )
 
 // TestStorefrontOverHTTPSInChromium: the edge as `make up` / `make demo`
@@ -56,28 +56,7 @@ func TestStorefrontOverHTTPSInChromium(t *testing.T) {
 		t.Fatalf("GET %s/: %d over %s, %d bytes", base, resp.StatusCode, resp.Proto, len(b))
 	}
 
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(bin), chromedp.WindowSize(1280, 900),
-		chromedp.Flag("ignore-certificate-errors-spki-list", ca.SPKIHash)}
-	for _, a := range testenv.ChromiumArgs(t.TempDir()) {
-		name, val, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if ok {
-			opts = append(opts, chromedp.Flag(name, val))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// Chromium's first start has a bound of its own (docs/testing.md).
-	launch := time.AfterFunc(3*time.Minute, cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	launch.Stop()
-	watchdog := time.AfterFunc(45*time.Second, cancel)
-	defer watchdog.Stop()
+	ctx := browsertest.Start(t, bin, 45*time.Second, chromedp.Flag("ignore-certificate-errors-spki-list", ca.SPKIHash))
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(".grid .card"))); err != nil {
 		t.Fatalf("storefront over HTTPS in Chromium: %v", err)

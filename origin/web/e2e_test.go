@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,21 +12,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/novashop/edge/internal/testenv"
+	"github.com/novashop/edge/internal/testenv/browsertest"
 )
-
-// execOptions turns testenv's Chromium flags into allocator options.
-func execOptions(bin, dir string) []chromedp.ExecAllocatorOption {
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(bin), chromedp.WindowSize(1280, 900)}
-	for _, a := range testenv.ChromiumArgs(dir) {
-		name, val, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if ok {
-			opts = append(opts, chromedp.Flag(name, val))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	return opts
-}
 
 // TestEndToEndBrowser drives the storefront in headless Chromium as a new
 // shopper would: register, log in, add to cart, check out, see the order.
@@ -38,22 +24,8 @@ func TestEndToEndBrowser(t *testing.T) {
 	pid, pname, _ := inStock(t, pool, 3)
 	bin := testenv.Chromium(t)
 
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), execOptions(bin, t.TempDir())...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// Chromium's first start (a cold disk, its profile and font caches, two
-	// busy cores) has a bound of its own, so the session's bound below
-	// never includes it. chromedp wants no deadline on its first call, so
-	// timers cancel instead.
-	launch := time.AfterFunc(3*time.Minute, cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	launch.Stop()
-	// The whole browser session is bounded.
-	watchdog := time.AfterFunc(55*time.Second, cancel)
-	defer watchdog.Stop()
+	// The whole browser session is bounded, apart from Chromium's launch.
+	ctx := browsertest.Start(t, bin, 55*time.Second)
 
 	shots := os.Getenv("WEB_SCREENSHOTS")
 	if shots == "" {
