@@ -160,8 +160,8 @@ func (l *loop) stopAccept() {
 func (l *loop) post(f func(*loop)) {
 	l.mu.Lock()
 	l.tasks = append(l.tasks, f)
-	l.mu.Unlock()
 	l.wake()
+	l.mu.Unlock()
 }
 
 // resume queues c, whose handed-off request finished, back to its loop.
@@ -173,19 +173,24 @@ func (l *loop) resume(c *conn) {
 		return
 	}
 	l.done = append(l.done, c)
-	l.mu.Unlock()
 	l.wake()
+	l.mu.Unlock()
 }
 
 // wake writes the eventfd unless a wake-up is already pending, so a burst of
-// finished hand-offs costs the loop one wake-up.
+// finished hand-offs costs the loop one wake-up. l.mu must be held: release
+// closes the eventfd under it, so a hand-off finishing while the server closes
+// never writes to a closed descriptor, or to another file that reused its
+// number.
 func (l *loop) wake() {
-	if l.waking.CompareAndSwap(false, true) {
+	if l.efd >= 0 && l.waking.CompareAndSwap(false, true) {
 		_, _ = unix.Write(l.efd, l.counter[:])
 	}
 }
 
 func (l *loop) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.epfd >= 0 {
 		unix.Close(l.epfd)
 		l.epfd = -1
@@ -345,8 +350,8 @@ func (l *loop) adopt(fd int, sa unix.Sockaddr) bool {
 	}
 	l.incoming = append(l.incoming, pendingConn{fd, sa})
 	l.nconns.Add(1)
-	l.mu.Unlock()
 	l.wake()
+	l.mu.Unlock()
 	return true
 }
 
