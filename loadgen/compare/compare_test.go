@@ -143,7 +143,7 @@ func TestRoundsRotateTargets(t *testing.T) {
 		t.Cleanup(func() { _ = s.Shutdown() })
 		return "http://" + ln.Addr().String()
 	}
-	a, b := server("a", 0), server("b", 20*time.Millisecond)
+	a, b := server("a", 0), server("b", 60*time.Millisecond)
 	c, _ := campaign.Parse([]byte(browse), "browse")
 	res, err := Run(context.Background(), c, []Target{{"a", a}, {"b", b}}, Options{Rounds: 3, Duration: 200 * time.Millisecond})
 	if err != nil {
@@ -157,11 +157,15 @@ func TestRoundsRotateTargets(t *testing.T) {
 		t.Errorf("servers answered in runs %v, want %v (round r starts with target r mod 2)", got, want)
 	}
 	for _, f := range res.Doc.PerRound["b"] {
-		if f.P50 < 20 {
+		if f.P50 < 60 {
 			t.Errorf("b's per-round p50 %g ms: another target's figures landed under b", f.P50)
 		}
 	}
-	if r := res.Doc.Ratios["a/b"]; r["p50"].Max >= 1 {
+	// Misfiled rounds would put b's 60 ms under a: a ratio near 100 in that
+	// round. a's own p50 on a cold, loaded machine (its first round starts
+	// the connections under the race detector) once reached 20 ms, so the
+	// bound leaves room for that and no more.
+	if r := res.Doc.Ratios["a/b"]; r["p50"].Max >= 0.5 {
 		t.Errorf("ratio a/b p50 %+v: the rotated rounds were filed under the wrong target", r["p50"])
 	}
 }
