@@ -17,6 +17,7 @@ import (
 	"github.com/novashop/edge/proxy/config"
 	"github.com/novashop/edge/proxy/evloop"
 	"github.com/novashop/edge/proxy/h1"
+	"github.com/novashop/edge/proxy/proxyproto"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
@@ -83,6 +84,9 @@ type Server struct {
 	// drainSince is when draining began, in Unix nanoseconds; 0 while not
 	// draining (see Drain).
 	drainSince atomic.Int64
+	// pp is the PROXY protocol policy of the plaintext listener; nil when
+	// proxy_protocol is off (proxyprotocol.go).
+	pp *proxyproto.Policy
 }
 
 // policyBox lets the policy interface sit behind an atomic.Pointer.
@@ -101,6 +105,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 	}
 	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache, streamRequestAbove: cfg.Limits.StreamRequestBytes}
 	s.setupAccessLog(cfg.AccessLog)
+	s.setupProxyProtocol(cfg.ProxyProtocol)
 	// 1 while the pool balances over unhealthy hosts (health.panic_threshold).
 	s.metrics.set.NewGauge("edge_pool_panic", func() float64 {
 		if rt := s.rt.Load(); rt != nil && rt.pool.Available().Panic {
@@ -228,9 +233,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return s.loops.Serve(ln)
 	}
 	if s.h2c != nil {
-		return s.serveH2C(ln)
+		return s.serveH2C(s.proxyListener(ln))
 	}
-	return s.public.Serve(&h1.Listener{Listener: ln, Limits: h1.Limits{MaxHeaderBytes: s.public.ReadBufferSize}})
+	return s.public.Serve(&h1.Listener{Listener: s.proxyListener(ln), Limits: h1.Limits{MaxHeaderBytes: s.public.ReadBufferSize}})
 }
 
 // ServeAdmin answers the admin API on ln until Shutdown.

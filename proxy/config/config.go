@@ -57,6 +57,8 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Compression configures response compression (see compression.go).
 	Compression Compression `yaml:"compression"`
+	// ProxyProtocol makes listen take the PROXY protocol (see proxyprotocol.go).
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 }
 
 // Admin guards the admin API: whoever reaches its port may purge the cache,

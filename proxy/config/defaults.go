@@ -80,8 +80,9 @@ func Default() Config {
 			TagIndexNamespace:    cache.DefaultTagIndexNamespace,
 			Name:                 cache.DefaultName,
 		},
-		AccessLog:   AccessLog{Enabled: true, Sample: 0.01, BufferBytes: 64 << 10, FlushInterval: time.Second},
-		TLS:         tlsDefaults(),
-		Compression: compressionDefaults(),
+		AccessLog:     AccessLog{Enabled: true, Sample: 0.01, BufferBytes: 64 << 10, FlushInterval: time.Second},
+		TLS:           tlsDefaults(),
+		Compression:   compressionDefaults(),
+		ProxyProtocol: proxyProtocolDefaults(),
 	}
 }

@@ -254,6 +254,7 @@ func (c Config) Validate() error {
 	}
 	p = append(p, c.tlsProblems()...)
 	p = append(p, c.compressionProblems()...)
+	p = append(p, c.proxyProtocolProblems()...)
 	if len(p) == 0 {
 		return nil
 	}

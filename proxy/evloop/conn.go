@@ -28,6 +28,8 @@ const (
 	deadlineWrite
 	// deadlineForward: the per-try timeout of a forwarded request.
 	deadlineForward
+	// deadlineProxy: the PROXY protocol header's bound (Config.ProxyProtocol).
+	deadlineProxy
 )
 
 // conn is one client connection's state: what an idle keep-alive connection
@@ -61,6 +63,8 @@ type conn struct {
 	deadlineKind uint8
 	closeAfter   bool
 	gone         bool
+	// proxyHdr: the PROXY protocol header has not been read yet.
+	proxyHdr     bool
 	sentContinue bool
 	// What the current request asked for (see noteRequest).
 	reqClose, http10, reqHead bool
@@ -133,10 +137,14 @@ func (a *appender) Write(p []byte) (int, error) {
 }
 
 // prefixConn replays bytes the loop had read before it gave the connection up.
+// raddr is the client address the loop knew (a PROXY header's).
 type prefixConn struct {
 	net.Conn
-	pre []byte
+	pre   []byte
+	raddr net.Addr
 }
+
+func (p *prefixConn) RemoteAddr() net.Addr { return p.raddr }
 
 func (p *prefixConn) Read(b []byte) (int, error) {
 	if len(p.pre) > 0 {

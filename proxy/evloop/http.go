@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"github.com/novashop/edge/proxy/h1"
+	"github.com/novashop/edge/proxy/proxyproto"
 	"io"
 	"net"
 	"os"
@@ -33,6 +34,12 @@ var (
 // incomplete request or pipelined ones behind a hand-off, in c.in: only then does
 // the connection hold an input buffer.
 func (l *loop) process(c *conn, fresh []byte) {
+	if c.proxyHdr {
+		var ok bool
+		if fresh, ok = l.proxyHeader(c, fresh); !ok {
+			return
+		}
+	}
 	data := fresh
 	buffered := c.in != nil && len(*c.in) > 0
 	if buffered {
@@ -90,6 +97,53 @@ func (l *loop) process(c *conn, fresh []byte) {
 		c.deadline = l.now + int64(d)
 		l.schedule(c)
 	}
+}
+
+// proxyHeader reads the PROXY header from c's first bytes (buffered in c.in
+// until it is whole; proxyproto.Parse bounds it). It reports whether requests
+// follow: then fresh is what follows the header when it came in this read, or
+// nil with the rest already moved to the front of c.in.
+func (l *loop) proxyHeader(c *conn, fresh []byte) ([]byte, bool) {
+	data := fresh
+	if c.in != nil {
+		*c.in = append(*c.in, fresh...)
+		data = *c.in
+	}
+	h, n, err := proxyproto.Parse(data)
+	switch {
+	case err != nil:
+		l.s.cfg.ProxyProtocol.Reject(proxyproto.Invalid)
+		l.close(c)
+		return nil, false
+	case n == 0:
+		if c.in == nil && len(fresh) > 0 {
+			c.in = getBuf()
+			*c.in = append(*c.in, fresh...)
+		}
+		return nil, false
+	}
+	c.proxyHdr = false
+	if !h.Local {
+		c.raddr = h.SrcAddr()
+	}
+	// The read timeout of the first request runs from the connection's first
+	// byte, which was the header's.
+	c.deadlineKind = deadlineRead
+	l.setDeadline(c, l.s.cfg.ReadTimeout)
+	if c.in != nil {
+		m := copy(*c.in, data[n:])
+		*c.in = (*c.in)[:m]
+		if m == 0 {
+			putBuf(c.in)
+			c.in = nil
+			return nil, false
+		}
+		return nil, true
+	}
+	if n == len(data) {
+		return nil, false
+	}
+	return data[n:], true
 }
 
 // serveOne reads one request from the start of b and runs it. It returns how
@@ -394,6 +448,12 @@ func (l *loop) finishHandoff(c *conn) {
 
 // expire handles a connection whose timer fired.
 func (l *loop) expire(c *conn) {
+	if c.proxyHdr {
+		// No whole PROXY header in time: closed unanswered, as HAProxy does.
+		l.s.cfg.ProxyProtocol.Reject(proxyproto.Timeout)
+		l.close(c)
+		return
+	}
 	if c.state == stateForwarding {
 		l.forwardTimeout(c)
 		return
@@ -433,6 +493,7 @@ func (l *loop) detach(c *conn, b []byte) {
 	}
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	pre := append([]byte(nil), b...)
+	raddr := c.raddr
 	l.conns[fd] = nil
 	l.nconns.Add(-1)
 	f := os.NewFile(uintptr(fd), "evloop")
@@ -446,7 +507,7 @@ func (l *loop) detach(c *conn, b []byte) {
 	}
 	l.detached.Add(1)
 	go func() {
-		_ = l.s.cfg.Fallback(&prefixConn{Conn: nc, pre: pre})
+		_ = l.s.cfg.Fallback(&prefixConn{Conn: nc, pre: pre, raddr: raddr})
 		_ = nc.Close()
 	}()
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"github.com/novashop/edge/proxy/h1"
+	"github.com/novashop/edge/proxy/proxyproto"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -356,6 +357,13 @@ func (l *loop) adopt(fd int, sa unix.Sockaddr) bool {
 }
 
 func (l *loop) open(fd int, sa unix.Sockaddr) {
+	raddr := tcpAddr(sa)
+	pp := l.s.cfg.ProxyProtocol
+	if pp != nil && !pp.Trusts(raddr) {
+		pp.Reject(proxyproto.Untrusted)
+		unix.Close(fd)
+		return
+	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
 		unix.Close(fd)
 		return
@@ -368,12 +376,18 @@ func (l *loop) open(fd int, sa unix.Sockaddr) {
 	}
 	l.gen++
 	c.fd, c.gen, c.ev, c.state = int32(fd), l.gen, unix.EPOLLIN, stateOpen
-	c.raddr = tcpAddr(sa)
+	c.raddr = raddr
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*conn, max(len(l.conns), 64))...)
 	}
 	l.conns[fd] = c
 	l.nconns.Add(1)
+	if pp != nil {
+		// First its PROXY header, within the header's own bound.
+		c.proxyHdr, c.deadlineKind = true, deadlineProxy
+		l.setDeadline(c, pp.Timeout)
+		return
+	}
 	// A new connection must send its request within the read timeout.
 	l.setDeadline(c, l.s.cfg.ReadTimeout)
 }
@@ -419,6 +433,9 @@ func (l *loop) read(c *conn) {
 			return
 		}
 		// EOF or reset: nothing more will come.
+		if c.proxyHdr && c.in != nil && len(*c.in) > 0 {
+			l.s.cfg.ProxyProtocol.Reject(proxyproto.Invalid) // closed within a header
+		}
 		l.close(c)
 		return
 	}

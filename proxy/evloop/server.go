@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/novashop/edge/proxy/proxyproto"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
 )
@@ -77,6 +78,13 @@ type Config struct {
 	UpstreamDialTimeout time.Duration
 	// Logger receives fasthttp's messages for request contexts.
 	Logger fasthttp.Logger
+	// ProxyProtocol, when set, makes every connection start with a PROXY
+	// protocol header (package proxyproto): a connection from an untrusted
+	// source is closed when accepted, one whose first bytes are no valid
+	// header, or whose header is not whole within its Timeout, is closed
+	// unanswered; the header's client address becomes the connection's
+	// RemoteAddr.
+	ProxyProtocol *proxyproto.Policy
 }
 
 // Server runs the event loops on one listener.

@@ -52,7 +52,8 @@ func (p *Policy) Trusts(addr net.Addr) bool {
 	return false
 }
 
-func (p *Policy) reject(r Reason) {
+// Reject counts a refused connection (calls Rejected).
+func (p *Policy) Reject(r Reason) {
 	if p.Rejected != nil {
 		p.Rejected(r)
 	}
@@ -75,7 +76,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if !l.Policy.Trusts(c.RemoteAddr()) {
-			l.Policy.reject(Untrusted)
+			l.Policy.Reject(Untrusted)
 			_ = c.Close()
 			continue
 		}
@@ -141,10 +142,15 @@ func (c *Conn) readHeader() {
 			_ = c.Conn.SetReadDeadline(saved)
 			return
 		case err != nil:
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			switch ne, ok := err.(net.Error); {
+			case ok && ne.Timeout():
 				c.fail(Timeout)
-			} else {
-				c.fail(Invalid) // closed before a whole header
+			case n == 0:
+				// Closed before sending a byte (a balancer's TCP health
+				// check): refused, but not counted.
+				c.fail("")
+			default:
+				c.fail(Invalid) // closed within a header
 			}
 			return
 		}
@@ -155,7 +161,9 @@ func (c *Conn) readHeader() {
 }
 
 func (c *Conn) fail(r Reason) {
-	c.p.reject(r)
+	if r != "" {
+		c.p.Reject(r)
+	}
 	c.err = io.EOF
 	_ = c.Conn.Close()
 }

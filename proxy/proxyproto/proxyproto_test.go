@@ -174,6 +174,7 @@ func TestConn(t *testing.T) {
 		{"too long", []string{"PROXY UNKNOWN " + strings.Repeat("a", 200)}, "", "", Invalid},
 		{"closed early", []string{"PROXY TCP4 1.2"}, "", "", Invalid},
 		{"slow", []string{"PROXY TCP4 1.2"}, "", "", Timeout},
+		{"closed at once", nil, "", "", "-"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,7 +189,7 @@ func TestConn(t *testing.T) {
 					_, _ = client.Write([]byte(s))
 					time.Sleep(time.Millisecond)
 				}
-				if tt.reason == Invalid {
+				if tt.reason == Invalid || tt.reason == "-" {
 					_ = client.(*net.TCPConn).CloseWrite()
 				}
 			}()
@@ -196,6 +197,12 @@ func TestConn(t *testing.T) {
 			_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
 			buf := make([]byte, 64)
 			n, err := io.ReadAtLeast(server, buf, 1)
+			if tt.reason == "-" {
+				if err != io.EOF || len(got) != 0 {
+					t.Fatalf("read %q, %v; rejections %v, want none counted", buf[:n], err, got)
+				}
+				return
+			}
 			if tt.reason != "" {
 				if err != io.EOF || len(got) != 1 || got[0] != tt.reason {
 					t.Fatalf("read %q, %v; rejections %v, want %s", buf[:n], err, got, tt.reason)
