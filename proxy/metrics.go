@@ -86,7 +86,7 @@ var edgeHelp = metricshelp.Help{
 	"edge_h2_errors_total":                       "HTTP/2 protocol errors by x/net's error type (each refused frame, stream or connection).",
 	"edge_compressed_total":                      "Answers the edge compressed, by encoding.",
 	"edge_compression_memo_hits_total":           "Compressed answers taken from the memo instead of compressing again.",
-	"edge_proxy_protocol_rejected_total":         "Connections to the plaintext listener closed unanswered by the PROXY protocol check, by reason (untrusted source, invalid or missing header, timeout).",
+	"edge_proxy_protocol_rejected_total":         "Connections to the public listeners closed unanswered by the PROXY protocol check, by reason (untrusted source, invalid or missing header, timeout).",
 }
 
 // WritePrometheus writes every series plus the Go process metrics, with

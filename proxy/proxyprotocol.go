@@ -8,14 +8,15 @@ import (
 	"github.com/novashop/edge/proxy/proxyproto"
 )
 
-// The PROXY protocol on the plaintext listener (proxy_protocol.enabled): the
+// The PROXY protocol on the public listeners (proxy_protocol.enabled): the
 // client address of each connection is the one its header names, so
-// everything that reads ctx.RemoteIP() (per-IP rate limits, X-Forwarded-For
-// and X-Real-IP, the access log, hash-by-IP balancing, the cache's fetches)
-// keys on the shopper, not on the load balancer. The goroutine core (and h2c)
-// wrap the listener (proxyproto.Listener: the header is read on the
-// connection's first Read, in its own goroutine); the event loops parse it
-// from the first bytes they read (evloop.Config.ProxyProtocol).
+// everything that reads ctx.RemoteIP() (per-IP rate limits, X-Forwarded-For,
+// the access log, hash-by-IP balancing, the cache's fetches) keys on the
+// shopper, not on the load balancer. The goroutine core, h2c and the TLS
+// listener (before the ClientHello) wrap their listener (proxyproto.Listener:
+// the header is read on the connection's first Read, in its own goroutine);
+// the event loops parse it from the first bytes they read
+// (evloop.Config.ProxyProtocol).
 
 // setupProxyProtocol builds the policy and its rejection counters.
 func (s *Server) setupProxyProtocol(cfg config.ProxyProtocol) {

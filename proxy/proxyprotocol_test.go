@@ -3,11 +3,14 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/novashop/edge/proxy/config"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http2"
 )
 
 // ppV2 builds a PROXY protocol v2 header: cmd 0 LOCAL or 1 PROXY, family
@@ -294,5 +298,102 @@ func TestProxyProtocolOff(t *testing.T) {
 	e.s.metrics.WritePrometheus(&b)
 	if strings.Contains(b.String(), "edge_proxy_protocol_rejected_total") {
 		t.Fatal("rejection series with proxy_protocol off")
+	}
+}
+
+// TestProxyProtocolTLS: on the TLS listener the PROXY header comes before
+// the ClientHello; a connection without one is closed before any handshake
+// and counted as a PROXY protocol rejection, not a handshake failure.
+func TestProxyProtocolTLS(t *testing.T) {
+	ca := newTestCA(t)
+	cert := ca.issue("shop", []string{"shop.test"}, leafOpts{})
+	o, xff := xffOrigin(t, "o1")
+	cfg := tlsTestConfig([]config.Certificate{cert}, o)
+	cfg.ProxyProtocol = config.ProxyProtocol{Enabled: true, Trusted: []string{"127.0.0.0/8"}, Timeout: time.Second}
+	e := startTLSEdge(t, cfg, Options{})
+	dial := func(header string) (*tls.Conn, error) {
+		c, err := net.DialTimeout("tcp", e.tlsAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte(header)); err != nil {
+			t.Fatal(err)
+		}
+		tc := tls.Client(c, &tls.Config{RootCAs: ca.pool, ServerName: "shop.test"})
+		return tc, tc.Handshake()
+	}
+	tc, err := dial("PROXY TCP4 203.0.113.50 10.0.0.1 51000 443\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.Write([]byte(ppGet)); err != nil {
+		t.Fatal(err)
+	}
+	var r fasthttp.Response
+	if err := r.Read(bufio.NewReader(tc)); err != nil || r.StatusCode() != 200 {
+		t.Fatalf("answer %d, %v", r.StatusCode(), err)
+	}
+	if got := xff(); fmt.Sprint(got) != "[203.0.113.50]" {
+		t.Fatalf("origin saw X-Forwarded-For %q, want the header's address", got)
+	}
+	if _, err := dial(""); err == nil {
+		t.Fatal("a handshake without a PROXY header succeeded")
+	}
+	waitUntil(t, "the rejection counted", 5*time.Second, func() bool { return ppRejected(t, e.edge, "invalid") == "1" })
+	var b bytes.Buffer
+	e.s.metrics.WritePrometheus(&b)
+	if strings.Contains(b.String(), "edge_tls_handshake_failures_total 1") {
+		t.Fatal("the refused connection was counted as a failed handshake too")
+	}
+}
+
+// TestProxyProtocolH2CAndStreamedBody: the header's address also reaches the
+// origin from an h2c connection (goroutine core) and from a request whose
+// body streams (on the event loop: a connection detached to the goroutine
+// core after the loop read the header).
+func TestProxyProtocolH2CAndStreamedBody(t *testing.T) {
+	o, xff := xffOrigin(t, "o1")
+	e := ppEdge(t, []string{"127.0.0.0/8"}, time.Second, func(c *config.Config) {
+		c.Limits.StreamRequestBytes = 1024
+	}, o)
+	body := strings.Repeat("b", 64<<10)
+	codes, _, _ := ppExchange(t, e.addr, [][]byte{[]byte("PROXY TCP4 203.0.113.60 10.0.0.1 1 2\r\nPOST /upload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body)}, true)
+	if len(codes) != 1 || codes[0] != 200 {
+		t.Fatalf("streamed POST: answers %v", codes)
+	}
+	if got := xff(); fmt.Sprint(got) != "[203.0.113.60]" {
+		t.Fatalf("streamed POST: origin saw X-Forwarded-For %q", got)
+	}
+
+	if e.s.loops != nil {
+		if st := e.s.loops.Stats(); st.Detached != 1 {
+			t.Fatalf("the streamed POST was not detached from the loop: %+v", st)
+		}
+		return // h2c is refused with io: eventloop
+	}
+	cfg := testConfig(o)
+	cfg.H2C = true
+	cfg.ProxyProtocol = config.ProxyProtocol{Enabled: true, Trusted: []string{"127.0.0.0/8"}, Timeout: time.Second}
+	h := startEdge(t, cfg, Options{})
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			_, err = c.Write([]byte("PROXY TCP6 2001:db8::60 ::1 1 2\r\n"))
+		}
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + h.addr + "/products/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Fatalf("h2c: %d over %s", resp.StatusCode, resp.Proto)
+	}
+	if got := xff(); fmt.Sprint(got) != "[2001:db8::60]" {
+		t.Fatalf("h2c: origin saw X-Forwarded-For %q", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/novashop/edge/proxy/config"
 	"github.com/novashop/edge/proxy/h1"
+	"github.com/novashop/edge/proxy/proxyproto"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -491,7 +492,8 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	q := newConnQueue(ln.Addr())
 	go func() { _ = t.h1.Serve(q) }()
 	defer q.Close()
-	return acceptLoop(ln, &t.closing, func(c net.Conn) { t.handshake(c, q) })
+	// With proxy_protocol the PROXY header comes before the ClientHello.
+	return acceptLoop(s.proxyListener(ln), &t.closing, func(c net.Conn) { t.handshake(c, q) })
 }
 
 // acceptLoop accepts from ln and runs handle on a goroutine per connection
@@ -530,6 +532,12 @@ func (t *tlsFront) handshake(c net.Conn, q *connQueue) {
 	}
 	tc := tls.Server(c, t.config)
 	_ = c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	if pc, ok := c.(*proxyproto.Conn); ok && pc.Header() != nil {
+		// No valid PROXY header: closed and counted as such, not as a
+		// failed handshake.
+		t.inHandshake.Add(-1)
+		return
+	}
 	err := tc.Handshake()
 	t.inHandshake.Add(-1)
 	if err != nil {

@@ -57,7 +57,7 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Compression configures response compression (see compression.go).
 	Compression Compression `yaml:"compression"`
-	// ProxyProtocol makes listen take the PROXY protocol (see proxyprotocol.go).
+	// ProxyProtocol makes listen and tls.listen take the PROXY protocol (see proxyprotocol.go).
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 }
 

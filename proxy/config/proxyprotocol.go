@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// ProxyProtocol makes the plaintext listener (listen) take the PROXY
-// protocol (HAProxy's spec, v1 and v2) from an L4 load balancer in front of
-// it (AWS NLB with proxy protocol v2, HAProxy send-proxy, nginx stream
-// proxy_protocol on), as nginx's listen ... proxy_protocol and HAProxy's
-// accept-proxy do: every connection must start with a header, and its client
-// address is the one the edge uses (rate limits, X-Forwarded-For, the access
-// log, hash balancing). Fixed at start.
+// ProxyProtocol makes the public listeners (listen, and tls.listen before
+// the ClientHello) take the PROXY protocol (HAProxy's spec, v1 and v2) from
+// an L4 load balancer in front of them (AWS NLB with proxy protocol v2,
+// HAProxy send-proxy, nginx stream proxy_protocol on), as nginx's listen ...
+// proxy_protocol and HAProxy's accept-proxy do: every connection must start
+// with a header, and its client address is the one the edge uses (rate
+// limits, X-Forwarded-For, the access log, hash balancing). Fixed at start.
 type ProxyProtocol struct {
 	// Enabled requires a PROXY header at the start of every connection;
 	// a missing, malformed or late one closes the connection unanswered. The
