@@ -274,3 +274,26 @@ func TestListenerUntrusted(t *testing.T) {
 		t.Fatal("Trusts on a v4-mapped address")
 	}
 }
+
+// BenchmarkParse is the per-connection cost of reading a header (once per
+// connection; nothing per request).
+func BenchmarkParse(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"v1 TCP4", []byte("PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n")},
+		{"v1 TCP6", []byte("PROXY TCP6 2001:db8::1 2001:db8::2 56324 443\r\n")},
+		{"v2 TCP4 TLVs", v2(1, 0x11, addr4, tlvs)},
+		{"v2 TCP6", v2(1, 0x21, addr6)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, n, err := Parse(bc.in); n == 0 || err != nil {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	}
+}
