@@ -22,7 +22,7 @@
 //     finished message.
 //   - done == false, err == nil: n == len(b); more bytes are needed.
 //   - err != nil: an *Error (one of the exported Err* values) whose Status()
-//     is the answer (400, 413, 431, 501, 505) and Message() the JSON-safe
+//     is the answer (400, 413, 414, 431, 501, 505) and Message() the JSON-safe
 //     text. b[n] is the offending byte, or for rules checked when the header
 //     section is complete (Host, Content-Length with Transfer-Encoding, body
 //     limit) the section's final LF. The error is sticky: every later Scan

@@ -285,7 +285,7 @@ func TestFramerLimits(t *testing.T) {
 		{"empty lines count", Limits{MaxHeaderBytes: len(get) + 1}, "\r\n" + get, ErrHeaderTooLarge},
 		{"long value over limit", Limits{MaxHeaderBytes: 100}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", 100) + "\r\n\r\n", ErrHeaderTooLarge},
 		{"long target over limit", Limits{MaxHeaderBytes: 100}, "GET /" + strings.Repeat("t", 100) + " HTTP/1.1\r\nHost: a\r\n\r\n", ErrHeaderTooLarge},
-		{"default limit", Limits{}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", DefaultMaxHeaderBytes) + "\r\n\r\n", ErrHeaderTooLarge},
+		{"default limit", Limits{MaxFieldLineBytes: 1 << 20}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", DefaultMaxHeaderBytes) + "\r\n\r\n", ErrHeaderTooLarge},
 		{"fields at limit", Limits{MaxHeaders: 2}, "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n", nil},
 		{"fields over limit", Limits{MaxHeaders: 2}, "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nY: 2\r\n\r\n", ErrTooManyHeaders},
 		{"trailer fields over limit", Limits{MaxHeaders: 2}, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", ErrTooManyHeaders},
@@ -301,6 +301,70 @@ func TestFramerLimits(t *testing.T) {
 			r := checkSplits(t, &f, tt.in)
 			if tt.want == nil && r.err != nil || tt.want != nil && !errors.Is(r.err, tt.want) {
 				t.Fatalf("got %v, want %v", r, tt.want)
+			}
+		})
+	}
+}
+
+// TestFramerLineLimits pins the per-line limits at their boundary: a line of
+// exactly the limit (CRLF not counted) passes, one byte more is refused at
+// that byte, whole, byte by byte and at random splits (checkSplits), on the
+// fast paths (whole lines in one call) and the byte-at-a-time states.
+func TestFramerLineLimits(t *testing.T) {
+	// line(n) is a request-line of n+13 bytes, field(n) a field line of n.
+	line := func(target int) string { return "GET /" + strings.Repeat("t", target-1) + " HTTP/1.1" }
+	field := func(n int) string { return "X: " + strings.Repeat("v", n-3) }
+	const host = "Host: a\r\n"
+	chunked := "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+	tests := []struct {
+		name   string
+		limits Limits
+		in     string
+		want   *Error
+		at     int // offset of the refused byte
+	}{
+		{"request-line at limit", Limits{MaxRequestLineBytes: 40}, line(27) + "\r\n" + host + "\r\n", nil, 0},
+		{"request-line over limit", Limits{MaxRequestLineBytes: 40}, line(28) + "\r\n" + host + "\r\n", ErrRequestLineTooLong, 40},
+		{"request-line over limit in the version", Limits{MaxRequestLineBytes: 20}, "GET /0123456 HTTP/1.1\r\n" + host + "\r\n", ErrRequestLineTooLong, 20},
+		{"request-line over limit, absolute-form", Limits{MaxRequestLineBytes: 12}, "GET http://a/ HTTP/1.1\r\n" + host + "\r\n", ErrRequestLineTooLong, 12},
+		{"request-line after empty lines", Limits{MaxRequestLineBytes: 40}, "\r\n\r\n" + line(27) + "\r\n" + host + "\r\n", nil, 0},
+		{"request-line default at limit", Limits{MaxHeaderBytes: 64 << 10}, line(DefaultMaxRequestLineBytes-13) + "\r\n" + host + "\r\n", nil, 0},
+		{"request-line default over limit", Limits{MaxHeaderBytes: 64 << 10}, line(DefaultMaxRequestLineBytes-12) + "\r\n" + host + "\r\n", ErrRequestLineTooLong, DefaultMaxRequestLineBytes},
+		{"field line at limit", Limits{MaxFieldLineBytes: 10}, "GET / HTTP/1.1\r\n" + host + field(10) + "\r\n\r\n", nil, 0},
+		{"field line over limit", Limits{MaxFieldLineBytes: 10}, "GET / HTTP/1.1\r\n" + host + field(11) + "\r\n\r\n", ErrFieldTooLarge, 16 + 9 + 10},
+		{"field line over limit in the name", Limits{MaxFieldLineBytes: 7}, "GET / HTTP/1.1\r\nHost: a\r\nLong-Name: v\r\n\r\n", ErrFieldTooLarge, 16 + 9 + 7},
+		{"field line over limit in trailing whitespace", Limits{MaxFieldLineBytes: 7}, "GET / HTTP/1.1\r\nHost: a \r\n\r\n", ErrFieldTooLarge, 16 + 7},
+		{"Host line over limit", Limits{MaxFieldLineBytes: 6}, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrFieldTooLarge, 16 + 6},
+		{"field lines each at limit", Limits{MaxFieldLineBytes: 10}, "GET / HTTP/1.1\r\n" + host + field(10) + "\r\n" + field(10) + "\r\n\r\n", nil, 0},
+		{"field line default at limit", Limits{}, "GET / HTTP/1.1\r\n" + host + field(DefaultMaxFieldLineBytes) + "\r\n\r\n", nil, 0},
+		{"field line default over limit", Limits{}, "GET / HTTP/1.1\r\n" + host + field(DefaultMaxFieldLineBytes+1) + "\r\n\r\n", ErrFieldTooLarge, 25 + DefaultMaxFieldLineBytes},
+		{"trailer field at limit", Limits{MaxFieldLineBytes: 30}, chunked + field(30) + "\r\n\r\n", nil, 0},
+		{"trailer field over limit", Limits{MaxFieldLineBytes: 30}, chunked + field(31) + "\r\n\r\n", ErrFieldTooLarge, len(chunked) + 30},
+		{"the header section bound still applies", Limits{MaxHeaderBytes: 40, MaxFieldLineBytes: 100}, "GET / HTTP/1.1\r\n" + host + field(20) + "\r\n\r\n", ErrHeaderTooLarge, 40},
+		{"header fields at the default", Limits{}, "GET / HTTP/1.1\r\n" + host + strings.Repeat("X: 1\r\n", DefaultMaxHeaders-1) + "\r\n", nil, 0},
+		{"header fields over the default", Limits{}, "GET / HTTP/1.1\r\n" + host + strings.Repeat("X: 1\r\n", DefaultMaxHeaders) + "\r\n", ErrTooManyHeaders, 16 + 9 + 6*(DefaultMaxHeaders-1) + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := RequestFramer{Limits: tt.limits}
+			r := checkSplits(t, &f, tt.in)
+			if tt.want == nil {
+				if r.err != nil || len(r.msgs) != 1 || !r.idle {
+					t.Fatalf("got %v, want one message", r)
+				}
+				return
+			}
+			if !errors.Is(r.err, tt.want) || r.errAt != tt.at {
+				t.Fatalf("got %v, want %v at %d (%q)", r, tt.want, tt.at, tt.in[min(r.errAt, len(tt.in)-1)])
+			}
+			// The limits are kept across messages: the same request after a
+			// short one fails the same way.
+			if frameAll(&f, get, nil).err != nil {
+				return // the limit is below get's lines
+			}
+			r = frameAll(&f, get+tt.in, nil)
+			if !errors.Is(r.err, tt.want) || r.errAt != len(get)+tt.at || len(r.msgs) != 1 {
+				t.Fatalf("after a message: %v", r)
 			}
 		})
 	}
