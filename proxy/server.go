@@ -80,6 +80,9 @@ type Server struct {
 	// streamRequestAbove is limits.stream_request_bytes as the listener was built
 	// with (0: bodies are read whole by fasthttp and never streamed).
 	streamRequestAbove int
+	// framer is the h1 framer's limits every HTTP/1.1 listener (plaintext,
+	// h2c, TLS, the event loops) was built with: fixed at start.
+	framer h1.Limits
 	// drainSince is when draining began, in Unix nanoseconds; 0 while not
 	// draining (see Drain).
 	drainSince atomic.Int64
@@ -99,7 +102,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache, streamRequestAbove: cfg.Limits.StreamRequestBytes}
+	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache, streamRequestAbove: cfg.Limits.StreamRequestBytes, framer: framerLimits(cfg.Limits)}
 	s.setupAccessLog(cfg.AccessLog)
 	// 1 while the pool balances over unhealthy hosts (health.panic_threshold).
 	s.metrics.set.NewGauge("edge_pool_panic", func() float64 {
@@ -230,7 +233,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.h2c != nil {
 		return s.serveH2C(ln)
 	}
-	return s.public.Serve(&h1.Listener{Listener: ln, Limits: h1.Limits{MaxHeaderBytes: s.public.ReadBufferSize}})
+	return s.public.Serve(&h1.Listener{Listener: ln, Limits: s.framer})
 }
 
 // ServeAdmin answers the admin API on ln until Shutdown.
@@ -351,6 +354,16 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ensureDateNow(&ctx.Response.Header)
 	s.metrics.Request(ctx.Response.StatusCode())
+}
+
+// framerLimits are the h1 framer's limits from the configuration.
+func framerLimits(l config.Limits) h1.Limits {
+	return h1.Limits{
+		MaxHeaderBytes:      l.MaxHeaderBytes,
+		MaxRequestLineBytes: l.MaxRequestLineBytes,
+		MaxFieldLineBytes:   l.MaxFieldLineBytes,
+		MaxHeaders:          l.MaxHeaderFields,
+	}
 }
 
 // recoverPanic turns a panic in the handler into a JSON 500 and a logged stack.

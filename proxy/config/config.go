@@ -172,6 +172,18 @@ type Limits struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxURIBytes bounds the request target; longer ones get 414.
 	MaxURIBytes int `yaml:"max_uri_bytes"`
+	// MaxRequestLineBytes bounds the request-line (CRLF not counted, as
+	// Apache's LimitRequestLine); longer ones get 414 from the framer before
+	// anything else reads them. At least MaxURIBytes, so the URI limit is the
+	// one that decides for any usual method. Fixed at start.
+	MaxRequestLineBytes int `yaml:"max_request_line_bytes"`
+	// MaxFieldLineBytes bounds one header or trailer field line (CRLF not
+	// counted, as Apache's LimitRequestFieldSize); longer ones get 431. Fixed
+	// at start.
+	MaxFieldLineBytes int `yaml:"max_field_line_bytes"`
+	// MaxHeaderFields bounds the field lines of a header section, and
+	// separately of a trailer section; more get 431. Fixed at start.
+	MaxHeaderFields int `yaml:"max_header_fields"`
 	// MaxResponseBytes bounds an origin's response body; larger ones become 502.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
 	// MaxConnsPerUpstream bounds the connection pool to each origin.
