@@ -66,6 +66,16 @@ type Limits struct {
 	// MaxChunkExtBytes bounds the chunk extensions of one chunk size line.
 	// Past it: ErrChunkExtension (400). Default DefaultMaxChunkExtBytes.
 	MaxChunkExtBytes int
+	// UnfoldObsFold replaces each obsolete line folding (obs-fold: a field
+	// line's CRLF followed by SP or HTAB, §5.2) with SP instead of refusing
+	// it (ErrObsFold): Scan overwrites the fold's CR and LF in b with two SP,
+	// so the bytes passed on hold one field line with the same length, and an
+	// origin never sees a fold. A fold whose CRLF an earlier Scan consumed is
+	// reported by UnfoldedBefore; FoldPending says when the last bytes of a
+	// call may still become one. Folds stay refused in Content-Length,
+	// Transfer-Encoding and Host (the fields the framer reads), and before
+	// the first field of a section (§2.2).
+	UnfoldObsFold bool
 	// MaxBodyBytes bounds a body's length (a Content-Length, or the chunk data
 	// of a chunked body); past it: ErrBodyTooLarge (413). Zero or negative
 	// means no bound (the goroutine core leaves the body limit to fasthttp).
@@ -84,6 +94,8 @@ type RequestFramer struct {
 	state uint8
 	// trailer: the field states are reading the trailer section.
 	trailer bool
+	// unfolded: bytes before this call's b that an obs-fold turned into SP.
+	unfolded uint8
 
 	skipped   int   // bytes of empty lines before the request-line
 	hdr       int   // bytes of the current header (or trailer) section so far, skipped included
@@ -255,6 +267,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 	if f.state == sDone {
 		f.next()
 	}
+	f.unfolded = 0
 	st := f.state
 	maxHdr := f.Limits.MaxHeaderBytes
 	if maxHdr <= 0 {
@@ -442,6 +455,18 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				st = sName
 			case c == '\r':
 				st = sEndLF
+			case (c == ' ' || c == '\t') && f.Limits.UnfoldObsFold && f.fields > 0 && f.kind == kindOther:
+				// An obs-fold (§5.2): the line goes on, its CRLF (b[i-2:i],
+				// or partly before b) becomes two SP. The line's length and
+				// limit run on: f.line counts the CRLF (see below).
+				for k := max(i-2, 0); k < i; k++ {
+					b[k] = ' '
+				}
+				if i < 2 {
+					f.unfolded = uint8(2 - i)
+				}
+				st = sValue
+				continue // c, read again as value whitespace
 			case c == ' ' || c == '\t':
 				return i, false, f.fail(ErrObsFold)
 			case c == '\n':
@@ -642,11 +667,35 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 	if st <= sEndLF {
 		f.hdr += i - from
 	}
-	if inLine(st) {
+	if inLine(st) || st == sValueLF || st == sFieldStart {
+		// A field line's CR and LF count too: an obs-fold may continue it.
 		f.line += i - lfrom
 	}
 	f.state = st
 	return i, false, nil
+}
+
+// UnfoldedBefore is how many bytes just before the last Scan call's b (1: a
+// CR, 2: a CR and LF) were the start of an obs-fold that call unfolded: the
+// caller must replace them with SP where it still holds them, as Scan did with
+// the rest of the fold in b. Always 0 without Limits.UnfoldObsFold.
+func (f *RequestFramer) UnfoldedBefore() int { return int(f.unfolded) }
+
+// FoldPending is how many of the last bytes Scan consumed (1: the CR, 2: the
+// CR and LF ending a field line) an obs-fold may still turn into SP, depending
+// on the next byte: a caller that passes bytes on as soon as they are scanned
+// (Conn) holds them back until then. Always 0 without Limits.UnfoldObsFold.
+func (f *RequestFramer) FoldPending() int {
+	if !f.Limits.UnfoldObsFold || f.err != nil || f.kind != kindOther || f.fields == 0 {
+		return 0
+	}
+	switch f.state {
+	case sValueLF:
+		return 1
+	case sFieldStart:
+		return 2
+	}
+	return 0
 }
 
 // inLine reports that st reads the bytes of a request-line or a field line

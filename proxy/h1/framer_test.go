@@ -37,6 +37,11 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 				skipped = 0
 			}
 			n, done, err := f.Scan(chunk)
+			// An obs-fold unfolded (Limits.UnfoldObsFold) whose CRLF came in
+			// an earlier chunk: the caller turns those bytes into SP.
+			for k := 1; k <= f.UnfoldedBefore(); k++ {
+				b[pos-k] = ' '
+			}
 			if err != nil {
 				r.err, r.errAt = err, pos+n
 				return r
@@ -46,7 +51,7 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 			chunk = chunk[n:]
 			if done {
 				skipped = f.Skipped()
-				r.msgs = append(r.msgs, s[start+skipped:pos])
+				r.msgs = append(r.msgs, string(b[start+skipped:pos]))
 				r.framing = append(r.framing, f.Framing())
 				start = pos
 				first = true
@@ -367,6 +372,97 @@ func TestFramerLineLimits(t *testing.T) {
 				t.Fatalf("after a message: %v", r)
 			}
 		})
+	}
+}
+
+// TestFramerObsFold checks limits.obs_fold: unfold (Limits.UnfoldObsFold):
+// each obs-fold's CRLF becomes two SP in the bytes passed on, whole, byte by
+// byte and at random splits (frameAll applies UnfoldedBefore as a caller
+// must); folds stay refused where the framer reads the value, before a
+// section's first field, and by default.
+func TestFramerObsFold(t *testing.T) {
+	const head = "GET / HTTP/1.1\r\nHost: a\r\n"
+	te := "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+	unfold := Limits{UnfoldObsFold: true}
+	tests := []struct {
+		name   string
+		limits Limits
+		in     string
+		want   string // the message as passed on
+		err    *Error
+	}{
+		{"one fold", unfold, head + "X: a\r\n b\r\n\r\n", head + "X: a   b\r\n\r\n", nil},
+		{"HTAB fold, then a field", unfold, head + "X: a\r\n\tb\r\nY: c\r\n\r\n", head + "X: a  \tb\r\nY: c\r\n\r\n", nil},
+		{"two folds", unfold, head + "X: a\r\n b\r\n  c\r\n\r\n", head + "X: a   b    c\r\n\r\n", nil},
+		{"whitespace-only continuation (gunicorn obs_fold_whitespace)", unfold, head + "Connection: keep-alive\r\n \r\n\r\n", head + "Connection: keep-alive   \r\n\r\n", nil},
+		{"empty value folded", unfold, head + "X:\r\n b\r\n\r\n", head + "X:   b\r\n\r\n", nil},
+		{"fold after Host is still a fold of Host", unfold, "GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", "", ErrObsFold},
+		{"fold of Content-Length", unfold, head + "Content-Length: 3\r\n 4\r\n\r\nabc", "", ErrObsFold},
+		{"fold of Transfer-Encoding", unfold, head + "Transfer-Encoding: gzip,\r\n chunked\r\n\r\n", "", ErrObsFold},
+		{"whitespace before the first field", unfold, "GET / HTTP/1.1\r\n X: a\r\nHost: a\r\n\r\n", "", ErrObsFold},
+		{"trailer fold", unfold, te + "X: a\r\n b\r\n\r\n", te + "X: a   b\r\n\r\n", nil},
+		{"whitespace before the first trailer field", unfold, te + " X: a\r\n\r\n", "", ErrObsFold},
+		{"refused by default", Limits{}, head + "X: a\r\n b\r\n\r\n", "", ErrObsFold},
+		{"unfolded line at the field limit", Limits{UnfoldObsFold: true, MaxFieldLineBytes: 9}, head + "X: ab\r\n c\r\n\r\n", head + "X: ab   c\r\n\r\n", nil},
+		{"unfolded line one byte over", Limits{UnfoldObsFold: true, MaxFieldLineBytes: 9}, head + "X: ab\r\n cd\r\n\r\n", "", ErrFieldTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := RequestFramer{Limits: tt.limits}
+			r := checkSplits(t, &f, tt.in)
+			if tt.err != nil {
+				if !errors.Is(r.err, tt.err) {
+					t.Fatalf("got %v, want %v", r, tt.err)
+				}
+				return
+			}
+			if r.err != nil || len(r.msgs) != 1 || r.msgs[0] != tt.want {
+				t.Fatalf("got %v, want %q", r, tt.want)
+			}
+			// The unfolded bytes frame again as the same message, without folds.
+			again := frameAll(&RequestFramer{}, tt.want, nil)
+			if again.err != nil || len(again.msgs) != 1 || again.msgs[0] != tt.want {
+				t.Fatalf("unfolded message framed again: %v", again)
+			}
+		})
+	}
+	// The offending byte of a too long unfolded line is the first over.
+	f := RequestFramer{Limits: Limits{UnfoldObsFold: true, MaxFieldLineBytes: 9}}
+	if r := frameAll(&f, head+"X: ab\r\n cd\r\n\r\n", nil); r.errAt != len(head)+9 {
+		t.Fatalf("error at %d, want %d", r.errAt, len(head)+9)
+	}
+}
+
+// TestFramerFoldPending pins what a caller passing bytes on at once needs:
+// how many trailing bytes may still become SP, and how many before b did.
+func TestFramerFoldPending(t *testing.T) {
+	f := RequestFramer{Limits: Limits{UnfoldObsFold: true}}
+	steps := []struct {
+		in              string
+		pending, before int
+	}{
+		{"GET / HTTP/1.1\r\n", 0, 0},
+		{"Host: a\r\n", 0, 0}, // Host cannot be folded
+		{"X: a\r", 1, 0},
+		{"\n", 2, 0},
+		{" b\r\n", 2, 2},
+		{"Content-Length: 1\r\n", 0, 0},
+		{"Y: c\r", 1, 0},
+		{"\n\tc\r\n", 2, 1},
+		{"\r\n", 0, 0},
+	}
+	for _, s := range steps {
+		b := []byte(s.in)
+		if _, _, err := f.Scan(b); err != nil {
+			t.Fatalf("%q: %v", s.in, err)
+		}
+		if f.FoldPending() != s.pending || f.UnfoldedBefore() != s.before {
+			t.Fatalf("%q: pending %d, before %d; want %d, %d", s.in, f.FoldPending(), f.UnfoldedBefore(), s.pending, s.before)
+		}
+	}
+	var off RequestFramer
+	if _, _, _ = off.Scan([]byte("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n")); off.FoldPending() != 0 {
+		t.Fatal("FoldPending without UnfoldObsFold")
 	}
 }
 

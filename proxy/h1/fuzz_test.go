@@ -19,7 +19,9 @@ import (
 //     disagree on where a request ends (the smuggling property);
 //   - with line limits set from the fuzzed limit (0: the defaults), no line
 //     of an accepted message's request-line, header or trailer section is
-//     longer than its limit, wherever the stream was split.
+//     longer than its limit, wherever the stream was split;
+//   - with an odd limit, obs-folds are unfolded (Limits.UnfoldObsFold), and
+//     no accepted header section holds one either way.
 func FuzzFramer(f *testing.F) {
 	for _, s := range []string{
 		get, post, get + "\r\n" + post + get,
@@ -35,10 +37,13 @@ func FuzzFramer(f *testing.F) {
 		f.Add([]byte(s), uint16(len(s)/2), uint8(0))
 		f.Add([]byte(s), uint16(len(s)/3), uint8(14))
 	}
+	fold := "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\tc\r\n\r\n" + post
+	f.Add([]byte(fold), uint16(30), uint8(15))
+	f.Add([]byte(fold), uint16(29), uint8(255))
 	f.Fuzz(func(t *testing.T, in []byte, split uint16, limit uint8) {
 		var fr RequestFramer
 		if limit > 0 {
-			fr.Limits = Limits{MaxRequestLineBytes: int(limit), MaxFieldLineBytes: int(limit)/2 + 1}
+			fr.Limits = Limits{MaxRequestLineBytes: int(limit), MaxFieldLineBytes: int(limit)/2 + 1, UnfoldObsFold: limit%2 == 1}
 		}
 		whole := frameAll(&fr, string(in), nil)
 		cut := int(split) % (len(in) + 1)
@@ -53,6 +58,9 @@ func FuzzFramer(f *testing.F) {
 				t.Fatalf("message %q framed again: %v", m, again)
 			}
 			checkFasthttpAgrees(t, m, whole.framing[i])
+			if head, _, _ := strings.Cut(m, "\r\n\r\n"); strings.Contains(head, "\r\n ") || strings.Contains(head, "\r\n\t") {
+				t.Fatalf("accepted %q with an obs-fold", m)
+			}
 			if limit > 0 {
 				checkLineLimits(t, m, whole.framing[i], fr.Limits)
 			}
