@@ -226,6 +226,90 @@ func TestEdgeFramingLineLimits(t *testing.T) {
 	}
 }
 
+// TestEdgeObsFold checks limits.obs_fold: unfold on a real edge (either core):
+// a folded field reaches the origin as one value with SP where the fold was,
+// also when the fold's CRLF and its whitespace arrive in different reads;
+// folds the framer cannot unfold safely still get 400.
+func TestEdgeObsFold(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	o := newOrigin(t, "fold", func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s %q %q", ctx.Method(), ctx.RequestURI(), ctx.Request.Header.Peek("X-Fold"), ctx.Request.Body()))
+		mu.Unlock()
+		ctx.SetBodyString("ok")
+	})
+	take := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		s := seen
+		seen = nil
+		return s
+	}
+	cfg := testConfig(o)
+	cfg.Limits.ObsFold = "unfold"
+	e := startEdge(t, cfg, Options{})
+	const (
+		head = "POST /f HTTP/1.1\r\nHost: shop\r\n"
+		get  = "GET /a HTTP/1.1\r\nHost: shop\r\n\r\n"
+	)
+	tests := []struct {
+		name  string
+		parts []string // written one after the other, 50 ms apart
+		codes []int
+		seen  []string
+	}{
+		{"fold", []string{head + "X-Fold: a\r\n b\r\nContent-Length: 3\r\n\r\nabc"}, []int{200}, []string{`POST /f "a   b" "abc"`}},
+		{"fold split after the CRLF", []string{head + "X-Fold: a\r\n", " b\r\nContent-Length: 3\r\n\r\nabc"}, []int{200}, []string{`POST /f "a   b" "abc"`}},
+		{"fold split after the CR", []string{head + "X-Fold: a\r", "\n\tb\r\nContent-Length: 3\r\n\r\nabc"}, []int{200}, []string{`POST /f "a  \tb" "abc"`}},
+		{"no fold, split after a field line", []string{head + "X-Fold: a\r\n", "Content-Length: 3\r\n\r\nabc"}, []int{200}, []string{`POST /f "a" "abc"`}},
+		{"folded request then a pipelined one", []string{head + "X-Fold: a\r\n b\r\nContent-Length: 0\r\n\r\n" + get}, []int{200, 200}, []string{`POST /f "a   b" ""`, `GET /a "" ""`}},
+		{"fold of Content-Length", []string{head + "Content-Length: 3\r\n 4\r\n\r\nabc"}, []int{400}, nil},
+		{"whitespace before the first field", []string{"GET /a HTTP/1.1\r\n X-Fold: a\r\nHost: shop\r\n\r\n"}, []int{400}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			for i, p := range tt.parts {
+				if i > 0 {
+					time.Sleep(50 * time.Millisecond)
+				}
+				if _, err := io.WriteString(c, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = c.(*net.TCPConn).CloseWrite()
+			br := bufio.NewReader(c)
+			var codes []int
+			var last *fasthttp.Response
+			for range tt.codes {
+				r := &fasthttp.Response{}
+				if err := r.Read(br); err != nil {
+					t.Fatalf("after %v: %v", codes, err)
+				}
+				codes, last = append(codes, r.StatusCode()), r
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
+				t.Fatalf("statuses %v, want %v", codes, tt.codes)
+			}
+			if code := codes[len(codes)-1]; code != 200 {
+				wantJSONError(t, last, code)
+				if !strings.Contains(string(last.Body()), "obsolete line folding") {
+					t.Fatalf("error %s", last.Body())
+				}
+			}
+			if got := take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
+				t.Fatalf("origin saw %q, want %q", got, tt.seen)
+			}
+		})
+	}
+}
+
 // h1DefaultsForTest is the default limits.max_request_line_bytes,
 // max_field_line_bytes and max_header_fields.
 func h1DefaultsForTest() (d struct{ line, field, fields int }) {

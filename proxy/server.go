@@ -363,6 +363,7 @@ func framerLimits(l config.Limits) h1.Limits {
 		MaxRequestLineBytes: l.MaxRequestLineBytes,
 		MaxFieldLineBytes:   l.MaxFieldLineBytes,
 		MaxHeaders:          l.MaxHeaderFields,
+		UnfoldObsFold:       l.ObsFold == "unfold",
 	}
 }
 

@@ -184,6 +184,11 @@ type Limits struct {
 	// MaxHeaderFields bounds the field lines of a header section, and
 	// separately of a trailer section; more get 431. Fixed at start.
 	MaxHeaderFields int `yaml:"max_header_fields"`
+	// ObsFold is what the edge does with obsolete line folding in a field
+	// value (RFC 9112 §5.2): "reject" (400, the default) or "unfold" (each
+	// fold becomes SP in the bytes passed on, so the origin never sees one).
+	// Fixed at start.
+	ObsFold string `yaml:"obs_fold"`
 	// MaxResponseBytes bounds an origin's response body; larger ones become 502.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
 	// MaxConnsPerUpstream bounds the connection pool to each origin.

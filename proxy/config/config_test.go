@@ -75,6 +75,7 @@ func TestParseErrors(t *testing.T) {
 		{"zero field line limit", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_field_line_bytes: 0}", []string{"limits.max_field_line_bytes 0 must be 1..1048576"}},
 		{"negative field line limit", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_field_line_bytes: -1}", []string{"limits.max_field_line_bytes -1"}},
 		{"zero header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 0}", []string{"limits.max_header_fields 0 must be 1..10000"}},
+		{"unknown obs_fold", "upstreams: [{url: 'http://a:1'}]\nlimits: {obs_fold: keep}", []string{`limits.obs_fold "keep" must be reject or unfold`}},
 		{"too many header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 10001}", []string{"limits.max_header_fields 10001"}},
 		{"acme renewal knobs", `
 upstreams: [{url: 'http://a:1'}]

@@ -55,6 +55,7 @@ func Default() Config {
 			MaxRequestLineBytes: h1.DefaultMaxRequestLineBytes,
 			MaxFieldLineBytes:   h1.DefaultMaxFieldLineBytes,
 			MaxHeaderFields:     h1.DefaultMaxHeaders,
+			ObsFold:             "reject",
 			MaxResponseBytes:    64 << 20,
 			MaxConnsPerUpstream: 1024,
 			StreamRequestBytes:  64 << 10,

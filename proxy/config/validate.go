@@ -184,6 +184,9 @@ func (c Config) Validate() error {
 	if l.MaxHeaderFields < 1 || l.MaxHeaderFields > 10000 {
 		bad("limits.max_header_fields %d must be 1..10000", l.MaxHeaderFields)
 	}
+	if l.ObsFold != "reject" && l.ObsFold != "unfold" {
+		bad("limits.obs_fold %q must be reject or unfold", l.ObsFold)
+	}
 	if l.MaxResponseBytes < 1 {
 		bad("limits.max_response_bytes must be positive")
 	}
