@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/novashop/edge/proxy/config"
 	"github.com/valyala/fasthttp"
 )
 
@@ -151,6 +152,170 @@ func TestEdgeFraming(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEdgeFramingLineLimits checks limits.max_request_line_bytes (414),
+// limits.max_field_line_bytes (431, header and trailer fields) and
+// limits.max_header_fields (431) at their boundary on a real edge (either
+// core): exactly at the limit reaches the origin, one byte (or field) more is
+// refused with a JSON error and never forwarded; with the defaults too.
+func TestEdgeFramingLineLimits(t *testing.T) {
+	// The origin takes 64 KiB of header (fasthttp's default 4 KiB would
+	// refuse the default limits' longest lines itself).
+	o, rec := startGunicornOrigin(t)
+	cfg := testConfig(o)
+	cfg.Limits.MaxURIBytes = 50
+	cfg.Limits.MaxRequestLineBytes = 64
+	cfg.Limits.MaxFieldLineBytes = 32
+	cfg.Limits.MaxHeaderFields = 4
+	small := startEdge(t, cfg, Options{})
+	def := startEdge(t, testConfig(o), Options{})
+	// line(n) is a request-line of n bytes (CRLF not counted) for a POST,
+	// whose target, target(n), is n-14 bytes.
+	target := func(n int) string { return "/" + strings.Repeat("t", n-15) }
+	line := func(n int) string { return "POST " + target(n) + " HTTP/1.1" }
+	field := func(n int) string { return "X: " + strings.Repeat("v", n-3) }
+	const (
+		host = "Host: shop\r\n"
+		get  = "GET /a HTTP/1.1\r\n" + host + "\r\n"
+		te   = "POST /c HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+	)
+	seenGet, seenTE := gunicornReq{"GET", "/a", "", ""}, gunicornReq{"POST", "/c", "", "abc"}
+	d := h1DefaultsForTest()
+	tests := []struct {
+		name string
+		e    *edge
+		raw  string
+		code int    // the last answer's
+		msg  string // its error
+		seen []gunicornReq
+	}{
+		{"request-line at the limit", small, line(64) + "\r\n" + host + "\r\n", 200, "", []gunicornReq{{"POST", target(64), "", ""}}},
+		{"request-line one byte over", small, line(65) + "\r\n" + host + "\r\n", 414, "request line too long", nil},
+		{"request-line over after a request", small, get + line(65) + "\r\n" + host + "\r\n", 414, "request line too long", []gunicornReq{seenGet}},
+		{"target over max_uri_bytes, line within", small, "GET " + target(65) + " HTTP/1.1\r\n" + host + "\r\n", 414, "request URI too long", nil},
+		{"field line at the limit", small, "GET /a HTTP/1.1\r\n" + host + field(32) + "\r\n\r\n", 200, "", []gunicornReq{seenGet}},
+		{"field line one byte over", small, "GET /a HTTP/1.1\r\n" + host + field(33) + "\r\n\r\n", 431, "request header field too large", nil},
+		{"trailer field at the limit", small, te + field(32) + "\r\n\r\n", 200, "", []gunicornReq{seenTE}},
+		{"trailer field one byte over", small, get + te + field(33) + "\r\n\r\n", 431, "request header field too large", []gunicornReq{seenGet}},
+		{"header fields at the limit", small, "GET /a HTTP/1.1\r\n" + host + strings.Repeat("X: 1\r\n", 3) + "\r\n", 200, "", []gunicornReq{seenGet}},
+		{"one header field over", small, "GET /a HTTP/1.1\r\n" + host + strings.Repeat("X: 1\r\n", 4) + "\r\n", 431, "too many header fields", nil},
+		{"default request-line at the limit", def, line(d.line) + "\r\n" + host + "\r\n", 414, "request URI too long", nil},
+		{"default request-line one byte over", def, line(d.line+1) + "\r\n" + host + "\r\n", 414, "request line too long", nil},
+		{"default field line at the limit", def, "GET /a HTTP/1.1\r\n" + host + field(d.field) + "\r\n\r\n", 200, "", []gunicornReq{seenGet}},
+		{"default field line one byte over", def, "GET /a HTTP/1.1\r\n" + host + field(d.field+1) + "\r\n\r\n", 431, "request header field too large", nil},
+		{"default header fields at the limit", def, "GET /a HTTP/1.1\r\n" + host + strings.Repeat("X: 1\r\n", d.fields-1) + "\r\n", 200, "", []gunicornReq{seenGet}},
+		{"default header fields one over", def, "GET /a HTTP/1.1\r\n" + host + strings.Repeat("X: 1\r\n", d.fields) + "\r\n", 431, "too many header fields", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			codes, last := rawExchange(t, tt.e.addr, tt.raw)
+			if len(codes) == 0 || codes[len(codes)-1] != tt.code {
+				t.Fatalf("statuses %v, want the last %d", codes, tt.code)
+			}
+			if got := rec.take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
+				t.Fatalf("origin saw %.200q, want %.200q", got, tt.seen)
+			}
+			if tt.code != 200 {
+				wantJSONError(t, last, tt.code)
+				if !strings.Contains(string(last.Body()), tt.msg) {
+					t.Fatalf("error %s, want %q", last.Body(), tt.msg)
+				}
+			}
+		})
+	}
+}
+
+// TestEdgeObsFold checks limits.obs_fold: unfold on a real edge (either core):
+// a folded field reaches the origin as one value with SP where the fold was,
+// also when the fold's CRLF and its whitespace arrive in different reads;
+// folds the framer cannot unfold safely still get 400.
+func TestEdgeObsFold(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	o := newOrigin(t, "fold", func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s %q %q", ctx.Method(), ctx.RequestURI(), ctx.Request.Header.Peek("X-Fold"), ctx.Request.Body()))
+		mu.Unlock()
+		ctx.SetBodyString("ok")
+	})
+	take := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		s := seen
+		seen = nil
+		return s
+	}
+	cfg := testConfig(o)
+	cfg.Limits.ObsFold = "unfold"
+	e := startEdge(t, cfg, Options{})
+	const (
+		head = "POST /f HTTP/1.1\r\nHost: shop\r\n"
+		get  = "GET /a HTTP/1.1\r\nHost: shop\r\n\r\n"
+	)
+	tests := []struct {
+		name  string
+		parts []string // written one after the other, 50 ms apart
+		codes []int
+		seen  []string
+	}{
+		{"fold", []string{head + "X-Fold: a\r\n b\r\nContent-Length: 3\r\n\r\nabc"}, []int{200}, []string{`POST /f "a   b" "abc"`}},
+		{"fold split after the CRLF", []string{head + "X-Fold: a\r\n", " b\r\nContent-Length: 3\r\n\r\nabc"}, []int{200}, []string{`POST /f "a   b" "abc"`}},
+		{"fold split after the CR", []string{head + "X-Fold: a\r", "\n\tb\r\nContent-Length: 3\r\n\r\nabc"}, []int{200}, []string{`POST /f "a  \tb" "abc"`}},
+		{"no fold, split after a field line", []string{head + "X-Fold: a\r\n", "Content-Length: 3\r\n\r\nabc"}, []int{200}, []string{`POST /f "a" "abc"`}},
+		{"folded request then a pipelined one", []string{head + "X-Fold: a\r\n b\r\nContent-Length: 0\r\n\r\n" + get}, []int{200, 200}, []string{`POST /f "a   b" ""`, `GET /a "" ""`}},
+		{"fold of Content-Length", []string{head + "Content-Length: 3\r\n 4\r\n\r\nabc"}, []int{400}, nil},
+		{"whitespace before the first field", []string{"GET /a HTTP/1.1\r\n X-Fold: a\r\nHost: shop\r\n\r\n"}, []int{400}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			for i, p := range tt.parts {
+				if i > 0 {
+					time.Sleep(50 * time.Millisecond)
+				}
+				if _, err := io.WriteString(c, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = c.(*net.TCPConn).CloseWrite()
+			br := bufio.NewReader(c)
+			var codes []int
+			var last *fasthttp.Response
+			for range tt.codes {
+				r := &fasthttp.Response{}
+				if err := r.Read(br); err != nil {
+					t.Fatalf("after %v: %v", codes, err)
+				}
+				codes, last = append(codes, r.StatusCode()), r
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
+				t.Fatalf("statuses %v, want %v", codes, tt.codes)
+			}
+			if code := codes[len(codes)-1]; code != 200 {
+				wantJSONError(t, last, code)
+				if !strings.Contains(string(last.Body()), "obsolete line folding") {
+					t.Fatalf("error %s", last.Body())
+				}
+			}
+			if got := take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
+				t.Fatalf("origin saw %q, want %q", got, tt.seen)
+			}
+		})
+	}
+}
+
+// h1DefaultsForTest is the default limits.max_request_line_bytes,
+// max_field_line_bytes and max_header_fields.
+func h1DefaultsForTest() (d struct{ line, field, fields int }) {
+	l := config.Default().Limits
+	d.line, d.field, d.fields = l.MaxRequestLineBytes, l.MaxFieldLineBytes, l.MaxHeaderFields
+	return d
 }
 
 // TestEdgeEmptyLineBetweenReads is the §2.2 case as a client sends it: the

@@ -27,7 +27,7 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		// of s.handle; the inline path would bypass it.
 		inline = nil
 	}
-	limits := h1.Limits{MaxHeaderBytes: cfg.Limits.MaxHeaderBytes}
+	limits := s.framer
 	loops := goruntime.GOMAXPROCS(0)
 	return evloop.New(evloop.Config{
 		Loops:        loops,
@@ -40,6 +40,7 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		// framer as the goroutine core's connections.
 		Fallback:       func(c net.Conn) error { return s.public.ServeConn(h1.NewConn(c, limits)) },
 		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
+		Framer:         limits,
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
 		StreamAbove:    cfg.Limits.StreamRequestBytes,
 		ReadTimeout:    cfg.Timeouts.Read,

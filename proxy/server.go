@@ -81,6 +81,9 @@ type Server struct {
 	// streamRequestAbove is limits.stream_request_bytes as the listener was built
 	// with (0: bodies are read whole by fasthttp and never streamed).
 	streamRequestAbove int
+	// framer is the h1 framer's limits every HTTP/1.1 listener (plaintext,
+	// h2c, TLS, the event loops) was built with: fixed at start.
+	framer h1.Limits
 	// drainSince is when draining began, in Unix nanoseconds; 0 while not
 	// draining (see Drain).
 	drainSince atomic.Int64
@@ -103,7 +106,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache, streamRequestAbove: cfg.Limits.StreamRequestBytes}
+	s := &Server{log: log, opt: opt, metrics: NewMetrics(), cache: opt.Cache, streamRequestAbove: cfg.Limits.StreamRequestBytes, framer: framerLimits(cfg.Limits)}
 	s.setupAccessLog(cfg.AccessLog)
 	s.setupProxyProtocol(cfg.ProxyProtocol)
 	// 1 while the pool balances over unhealthy hosts (health.panic_threshold).
@@ -235,7 +238,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.h2c != nil {
 		return s.serveH2C(s.proxyListener(ln))
 	}
-	return s.public.Serve(&h1.Listener{Listener: s.proxyListener(ln), Limits: h1.Limits{MaxHeaderBytes: s.public.ReadBufferSize}})
+	return s.public.Serve(&h1.Listener{Listener: s.proxyListener(ln), Limits: s.framer})
 }
 
 // ServeAdmin answers the admin API on ln until Shutdown.
@@ -356,6 +359,17 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ensureDateNow(&ctx.Response.Header)
 	s.metrics.Request(ctx.Response.StatusCode())
+}
+
+// framerLimits are the h1 framer's limits from the configuration.
+func framerLimits(l config.Limits) h1.Limits {
+	return h1.Limits{
+		MaxHeaderBytes:      l.MaxHeaderBytes,
+		MaxRequestLineBytes: l.MaxRequestLineBytes,
+		MaxFieldLineBytes:   l.MaxFieldLineBytes,
+		MaxHeaders:          l.MaxHeaderFields,
+		UnfoldObsFold:       l.ObsFold == "unfold",
+	}
 }
 
 // recoverPanic turns a panic in the handler into a JSON 500 and a logged stack.

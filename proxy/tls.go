@@ -572,7 +572,7 @@ func (t *tlsFront) handshake(c net.Conn, q *connQueue) {
 		return
 	}
 	// HTTP/1.1 over TLS passes the same strict framer as the plaintext listener.
-	fc := framedTLSConn{Conn: h1.NewConn(tc, h1.Limits{MaxHeaderBytes: t.h1.ReadBufferSize}), tc: tc}
+	fc := framedTLSConn{Conn: h1.NewConn(tc, t.s.framer), tc: tc}
 	if !q.put(fc) {
 		_ = tc.Close()
 	}

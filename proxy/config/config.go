@@ -174,6 +174,23 @@ type Limits struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxURIBytes bounds the request target; longer ones get 414.
 	MaxURIBytes int `yaml:"max_uri_bytes"`
+	// MaxRequestLineBytes bounds the request-line (CRLF not counted, as
+	// Apache's LimitRequestLine); longer ones get 414 from the framer before
+	// anything else reads them. At least MaxURIBytes, so the URI limit is the
+	// one that decides for any usual method. Fixed at start.
+	MaxRequestLineBytes int `yaml:"max_request_line_bytes"`
+	// MaxFieldLineBytes bounds one header or trailer field line (CRLF not
+	// counted, as Apache's LimitRequestFieldSize); longer ones get 431. Fixed
+	// at start.
+	MaxFieldLineBytes int `yaml:"max_field_line_bytes"`
+	// MaxHeaderFields bounds the field lines of a header section, and
+	// separately of a trailer section; more get 431. Fixed at start.
+	MaxHeaderFields int `yaml:"max_header_fields"`
+	// ObsFold is what the edge does with obsolete line folding in a field
+	// value (RFC 9112 §5.2): "reject" (400, the default) or "unfold" (each
+	// fold becomes SP in the bytes passed on, so the origin never sees one).
+	// Fixed at start.
+	ObsFold string `yaml:"obs_fold"`
 	// MaxResponseBytes bounds an origin's response body; larger ones become 502.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
 	// MaxConnsPerUpstream bounds the connection pool to each origin.

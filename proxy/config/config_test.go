@@ -70,6 +70,13 @@ func TestParseErrors(t *testing.T) {
 		{"access log flushed too rarely", "upstreams: [{url: 'http://a:1'}]\naccess_log: {flush_interval: 1h}", []string{"access_log.flush_interval 1h0m0s"}},
 		{"negative drain", "upstreams: [{url: 'http://a:1'}]\ntimeouts: {drain: -1s}", []string{"timeouts.drain -1s must be 0..10m"}},
 		{"endless drain", "upstreams: [{url: 'http://a:1'}]\ntimeouts: {drain: 1h}", []string{"timeouts.drain 1h0m0s must be 0..10m"}},
+		{"request-line limit below the URI limit", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_uri_bytes: 8192, max_request_line_bytes: 4094}", []string{"limits.max_request_line_bytes 4094 must be max_uri_bytes (8192)..1048576"}},
+		{"request-line limit too large", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_request_line_bytes: 2000000}", []string{"limits.max_request_line_bytes 2000000"}},
+		{"zero field line limit", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_field_line_bytes: 0}", []string{"limits.max_field_line_bytes 0 must be 1..1048576"}},
+		{"negative field line limit", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_field_line_bytes: -1}", []string{"limits.max_field_line_bytes -1"}},
+		{"zero header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 0}", []string{"limits.max_header_fields 0 must be 1..10000"}},
+		{"unknown obs_fold", "upstreams: [{url: 'http://a:1'}]\nlimits: {obs_fold: keep}", []string{`limits.obs_fold "keep" must be reject or unfold`}},
+		{"too many header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 10001}", []string{"limits.max_header_fields 10001"}},
 		{"acme renewal knobs", `
 upstreams: [{url: 'http://a:1'}]
 tls: {listen: ':8443', acme: {directory_url: 'https://acme/dir', domains: [shop.test], renew_check_interval: 10ms, renewal_window_ratio: 1}}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/novashop/edge/proxy/cache"
+	"github.com/novashop/edge/proxy/h1"
 )
 
 // Default returns every default in one place; Parse starts from it.
@@ -45,9 +46,16 @@ func Default() Config {
 			Shutdown:     15 * time.Second,
 		},
 		Limits: Limits{
-			MaxHeaderBytes:      16 << 10,
-			MaxBodyBytes:        10 << 20,
-			MaxURIBytes:         8 << 10,
+			MaxHeaderBytes: 16 << 10,
+			MaxBodyBytes:   10 << 20,
+			MaxURIBytes:    8 << 10,
+			// Room for an 8 KiB target with the method, spaces and version;
+			// field lines as Apache's LimitRequestFieldSize; 100 fields as
+			// Apache's LimitRequestFields and gunicorn (docs/configuration.md).
+			MaxRequestLineBytes: h1.DefaultMaxRequestLineBytes,
+			MaxFieldLineBytes:   h1.DefaultMaxFieldLineBytes,
+			MaxHeaderFields:     h1.DefaultMaxHeaders,
+			ObsFold:             "reject",
 			MaxResponseBytes:    64 << 20,
 			MaxConnsPerUpstream: 1024,
 			StreamRequestBytes:  64 << 10,

@@ -173,6 +173,20 @@ func (c Config) Validate() error {
 	if l.MaxURIBytes < 16 || l.MaxURIBytes > l.MaxHeaderBytes {
 		bad("limits.max_uri_bytes %d must be 16..max_header_bytes", l.MaxURIBytes)
 	}
+	// The line limits may exceed max_header_bytes (which then decides); a
+	// request-line limit below max_uri_bytes would leave that one unreachable.
+	if l.MaxRequestLineBytes < max(16, l.MaxURIBytes) || l.MaxRequestLineBytes > 1<<20 {
+		bad("limits.max_request_line_bytes %d must be max_uri_bytes (%d)..1048576", l.MaxRequestLineBytes, l.MaxURIBytes)
+	}
+	if l.MaxFieldLineBytes < 1 || l.MaxFieldLineBytes > 1<<20 {
+		bad("limits.max_field_line_bytes %d must be 1..1048576", l.MaxFieldLineBytes)
+	}
+	if l.MaxHeaderFields < 1 || l.MaxHeaderFields > 10000 {
+		bad("limits.max_header_fields %d must be 1..10000", l.MaxHeaderFields)
+	}
+	if l.ObsFold != "reject" && l.ObsFold != "unfold" {
+		bad("limits.obs_fold %q must be reject or unfold", l.ObsFold)
+	}
 	if l.MaxResponseBytes < 1 {
 		bad("limits.max_response_bytes must be positive")
 	}

@@ -113,7 +113,7 @@ func newLoop(s *Server, id int) (*loop, error) {
 		return nil, err
 	}
 	l := &loop{s: s, id: id, epfd: epfd, efd: efd, buf: make([]byte, readBufSize)}
-	l.fr = h1.RequestFramer{Limits: h1.Limits{MaxHeaderBytes: s.cfg.MaxHeaderBytes}}
+	l.fr = h1.RequestFramer{Limits: s.cfg.Framer}
 	// As fasthttp.Server's ReadBufferSize: a header block that does not fit
 	// gets fasthttp's own ErrSmallBuffer (431).
 	l.bu = bufio.NewReaderSize(&l.br, s.cfg.MaxHeaderBytes)

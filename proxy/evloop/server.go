@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/novashop/edge/proxy/h1"
 	"github.com/novashop/edge/proxy/proxyproto"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
@@ -42,6 +43,10 @@ type Config struct {
 	NoDefaultDate bool
 	// MaxHeaderBytes bounds the request line and headers (431 beyond).
 	MaxHeaderBytes int
+	// Framer is the request framer's limits (line lengths, field count), as
+	// the goroutine core's h1.Listener has them; its MaxHeaderBytes, when
+	// zero, is MaxHeaderBytes.
+	Framer h1.Limits
 	// MaxBodyBytes bounds a request body (413 beyond).
 	MaxBodyBytes int
 	// StreamAbove, when above zero, detaches a connection whose request body is
@@ -111,6 +116,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = 16 << 10
+	}
+	if cfg.Framer.MaxHeaderBytes <= 0 {
+		cfg.Framer.MaxHeaderBytes = cfg.MaxHeaderBytes
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 4 << 20

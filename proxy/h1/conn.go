@@ -2,6 +2,7 @@ package h1
 
 import (
 	"errors"
+	"io"
 	"net"
 )
 
@@ -37,6 +38,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 // byte, 'X', which no request starts a complete message with: fasthttp then
 // sees an unfinished request-line when the read fails, and answers.
 //
+// With Limits.UnfoldObsFold, a field line's line end that arrives last in a
+// read is held back until the next byte shows whether it starts an obs-fold,
+// so that the server only ever reads the unfolded bytes; Read then needs a
+// buffer longer than the two bytes it may hold (else io.ErrShortBuffer).
+//
 // Writes, deadlines and addresses are the wrapped connection's. A Conn is used
 // by one reader at a time, as a server does.
 type Conn struct {
@@ -47,6 +53,13 @@ type Conn struct {
 	delivered bool
 	// fresh: the next Scan starts a new message (Skipped belongs to the last).
 	fresh bool
+	// held: the CR or CRLF ending a field line at the end of the last read,
+	// kept back while an obs-fold could still turn it into SP (FoldPending);
+	// nheld bytes of it.
+	held  [2]byte
+	nheld int
+	// unfold: how many held bytes the first Scan of a read unfolded.
+	unfold int
 }
 
 // NewConn wraps c with a framer using limits.
@@ -78,13 +91,28 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			return 0, c.err
 		}
-		n, err := c.Conn.Read(p)
-		w := c.filter(p[:n])
+		h := c.nheld
+		if h > 0 && len(p) <= h {
+			return 0, io.ErrShortBuffer
+		}
+		// The held line end goes first, as if it had been read now.
+		copy(p, c.held[:h])
+		c.nheld = 0
+		n, err := c.Conn.Read(p[h:])
+		w := h + c.filter(p[h:h+n])
+		for k := h - c.unfold; k < h; k++ {
+			p[k] = ' '
+		}
 		if c.err != nil {
 			if w > 0 {
 				return w, nil
 			}
 			continue
+		}
+		if k := c.f.FoldPending(); k > 0 && err == nil {
+			// The last k bytes (never passed on yet) wait for the next byte.
+			w -= k
+			c.nheld = copy(c.held[:], p[w:w+k])
 		}
 		if w > 0 || err != nil || n == 0 {
 			return w, err
@@ -98,12 +126,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 // the accepted ones.
 func (c *Conn) filter(b []byte) int {
 	w, off := 0, 0
+	c.unfold = 0
 	for off < len(b) {
 		before := 0
 		if !c.fresh {
 			before = c.f.Skipped()
 		}
 		n, done, err := c.f.Scan(b[off:])
+		if off == 0 {
+			// Only a read's first Scan continues a message's header section.
+			c.unfold = c.f.UnfoldedBefore()
+		}
 		if err != nil {
 			// The rejected request's bytes in this read are dropped; those
 			// passed on before cannot complete a request.

@@ -100,6 +100,55 @@ func TestConnPassesValidRequests(t *testing.T) {
 	}
 }
 
+// TestConnUnfold checks Limits.UnfoldObsFold through Conn: whatever the reads
+// (every split point, byte by byte) and the reader's buffer, the server reads
+// each obs-fold as two SP, and a rejected request after folds still ends the
+// stream with its error.
+func TestConnUnfold(t *testing.T) {
+	const head = "POST /f HTTP/1.1\r\nHost: a\r\n"
+	tests := []struct {
+		name, in, want string
+		err            error
+	}{
+		{"folds then a body", head + "X: a\r\n b\r\n\tc\r\nContent-Length: 3\r\n\r\nabc" + get,
+			head + "X: a   b  \tc\r\nContent-Length: 3\r\n\r\nabc" + get, io.EOF},
+		{"no fold", head + "X: a\r\nY: b\r\n\r\n" + get, head + "X: a\r\nY: b\r\n\r\n" + get, io.EOF},
+		{"fold at the end of the header section", get + head + "X: a\r\n \r\n\r\n", get + head + "X: a   \r\n\r\n", io.EOF},
+		{"fold of Content-Length refused", get + head + "Content-Length: 3\r\n 4\r\n\r\nabc", get, ErrObsFold},
+		{"cut short after a field line", get + head + "X: a\r\n", get + head + "X: a\r\n", io.EOF},
+	}
+	for _, tt := range tests {
+		var splits [][]string
+		for i := 1; i < len(tt.in); i++ {
+			splits = append(splits, []string{tt.in[:i], tt.in[i:]})
+		}
+		var bytewise []string
+		for i := range len(tt.in) {
+			bytewise = append(bytewise, tt.in[i:i+1])
+		}
+		splits = append(splits, bytewise, []string{tt.in})
+		for _, chunks := range splits {
+			for _, size := range []int{3, 7, 4096} {
+				m := &memConn{}
+				for _, c := range chunks {
+					m.chunks = append(m.chunks, []byte(c))
+				}
+				c := NewConn(m, Limits{UnfoldObsFold: true})
+				got, err := readAll(c, size)
+				if !errors.Is(err, tt.err) || !strings.HasPrefix(got, tt.want) || tt.err == io.EOF && got != tt.want {
+					t.Fatalf("%s, reads %q, buffer %d: read %q, %v; want %q, %v", tt.name, chunks, size, got, err, tt.want, tt.err)
+				}
+			}
+		}
+	}
+	// A buffer no longer than the held line end cannot make progress.
+	m := &memConn{chunks: [][]byte{[]byte(head + "X: a\r\n"), []byte(" b\r\n\r\n")}}
+	c := NewConn(m, Limits{UnfoldObsFold: true})
+	if _, err := readAll(c, 2); !errors.Is(err, io.ErrShortBuffer) {
+		t.Fatalf("2-byte buffer: %v", err)
+	}
+}
+
 // benchGet is a browser's GET as the edge sees it.
 const benchGet = "GET /api/products/?page=2&sort=price HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0\r\n" +
 	"Accept: application/json\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\nCookie: novashop_access=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc\r\nConnection: keep-alive\r\n\r\n"
@@ -179,10 +228,16 @@ func BenchmarkScanVsFasthttp(b *testing.B) {
 // TestConnReadAllocs pins the per-request cost of the wrapper: reading a
 // pipeline through a Conn allocates nothing.
 func TestConnReadAllocs(t *testing.T) {
+	for _, unfold := range []bool{false, true} {
+		connReadAllocs(t, unfold)
+	}
+}
+
+func connReadAllocs(t *testing.T, unfold bool) {
 	stream := []byte(strings.Repeat("\r\n"+benchGet+post, 8))
 	p := make([]byte, len(stream))
 	m := &memConn{}
-	c := NewConn(m, Limits{})
+	c := NewConn(m, Limits{UnfoldObsFold: unfold})
 	script := make([][]byte, 1)
 	allocs := testing.AllocsPerRun(100, func() {
 		script[0] = stream

@@ -15,14 +15,17 @@
 //   - Scan(b) consumes bytes of the current message from the front of b and
 //     returns how many (n). The framer keeps its state between calls, so a
 //     message may be split anywhere over any number of calls; no byte is read
-//     twice and b is not kept.
+//     twice and b is not kept. b is not changed either, except with
+//     Limits.UnfoldObsFold, where Scan writes SP over each obs-fold's CRLF in
+//     b (UnfoldedBefore reports fold bytes an earlier call consumed, and
+//     FoldPending the trailing ones a fold may still claim).
 //   - done == true: the message ended at b[n-1]. b[n:] is not consumed and
 //     belongs to the next message; the next Scan call starts it. Until then,
 //     Skipped, HeaderLen, Framing, ContentLength and Version describe the
 //     finished message.
 //   - done == false, err == nil: n == len(b); more bytes are needed.
 //   - err != nil: an *Error (one of the exported Err* values) whose Status()
-//     is the answer (400, 413, 431, 501, 505) and Message() the JSON-safe
+//     is the answer (400, 413, 414, 431, 501, 505) and Message() the JSON-safe
 //     text. b[n] is the offending byte, or for rules checked when the header
 //     section is complete (Host, Content-Length with Transfer-Encoding, body
 //     limit) the section's final LF. The error is sticky: every later Scan

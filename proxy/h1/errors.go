@@ -12,8 +12,8 @@ type Error struct {
 
 func (e *Error) Error() string { return "h1: " + e.msg }
 
-// Status is the HTTP status that answers the bad request (400, 413, 431, 501
-// or 505).
+// Status is the HTTP status that answers the bad request (400, 413, 414, 431,
+// 501 or 505).
 func (e *Error) Status() int { return e.status }
 
 // Message is the text for the JSON error body: ASCII without quotes or
@@ -103,6 +103,14 @@ var (
 	// ErrHeaderTooLarge: the request-line and header section (or the trailer
 	// section) are longer than Limits.MaxHeaderBytes; 431 (RFC 6585 §5).
 	ErrHeaderTooLarge = newError(431, "request header too large")
+	// ErrRequestLineTooLong: a request-line longer than
+	// Limits.MaxRequestLineBytes; 414, as nginx answers a request-line over its
+	// buffer ("Request-URI Too Large"): the target is what makes a line long.
+	ErrRequestLineTooLong = newError(414, "request line too long")
+	// ErrFieldTooLarge: a header or trailer field line longer than
+	// Limits.MaxFieldLineBytes; 431 (RFC 6585 §5 names one field too large as
+	// a reason).
+	ErrFieldTooLarge = newError(431, "request header field too large")
 	// ErrTooManyHeaders: more field lines than Limits.MaxHeaders; 431.
 	ErrTooManyHeaders = newError(431, "too many header fields")
 	// ErrBodyTooLarge: a Content-Length, or chunk data so far, above

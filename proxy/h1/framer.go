@@ -28,9 +28,17 @@ func (f Framing) String() string {
 
 // Default limits, used where a Limits field is zero.
 const (
-	DefaultMaxHeaderBytes   = 16 << 10
-	DefaultMaxHeaders       = 100
-	DefaultMaxChunkExtBytes = 1 << 10
+	DefaultMaxHeaderBytes = 16 << 10
+	// DefaultMaxRequestLineBytes admits a request-target of 8 KiB (the edge's
+	// limits.max_uri_bytes) with room for the method, the spaces and the
+	// version: the URI limit (414 from the handler) decides for any usual
+	// method, and a longer line gets 414 from the framer.
+	DefaultMaxRequestLineBytes = 8<<10 + 32
+	// DefaultMaxFieldLineBytes is Apache's LimitRequestFieldSize (8190),
+	// also what fits nginx's 8 KiB large_client_header_buffers with its CRLF.
+	DefaultMaxFieldLineBytes = 8190
+	DefaultMaxHeaders        = 100
+	DefaultMaxChunkExtBytes  = 1 << 10
 	// MaxChunkSizeDigits bounds a chunk size line's hex digits (leading zeros
 	// included): 16 digits cover int64, more are rejected as ErrChunkSize.
 	MaxChunkSizeDigits = 16
@@ -43,6 +51,14 @@ type Limits struct {
 	// the trailer section has a bound of its own of the same size. Past it:
 	// ErrHeaderTooLarge (431). Default DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
+	// MaxRequestLineBytes bounds the request-line, its CRLF not counted (as
+	// Apache's LimitRequestLine). Past it: ErrRequestLineTooLong (414).
+	// Default DefaultMaxRequestLineBytes.
+	MaxRequestLineBytes int
+	// MaxFieldLineBytes bounds one field line of the header or the trailer
+	// section, its CRLF not counted (as Apache's LimitRequestFieldSize). Past
+	// it: ErrFieldTooLarge (431). Default DefaultMaxFieldLineBytes.
+	MaxFieldLineBytes int
 	// MaxHeaders bounds the field lines of the header section, and separately
 	// of the trailer section. Past it: ErrTooManyHeaders (431). Default
 	// DefaultMaxHeaders.
@@ -50,6 +66,16 @@ type Limits struct {
 	// MaxChunkExtBytes bounds the chunk extensions of one chunk size line.
 	// Past it: ErrChunkExtension (400). Default DefaultMaxChunkExtBytes.
 	MaxChunkExtBytes int
+	// UnfoldObsFold replaces each obsolete line folding (obs-fold: a field
+	// line's CRLF followed by SP or HTAB, §5.2) with SP instead of refusing
+	// it (ErrObsFold): Scan overwrites the fold's CR and LF in b with two SP,
+	// so the bytes passed on hold one field line with the same length, and an
+	// origin never sees a fold. A fold whose CRLF an earlier Scan consumed is
+	// reported by UnfoldedBefore; FoldPending says when the last bytes of a
+	// call may still become one. Folds stay refused in Content-Length,
+	// Transfer-Encoding and Host (the fields the framer reads), and before
+	// the first field of a section (§2.2).
+	UnfoldObsFold bool
 	// MaxBodyBytes bounds a body's length (a Content-Length, or the chunk data
 	// of a chunked body); past it: ErrBodyTooLarge (413). Zero or negative
 	// means no bound (the goroutine core leaves the body limit to fasthttp).
@@ -68,9 +94,12 @@ type RequestFramer struct {
 	state uint8
 	// trailer: the field states are reading the trailer section.
 	trailer bool
+	// unfolded: bytes before this call's b that an obs-fold turned into SP.
+	unfolded uint8
 
 	skipped   int   // bytes of empty lines before the request-line
 	hdr       int   // bytes of the current header (or trailer) section so far, skipped included
+	line      int   // bytes of the current request-line or field line before this Scan call
 	headerLen int   // request-line + header section length once known
 	fields    int   // field lines of the current section
 	pos       uint8 // position in "HTTP/x.y"
@@ -238,19 +267,40 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 	if f.state == sDone {
 		f.next()
 	}
+	f.unfolded = 0
 	st := f.state
 	maxHdr := f.Limits.MaxHeaderBytes
 	if maxHdr <= 0 {
 		maxHdr = DefaultMaxHeaderBytes
 	}
+	maxLine, maxField := f.Limits.MaxRequestLineBytes, f.Limits.MaxFieldLineBytes
+	if maxLine <= 0 {
+		maxLine = DefaultMaxRequestLineBytes
+	}
+	if maxField <= 0 {
+		maxField = DefaultMaxFieldLineBytes
+	}
 	// Header and trailer section bytes are counted per call: b[from:i] are
 	// this call's so far, and b[lim] would be one past MaxHeaderBytes.
 	from, lim := 0, maxHdr-f.hdr
+	// The same for the current line (the request-line or a field line, CRLF
+	// not counted): b[lfrom:i] are this call's bytes of it, and b[llim] would
+	// be one past its limit. Set again where each line starts.
+	lfrom, llim := 0, maxField-f.line
+	if st <= sVersion {
+		llim = maxLine - f.line
+	}
 	i := 0
 	for i < len(b) {
 		c := b[i]
 		if st <= sEndLF && i >= lim {
 			return i, false, f.fail(ErrHeaderTooLarge)
+		}
+		if i >= llim && inLine(st) && c != '\r' {
+			if st <= sVersion {
+				return i, false, f.fail(ErrRequestLineTooLong)
+			}
+			return i, false, f.fail(ErrFieldTooLarge)
 		}
 		switch st {
 		case sStart:
@@ -259,7 +309,9 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				f.skipped++
 				st = sLeadLF
 			case tchar[c]:
-				if n := f.requestLine(b[i:min(len(b), lim)]); n > 0 {
+				f.line, lfrom, llim = 0, i, i+maxLine
+				// A request-line within its limit fits b[i:llim+2] with its CRLF.
+				if n := f.requestLine(b[i:min(len(b), lim, llim+2)]); n > 0 {
 					i += n
 					st = sFieldStart
 					continue
@@ -317,7 +369,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 		case sTarget:
 			// The hot part of the request-line: run through the target.
-			j := i + targetRun(b[i:min(len(b), lim)])
+			j := i + targetRun(b[i:max(i, min(len(b), lim, llim))])
 			if j > i {
 				i = j
 				continue
@@ -391,7 +443,8 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 		case sFieldStart:
 			switch {
 			case tchar[c]:
-				if n, e, at := f.fieldLine(b[i:min(len(b), lim)]); e != nil {
+				f.line, lfrom, llim = 0, i, i+maxField
+				if n, e, at := f.fieldLine(b[i:min(len(b), lim, llim+2)]); e != nil {
 					return i + at, false, f.fail(e)
 				} else if n > 0 {
 					i += n
@@ -402,6 +455,18 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				st = sName
 			case c == '\r':
 				st = sEndLF
+			case (c == ' ' || c == '\t') && f.Limits.UnfoldObsFold && f.fields > 0 && f.kind == kindOther:
+				// An obs-fold (§5.2): the line goes on, its CRLF (b[i-2:i],
+				// or partly before b) becomes two SP. The line's length and
+				// limit run on: f.line counts the CRLF (see below).
+				for k := max(i-2, 0); k < i; k++ {
+					b[k] = ' '
+				}
+				if i < 2 {
+					f.unfolded = uint8(2 - i)
+				}
+				st = sValue
+				continue // c, read again as value whitespace
 			case c == ' ' || c == '\t':
 				return i, false, f.fail(ErrObsFold)
 			case c == '\n':
@@ -410,7 +475,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				return i, false, f.fail(ErrHeaderName)
 			}
 		case sName:
-			j, end := i, min(len(b), lim)
+			j, end := i, max(i, min(len(b), lim, llim))
 			for j < end && tchar[b[j]] {
 				f.addName(b[j])
 				j++
@@ -452,7 +517,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 		case sValue:
 			if f.kind == kindOther {
-				j := i + fieldRun(b[i:min(len(b), lim)])
+				j := i + fieldRun(b[i:max(i, min(len(b), lim, llim))])
 				if j > i {
 					i = j
 					continue
@@ -602,9 +667,41 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 	if st <= sEndLF {
 		f.hdr += i - from
 	}
+	if inLine(st) || st == sValueLF || st == sFieldStart {
+		// A field line's CR and LF count too: an obs-fold may continue it.
+		f.line += i - lfrom
+	}
 	f.state = st
 	return i, false, nil
 }
+
+// UnfoldedBefore is how many bytes just before the last Scan call's b (1: a
+// CR, 2: a CR and LF) were the start of an obs-fold that call unfolded: the
+// caller must replace them with SP where it still holds them, as Scan did with
+// the rest of the fold in b. Always 0 without Limits.UnfoldObsFold.
+func (f *RequestFramer) UnfoldedBefore() int { return int(f.unfolded) }
+
+// FoldPending is how many of the last bytes Scan consumed (1: the CR, 2: the
+// CR and LF ending a field line) an obs-fold may still turn into SP, depending
+// on the next byte: a caller that passes bytes on as soon as they are scanned
+// (Conn) holds them back until then. Always 0 without Limits.UnfoldObsFold.
+func (f *RequestFramer) FoldPending() int {
+	if !f.Limits.UnfoldObsFold || f.err != nil || f.kind != kindOther || f.fields == 0 {
+		return 0
+	}
+	switch f.state {
+	case sValueLF:
+		return 1
+	case sFieldStart:
+		return 2
+	}
+	return 0
+}
+
+// inLine reports that st reads the bytes of a request-line or a field line
+// after its first, the ones its length limit applies to (the CR that ends it
+// aside).
+func inLine(st uint8) bool { return st >= sMethod && st <= sVersion || st >= sName && st <= sValue }
 
 // extByte reads one byte of a chunk extension (§7.1.1):
 //

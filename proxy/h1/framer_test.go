@@ -37,6 +37,11 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 				skipped = 0
 			}
 			n, done, err := f.Scan(chunk)
+			// An obs-fold unfolded (Limits.UnfoldObsFold) whose CRLF came in
+			// an earlier chunk: the caller turns those bytes into SP.
+			for k := 1; k <= f.UnfoldedBefore(); k++ {
+				b[pos-k] = ' '
+			}
 			if err != nil {
 				r.err, r.errAt = err, pos+n
 				return r
@@ -46,7 +51,7 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 			chunk = chunk[n:]
 			if done {
 				skipped = f.Skipped()
-				r.msgs = append(r.msgs, s[start+skipped:pos])
+				r.msgs = append(r.msgs, string(b[start+skipped:pos]))
 				r.framing = append(r.framing, f.Framing())
 				start = pos
 				first = true
@@ -285,7 +290,7 @@ func TestFramerLimits(t *testing.T) {
 		{"empty lines count", Limits{MaxHeaderBytes: len(get) + 1}, "\r\n" + get, ErrHeaderTooLarge},
 		{"long value over limit", Limits{MaxHeaderBytes: 100}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", 100) + "\r\n\r\n", ErrHeaderTooLarge},
 		{"long target over limit", Limits{MaxHeaderBytes: 100}, "GET /" + strings.Repeat("t", 100) + " HTTP/1.1\r\nHost: a\r\n\r\n", ErrHeaderTooLarge},
-		{"default limit", Limits{}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", DefaultMaxHeaderBytes) + "\r\n\r\n", ErrHeaderTooLarge},
+		{"default limit", Limits{MaxFieldLineBytes: 1 << 20}, "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", DefaultMaxHeaderBytes) + "\r\n\r\n", ErrHeaderTooLarge},
 		{"fields at limit", Limits{MaxHeaders: 2}, "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n", nil},
 		{"fields over limit", Limits{MaxHeaders: 2}, "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nY: 2\r\n\r\n", ErrTooManyHeaders},
 		{"trailer fields over limit", Limits{MaxHeaders: 2}, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", ErrTooManyHeaders},
@@ -303,6 +308,161 @@ func TestFramerLimits(t *testing.T) {
 				t.Fatalf("got %v, want %v", r, tt.want)
 			}
 		})
+	}
+}
+
+// TestFramerLineLimits pins the per-line limits at their boundary: a line of
+// exactly the limit (CRLF not counted) passes, one byte more is refused at
+// that byte, whole, byte by byte and at random splits (checkSplits), on the
+// fast paths (whole lines in one call) and the byte-at-a-time states.
+func TestFramerLineLimits(t *testing.T) {
+	// line(n) is a request-line of n+13 bytes, field(n) a field line of n.
+	line := func(target int) string { return "GET /" + strings.Repeat("t", target-1) + " HTTP/1.1" }
+	field := func(n int) string { return "X: " + strings.Repeat("v", n-3) }
+	const host = "Host: a\r\n"
+	chunked := "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+	tests := []struct {
+		name   string
+		limits Limits
+		in     string
+		want   *Error
+		at     int // offset of the refused byte
+	}{
+		{"request-line at limit", Limits{MaxRequestLineBytes: 40}, line(27) + "\r\n" + host + "\r\n", nil, 0},
+		{"request-line over limit", Limits{MaxRequestLineBytes: 40}, line(28) + "\r\n" + host + "\r\n", ErrRequestLineTooLong, 40},
+		{"request-line over limit in the version", Limits{MaxRequestLineBytes: 20}, "GET /0123456 HTTP/1.1\r\n" + host + "\r\n", ErrRequestLineTooLong, 20},
+		{"request-line over limit, absolute-form", Limits{MaxRequestLineBytes: 12}, "GET http://a/ HTTP/1.1\r\n" + host + "\r\n", ErrRequestLineTooLong, 12},
+		{"request-line after empty lines", Limits{MaxRequestLineBytes: 40}, "\r\n\r\n" + line(27) + "\r\n" + host + "\r\n", nil, 0},
+		{"request-line default at limit", Limits{MaxHeaderBytes: 64 << 10}, line(DefaultMaxRequestLineBytes-13) + "\r\n" + host + "\r\n", nil, 0},
+		{"request-line default over limit", Limits{MaxHeaderBytes: 64 << 10}, line(DefaultMaxRequestLineBytes-12) + "\r\n" + host + "\r\n", ErrRequestLineTooLong, DefaultMaxRequestLineBytes},
+		{"field line at limit", Limits{MaxFieldLineBytes: 10}, "GET / HTTP/1.1\r\n" + host + field(10) + "\r\n\r\n", nil, 0},
+		{"field line over limit", Limits{MaxFieldLineBytes: 10}, "GET / HTTP/1.1\r\n" + host + field(11) + "\r\n\r\n", ErrFieldTooLarge, 16 + 9 + 10},
+		{"field line over limit in the name", Limits{MaxFieldLineBytes: 7}, "GET / HTTP/1.1\r\nHost: a\r\nLong-Name: v\r\n\r\n", ErrFieldTooLarge, 16 + 9 + 7},
+		{"field line over limit in trailing whitespace", Limits{MaxFieldLineBytes: 7}, "GET / HTTP/1.1\r\nHost: a \r\n\r\n", ErrFieldTooLarge, 16 + 7},
+		{"Host line over limit", Limits{MaxFieldLineBytes: 6}, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrFieldTooLarge, 16 + 6},
+		{"field lines each at limit", Limits{MaxFieldLineBytes: 10}, "GET / HTTP/1.1\r\n" + host + field(10) + "\r\n" + field(10) + "\r\n\r\n", nil, 0},
+		{"field line default at limit", Limits{}, "GET / HTTP/1.1\r\n" + host + field(DefaultMaxFieldLineBytes) + "\r\n\r\n", nil, 0},
+		{"field line default over limit", Limits{}, "GET / HTTP/1.1\r\n" + host + field(DefaultMaxFieldLineBytes+1) + "\r\n\r\n", ErrFieldTooLarge, 25 + DefaultMaxFieldLineBytes},
+		{"trailer field at limit", Limits{MaxFieldLineBytes: 30}, chunked + field(30) + "\r\n\r\n", nil, 0},
+		{"trailer field over limit", Limits{MaxFieldLineBytes: 30}, chunked + field(31) + "\r\n\r\n", ErrFieldTooLarge, len(chunked) + 30},
+		{"the header section bound still applies", Limits{MaxHeaderBytes: 40, MaxFieldLineBytes: 100}, "GET / HTTP/1.1\r\n" + host + field(20) + "\r\n\r\n", ErrHeaderTooLarge, 40},
+		{"header fields at the default", Limits{}, "GET / HTTP/1.1\r\n" + host + strings.Repeat("X: 1\r\n", DefaultMaxHeaders-1) + "\r\n", nil, 0},
+		{"header fields over the default", Limits{}, "GET / HTTP/1.1\r\n" + host + strings.Repeat("X: 1\r\n", DefaultMaxHeaders) + "\r\n", ErrTooManyHeaders, 16 + 9 + 6*(DefaultMaxHeaders-1) + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := RequestFramer{Limits: tt.limits}
+			r := checkSplits(t, &f, tt.in)
+			if tt.want == nil {
+				if r.err != nil || len(r.msgs) != 1 || !r.idle {
+					t.Fatalf("got %v, want one message", r)
+				}
+				return
+			}
+			if !errors.Is(r.err, tt.want) || r.errAt != tt.at {
+				t.Fatalf("got %v, want %v at %d (%q)", r, tt.want, tt.at, tt.in[min(r.errAt, len(tt.in)-1)])
+			}
+			// The limits are kept across messages: the same request after a
+			// short one fails the same way.
+			if frameAll(&f, get, nil).err != nil {
+				return // the limit is below get's lines
+			}
+			r = frameAll(&f, get+tt.in, nil)
+			if !errors.Is(r.err, tt.want) || r.errAt != len(get)+tt.at || len(r.msgs) != 1 {
+				t.Fatalf("after a message: %v", r)
+			}
+		})
+	}
+}
+
+// TestFramerObsFold checks limits.obs_fold: unfold (Limits.UnfoldObsFold):
+// each obs-fold's CRLF becomes two SP in the bytes passed on, whole, byte by
+// byte and at random splits (frameAll applies UnfoldedBefore as a caller
+// must); folds stay refused where the framer reads the value, before a
+// section's first field, and by default.
+func TestFramerObsFold(t *testing.T) {
+	const head = "GET / HTTP/1.1\r\nHost: a\r\n"
+	te := "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+	unfold := Limits{UnfoldObsFold: true}
+	tests := []struct {
+		name   string
+		limits Limits
+		in     string
+		want   string // the message as passed on
+		err    *Error
+	}{
+		{"one fold", unfold, head + "X: a\r\n b\r\n\r\n", head + "X: a   b\r\n\r\n", nil},
+		{"HTAB fold, then a field", unfold, head + "X: a\r\n\tb\r\nY: c\r\n\r\n", head + "X: a  \tb\r\nY: c\r\n\r\n", nil},
+		{"two folds", unfold, head + "X: a\r\n b\r\n  c\r\n\r\n", head + "X: a   b    c\r\n\r\n", nil},
+		{"whitespace-only continuation (gunicorn obs_fold_whitespace)", unfold, head + "Connection: keep-alive\r\n \r\n\r\n", head + "Connection: keep-alive   \r\n\r\n", nil},
+		{"empty value folded", unfold, head + "X:\r\n b\r\n\r\n", head + "X:   b\r\n\r\n", nil},
+		{"fold after Host is still a fold of Host", unfold, "GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", "", ErrObsFold},
+		{"fold of Content-Length", unfold, head + "Content-Length: 3\r\n 4\r\n\r\nabc", "", ErrObsFold},
+		{"fold of Transfer-Encoding", unfold, head + "Transfer-Encoding: gzip,\r\n chunked\r\n\r\n", "", ErrObsFold},
+		{"whitespace before the first field", unfold, "GET / HTTP/1.1\r\n X: a\r\nHost: a\r\n\r\n", "", ErrObsFold},
+		{"trailer fold", unfold, te + "X: a\r\n b\r\n\r\n", te + "X: a   b\r\n\r\n", nil},
+		{"whitespace before the first trailer field", unfold, te + " X: a\r\n\r\n", "", ErrObsFold},
+		{"refused by default", Limits{}, head + "X: a\r\n b\r\n\r\n", "", ErrObsFold},
+		{"unfolded line at the field limit", Limits{UnfoldObsFold: true, MaxFieldLineBytes: 9}, head + "X: ab\r\n c\r\n\r\n", head + "X: ab   c\r\n\r\n", nil},
+		{"unfolded line one byte over", Limits{UnfoldObsFold: true, MaxFieldLineBytes: 9}, head + "X: ab\r\n cd\r\n\r\n", "", ErrFieldTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := RequestFramer{Limits: tt.limits}
+			r := checkSplits(t, &f, tt.in)
+			if tt.err != nil {
+				if !errors.Is(r.err, tt.err) {
+					t.Fatalf("got %v, want %v", r, tt.err)
+				}
+				return
+			}
+			if r.err != nil || len(r.msgs) != 1 || r.msgs[0] != tt.want {
+				t.Fatalf("got %v, want %q", r, tt.want)
+			}
+			// The unfolded bytes frame again as the same message, without folds.
+			again := frameAll(&RequestFramer{}, tt.want, nil)
+			if again.err != nil || len(again.msgs) != 1 || again.msgs[0] != tt.want {
+				t.Fatalf("unfolded message framed again: %v", again)
+			}
+		})
+	}
+	// The offending byte of a too long unfolded line is the first over.
+	f := RequestFramer{Limits: Limits{UnfoldObsFold: true, MaxFieldLineBytes: 9}}
+	if r := frameAll(&f, head+"X: ab\r\n cd\r\n\r\n", nil); r.errAt != len(head)+9 {
+		t.Fatalf("error at %d, want %d", r.errAt, len(head)+9)
+	}
+}
+
+// TestFramerFoldPending pins what a caller passing bytes on at once needs:
+// how many trailing bytes may still become SP, and how many before b did.
+func TestFramerFoldPending(t *testing.T) {
+	f := RequestFramer{Limits: Limits{UnfoldObsFold: true}}
+	steps := []struct {
+		in              string
+		pending, before int
+	}{
+		{"GET / HTTP/1.1\r\n", 0, 0},
+		{"Host: a\r\n", 0, 0}, // Host cannot be folded
+		{"X: a\r", 1, 0},
+		{"\n", 2, 0},
+		{" b\r\n", 2, 2},
+		{"Content-Length: 1\r\n", 0, 0},
+		{"Y: c\r", 1, 0},
+		{"\n\tc\r\n", 2, 1},
+		{"\r\n", 0, 0},
+	}
+	for _, s := range steps {
+		b := []byte(s.in)
+		if _, _, err := f.Scan(b); err != nil {
+			t.Fatalf("%q: %v", s.in, err)
+		}
+		if f.FoldPending() != s.pending || f.UnfoldedBefore() != s.before {
+			t.Fatalf("%q: pending %d, before %d; want %d, %d", s.in, f.FoldPending(), f.UnfoldedBefore(), s.pending, s.before)
+		}
+	}
+	var off RequestFramer
+	if _, _, _ = off.Scan([]byte("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n")); off.FoldPending() != 0 {
+		t.Fatal("FoldPending without UnfoldObsFold")
 	}
 }
 

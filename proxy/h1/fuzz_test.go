@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,7 +16,12 @@ import (
 //   - every message it accepts, framed again alone, is one whole message;
 //   - fasthttp's parser, given an accepted message, either rejects it or reads
 //     exactly its bytes, with the body the framing says: the two never
-//     disagree on where a request ends (the smuggling property).
+//     disagree on where a request ends (the smuggling property);
+//   - with line limits set from the fuzzed limit (0: the defaults), no line
+//     of an accepted message's request-line, header or trailer section is
+//     longer than its limit, wherever the stream was split;
+//   - with an odd limit, obs-folds are unfolded (Limits.UnfoldObsFold), and
+//     no accepted header section holds one either way.
 func FuzzFramer(f *testing.F) {
 	for _, s := range []string{
 		get, post, get + "\r\n" + post + get,
@@ -28,10 +34,17 @@ func FuzzFramer(f *testing.F) {
 		"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
 		"GET / HTTP/1.0\r\nContent-Length: 2\r\n\r\nab",
 	} {
-		f.Add([]byte(s), uint16(len(s)/2))
+		f.Add([]byte(s), uint16(len(s)/2), uint8(0))
+		f.Add([]byte(s), uint16(len(s)/3), uint8(14))
 	}
-	f.Fuzz(func(t *testing.T, in []byte, split uint16) {
+	fold := "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\tc\r\n\r\n" + post
+	f.Add([]byte(fold), uint16(30), uint8(15))
+	f.Add([]byte(fold), uint16(29), uint8(255))
+	f.Fuzz(func(t *testing.T, in []byte, split uint16, limit uint8) {
 		var fr RequestFramer
+		if limit > 0 {
+			fr.Limits = Limits{MaxRequestLineBytes: int(limit), MaxFieldLineBytes: int(limit)/2 + 1, UnfoldObsFold: limit%2 == 1}
+		}
 		whole := frameAll(&fr, string(in), nil)
 		cut := int(split) % (len(in) + 1)
 		for _, sizes := range [][]int{{1}, {max(cut, 1), len(in) + 1}} {
@@ -45,6 +58,12 @@ func FuzzFramer(f *testing.F) {
 				t.Fatalf("message %q framed again: %v", m, again)
 			}
 			checkFasthttpAgrees(t, m, whole.framing[i])
+			if head, _, _ := strings.Cut(m, "\r\n\r\n"); strings.Contains(head, "\r\n ") || strings.Contains(head, "\r\n\t") {
+				t.Fatalf("accepted %q with an obs-fold", m)
+			}
+			if limit > 0 {
+				checkLineLimits(t, m, whole.framing[i], fr.Limits)
+			}
 		}
 	})
 }
@@ -69,4 +88,38 @@ func checkFasthttpAgrees(t *testing.T, msg string, framing Framing) bool {
 		t.Fatalf("after %q fasthttp reads %q, %v", msg, second.Header.Method(), err)
 	}
 	return true
+}
+
+// checkLineLimits checks the lines of an accepted message's request-line and
+// header section (and, chunked, its trailer section) against the limits.
+func checkLineLimits(t *testing.T, msg string, framing Framing, l Limits) {
+	t.Helper()
+	head, rest, _ := strings.Cut(msg, "\r\n\r\n")
+	lines := strings.Split(head, "\r\n")
+	for framing == Chunked {
+		// Walk the chunks (the message is well-formed) to the trailer section.
+		sizeLine, after, _ := strings.Cut(rest, "\r\n")
+		hex, _, _ := strings.Cut(sizeLine, ";")
+		size, err := strconv.ParseInt(hex, 16, 64)
+		if err != nil {
+			t.Fatalf("accepted %q: chunk size line %q", msg, sizeLine)
+		}
+		if size > 0 {
+			rest = after[size+2:]
+			continue
+		}
+		if tr := strings.TrimSuffix(after, "\r\n"); tr != "" {
+			lines = append(lines, strings.Split(strings.TrimSuffix(tr, "\r\n"), "\r\n")...)
+		}
+		break
+	}
+	for k, line := range lines {
+		bound := l.MaxFieldLineBytes
+		if k == 0 {
+			bound = l.MaxRequestLineBytes
+		}
+		if len(line) > bound {
+			t.Fatalf("accepted %q: line %q is %d bytes, over %d", msg, line, len(line), bound)
+		}
+	}
 }
