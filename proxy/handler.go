@@ -461,6 +461,14 @@ func (s *Server) finish(ex *exchange) {
 		// the header; their connections end with GOAWAY at shutdown).
 		ctx.Response.SetConnectionClose()
 	}
+	s.record(ex)
+}
+
+// record counts the answer in the metrics, writes its access log line and
+// recycles the exchange: finish's second half, all an answer the loop wrote
+// itself (serveRaw) still needs.
+func (s *Server) record(ex *exchange) {
+	ctx := ex.ctx
 	code := ctx.Response.StatusCode()
 	s.metrics.Request(code)
 	if rt := ex.rt; rt.logEvery > 0 {

@@ -83,6 +83,10 @@ type Server struct {
 	// drainSince is when draining began, in Unix nanoseconds; 0 while not
 	// draining (see Drain).
 	drainSince atomic.Int64
+	// noRawHits makes the event loop answer every hit through
+	// ctx.Response, for tests that compare it with the raw hit path
+	// (serveRaw). Set before Serve.
+	noRawHits bool
 }
 
 // policyBox lets the policy interface sit behind an atomic.Pointer.

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"time"
+
 	"github.com/novashop/edge/cachekeys"
 	"github.com/valyala/fasthttp"
 )
@@ -22,16 +24,28 @@ func (c *Cache) TryServeLocal(ctx *fasthttp.RequestCtx) (served bool) {
 			served = false
 		}
 	}()
+	e, age, ok := c.localHit(ctx)
+	if !ok {
+		return false
+	}
+	c.m.hit.Inc()
+	c.writeEntry(ctx, e, age, c.statusHit)
+	return true
+}
+
+// localHit finds the entry TryServeLocal (and TryServeLocalRaw) may answer
+// ctx with, and its age; ok false when the local tier alone cannot answer.
+func (c *Cache) localHit(ctx *fasthttp.RequestCtx) (e *entry, age time.Duration, ok bool) {
 	rh := &ctx.Request.Header
 	m := rh.Method()
 	if string(m) != fasthttp.MethodGet && string(m) != fasthttp.MethodHead {
-		return false
+		return nil, 0, false
 	}
 	if len(rh.Peek(HeaderReadYourWrites)) > 0 || len(rh.Cookie(CookieReadYourWrites)) > 0 {
-		return false
+		return nil, 0, false
 	}
 	if !c.t.ok() {
-		return false
+		return nil, 0, false
 	}
 	var rc directives
 	rc.reset()
@@ -45,36 +59,34 @@ func (c *Cache) TryServeLocal(ctx *fasthttp.RequestCtx) (served bool) {
 	defer func() { *bp = kb[:0]; c.bufs.Put(bp) }()
 	kb, err := cachekeys.AppendKey(kb, m, rh.Host(), rh.RequestURI())
 	if err != nil {
-		return false
+		return nil, 0, false
 	}
 	r := c.local.get(kb, tick)
 	if r == nil {
-		return false
+		return nil, 0, false
 	}
-	e := r.e
+	e = r.e
 	if r.vary != nil {
 		kb = r.vary.appendVariantKey(kb, rh)
 		vr := c.local.get(kb, tick)
 		if vr == nil {
-			return false
+			return nil, 0, false
 		}
 		e = vr.e
 	}
 	if e == nil {
-		return false
+		return nil, 0, false
 	}
 	for i := range e.tags {
 		tv := &e.tags[i]
 		tr := c.local.getString(tv.key, tick)
 		if tr == nil || tr.version != tv.version {
-			return false
+			return nil, 0, false
 		}
 	}
-	age := e.age(now)
+	age = e.age(now)
 	if judge(e, age, &rc) != useFresh {
-		return false
+		return nil, 0, false
 	}
-	c.m.hit.Inc()
-	c.writeEntry(ctx, e, age, c.statusHit)
-	return true
+	return e, age, true
 }
