@@ -131,20 +131,20 @@ func (c *Cache) TryServeLocalRaw(ctx *fasthttp.RequestCtx, dst []byte) (out, bod
 			out, body, res = dst, nil, RawMiss
 		}
 	}()
-	e, age, ok := c.localHit(ctx)
+	hr := scanHitRequest(&ctx.Request.Header)
+	e, age, ok := c.localHit(ctx, &hr)
 	if !ok {
 		return dst, nil, RawMiss
 	}
 	c.m.hit.Inc()
-	return c.writeRaw(ctx, e, age, dst)
+	return c.writeRaw(ctx, e, age, &hr, dst)
 }
 
 // writeRaw is TryServeLocalRaw once the entry is found: the raw head when
 // the entry's plan and the request allow it, else writeEntry.
-func (c *Cache) writeRaw(ctx *fasthttp.RequestCtx, e *entry, age time.Duration, dst []byte) (out, body []byte, res RawHit) {
-	rh := &ctx.Request.Header
+func (c *Cache) writeRaw(ctx *fasthttp.RequestCtx, e *entry, age time.Duration, hr *hitRequest, dst []byte) (out, body []byte, res RawHit) {
 	var p *wirePlan
-	if !c.noHitPlan && e.status == fasthttp.StatusOK && rh.Peek(fasthttp.HeaderRange) == nil {
+	if !c.noHitPlan && e.status == fasthttp.StatusOK && len(hr.rng) == 0 {
 		p = e.wirePlan()
 	}
 	if p == nil || !p.ok {
@@ -152,7 +152,7 @@ func (c *Cache) writeRaw(ctx *fasthttp.RequestCtx, e *entry, age time.Duration, 
 		return dst, nil, RawAnswered
 	}
 	status, block, body := fasthttp.StatusOK, p.ok200, e.body
-	if notModified(rh, e) {
+	if notModifiedBy(hr.inm, hr.ims, e) {
 		status, block, body = fasthttp.StatusNotModified, p.ok304, nil
 	}
 	out = appendHitFields(append(dst, block...), age, c.statusHit)

@@ -103,7 +103,8 @@ func TestRawHitMatchesResponsePath(t *testing.T) {
 				for range 2 { // the first makes the plan, the second uses it
 					ctx := newCtx(rq.hdr, rq.head)
 					prefix := []byte("earlier answer")
-					out, rbody, res := c.writeRaw(ctx, e, 42e9, prefix)
+					hr := scanHitRequest(&ctx.Request.Header)
+					out, rbody, res := c.writeRaw(ctx, e, 42e9, &hr, prefix)
 					if wantRaw := es.raw && rq.raw; (res == RawWritten) != wantRaw || (res != RawWritten && res != RawAnswered) {
 						t.Fatalf("result %d, want raw %v", res, wantRaw)
 					}
@@ -150,5 +151,43 @@ func TestRawHitAllocatesNothing(t *testing.T) {
 	}
 	if allocs != 0 && !raceEnabled {
 		t.Fatalf("a raw hit allocates %v times, want 0", allocs)
+	}
+}
+
+// TestScanHitRequest pins the one-pass scan against what Peek returns for each
+// field the hit path reads: the first of its name, whatever its case, empty
+// values included.
+func TestScanHitRequest(t *testing.T) {
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nRange: bytes=1-2\r\nIf-None-Match: \"x\"\r\nIf-Modified-Since: Sun, 06 Dec 2026 10:00:00 GMT\r\nCache-Control: max-age=0\r\nNovashop-RV: t\r\n\r\n",
+		"GET / HTTP/1.1\r\nhost: a\r\nrange: \r\nRANGE: bytes=1-2\r\ncache-control: no-cache\r\nCache-Control: max-age=1\r\nif-none-match: \"a\"\r\nIf-None-Match: \"b\"\r\nnovashop-rv: 1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nCookie: novashop_rv=1\r\nIf-Range: \"x\"\r\nCache-Controls: x\r\nX-Range: y\r\n\r\n",
+	} {
+		checkScanHitRequest(t, []byte(raw))
+	}
+}
+
+func FuzzScanHitRequest(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nRange: bytes=1-2\r\ncache-control: x\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) { checkScanHitRequest(t, raw) })
+}
+
+func checkScanHitRequest(t *testing.T, raw []byte) {
+	var h fasthttp.RequestHeader
+	if err := h.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil {
+		return
+	}
+	got := scanHitRequest(&h)
+	for _, f := range []struct {
+		name string
+		got  []byte
+	}{
+		{fasthttp.HeaderRange, got.rng}, {fasthttp.HeaderCacheControl, got.cc}, {fasthttp.HeaderIfNoneMatch, got.inm},
+		{fasthttp.HeaderIfModifiedSince, got.ims}, {HeaderReadYourWrites, got.ryw},
+	} {
+		if want := h.Peek(f.name); string(f.got) != string(want) {
+			t.Errorf("%q: %s = %q, Peek says %q", raw, f.name, f.got, want)
+		}
 	}
 }
