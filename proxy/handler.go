@@ -43,8 +43,13 @@ type tryNote struct {
 }
 
 func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, rt *runtime) *exchange {
+	return s.acquireExchangeAt(ctx, rt, time.Now())
+}
+
+// acquireExchangeAt is acquireExchange with the request's start time given.
+func (s *Server) acquireExchangeAt(ctx *fasthttp.RequestCtx, rt *runtime, start time.Time) *exchange {
 	ex := s.exchanges.Get().(*exchange)
-	ex.ctx, ex.rt, ex.start = ctx, rt, time.Now()
+	ex.ctx, ex.rt, ex.start = ctx, rt, start
 	return ex
 }
 
