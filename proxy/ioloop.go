@@ -262,7 +262,7 @@ func (s *Server) admitInline(ctx *fasthttp.RequestCtx, ex *exchange, lc LocalSer
 		if dst, ok := evloop.BeginRaw(ctx); ok {
 			switch dst, body, res := rs.TryServeLocalRaw(ctx, dst); res {
 			case cache.RawWritten:
-				s.serveRaw(ctx, ex, dst, body)
+				s.serveRaw(ctx, dst, body)
 				return true, true
 			case cache.RawAnswered:
 				s.finishAnswer(ctx)
@@ -306,7 +306,7 @@ type RawLocalServer interface {
 // without compression, that is all it does; finish echoes the request id
 // and asks for a close while draining; the stored Date stays. EndRaw adds
 // the connection's own fields, the blank line and the body.
-func (s *Server) serveRaw(ctx *fasthttp.RequestCtx, ex *exchange, dst, body []byte) {
+func (s *Server) serveRaw(ctx *fasthttp.RequestCtx, dst, body []byte) {
 	if id := firstCanonical(&ctx.Request.Header, keyRequestID); validRequestID(id) {
 		dst = append(dst, keyRequestID...)
 		dst = append(dst, ": "...)
