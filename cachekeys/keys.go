@@ -436,6 +436,24 @@ func isTchar(c byte) bool {
 	return false
 }
 
+// hasPrefixFold reports whether b starts with the ASCII string p, ignoring
+// case. A byte loop: converting b's prefix to a string for strings.EqualFold
+// copied it on every key built (about 1 % of a cache hit's CPU).
 func hasPrefixFold(b []byte, p string) bool {
-	return len(b) >= len(p) && strings.EqualFold(string(b[:len(p)]), p)
+	if len(b) < len(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		x, y := b[i], p[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

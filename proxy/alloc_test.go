@@ -7,11 +7,16 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
 
+	"github.com/novashop/edge/internal/testenv"
+	"github.com/novashop/edge/proxy/cache"
 	"github.com/novashop/edge/proxy/config"
 )
 
@@ -172,5 +177,54 @@ func TestLoopForwardAllocatesNothing(t *testing.T) {
 	}
 	if st := e.s.loops.Stats(); st.Forwards-before.Forwards < 300 || st.Handoffs != before.Handoffs {
 		t.Fatalf("not forwarded from the loop: %+v", st)
+	}
+}
+
+// TestLoopRawHitAllocatesNothing pins the event loop's raw hit path (the real
+// cache's pre-serialized head copied to the connection, serveRaw): a
+// keep-alive GET read on the loop, admitted, answered from the local tier and
+// written allocates nothing once warm (edge and this client together).
+func TestLoopRawHitAllocatesNothing(t *testing.T) {
+	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "public, s-maxage=600")
+		ctx.Response.Header.SetContentType("application/json")
+		ctx.SetBodyString(`{"id":1,"name":"tea"}`)
+	})
+	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: fmt.Sprintf("rawalloc-%d:", time.Now().UnixNano())}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(o)
+	cfg.IO = config.IOEventLoop
+	cfg.Health.Active = false
+	e := startEdge(t, cfg, Options{Cache: c})
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := []byte("GET /api/products/1/ HTTP/1.1\r\nHost: shop\r\nX-Request-Id: 0123456789abcdef\r\n\r\n")
+	br := bufio.NewReader(conn)
+	var resp fasthttp.Response
+	once := func() {
+		if _, err := conn.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if err := resp.Read(br); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+		}
+	}
+	for range 100 {
+		once()
+	}
+	before := e.s.loops.Stats()
+	if allocs := testing.AllocsPerRun(300, once); allocs != 0 {
+		t.Fatalf("a raw hit on the loop allocates %v times", allocs)
+	}
+	if st := e.s.loops.Stats(); st.Raw-before.Raw < 300 || st.Handoffs != before.Handoffs {
+		t.Fatalf("not answered raw on the loop: %+v", st)
 	}
 }

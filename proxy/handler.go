@@ -43,8 +43,13 @@ type tryNote struct {
 }
 
 func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, rt *runtime) *exchange {
+	return s.acquireExchangeAt(ctx, rt, time.Now())
+}
+
+// acquireExchangeAt is acquireExchange with the request's start time given.
+func (s *Server) acquireExchangeAt(ctx *fasthttp.RequestCtx, rt *runtime, start time.Time) *exchange {
 	ex := s.exchanges.Get().(*exchange)
-	ex.ctx, ex.rt, ex.start = ctx, rt, time.Now()
+	ex.ctx, ex.rt, ex.start = ctx, rt, start
 	return ex
 }
 
@@ -461,6 +466,14 @@ func (s *Server) finish(ex *exchange) {
 		// the header; their connections end with GOAWAY at shutdown).
 		ctx.Response.SetConnectionClose()
 	}
+	s.record(ex)
+}
+
+// record counts the answer in the metrics, writes its access log line and
+// recycles the exchange: finish's second half, all an answer the loop wrote
+// itself (serveRaw) still needs.
+func (s *Server) record(ex *exchange) {
+	ctx := ex.ctx
 	code := ctx.Response.StatusCode()
 	s.metrics.Request(code)
 	if rt := ex.rt; rt.logEvery > 0 {

@@ -136,11 +136,16 @@ func testConfig(origins ...*origin) config.Config {
 	return c
 }
 
-func startEdge(t testing.TB, cfg config.Config, opt Options) *edge {
+// startEdge builds and starts a Server; setup, when given, adjusts it
+// before it serves.
+func startEdge(t testing.TB, cfg config.Config, opt Options, setup ...func(*Server)) *edge {
 	t.Helper()
 	s, err := New(cfg, opt)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(s)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

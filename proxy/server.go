@@ -90,6 +90,10 @@ type Server struct {
 	// pp is the PROXY protocol policy of the plaintext listener; nil when
 	// proxy_protocol is off (proxyprotocol.go).
 	pp *proxyproto.Policy
+	// noRawHits makes the event loop answer every hit through
+	// ctx.Response, for tests that compare it with the raw hit path
+	// (serveRaw). Set before Serve.
+	noRawHits bool
 }
 
 // policyBox lets the policy interface sit behind an atomic.Pointer.

@@ -77,6 +77,8 @@ type entry struct {
 	borrowed bool
 	// plan is hitPlan's answer, made on the first hit.
 	plan atomic.Pointer[[]fieldMode]
+	// wire is wirePlan's answer, made on the first hit served raw.
+	wire atomic.Pointer[wirePlan]
 }
 
 func (e *entry) softPurged() bool     { return e.flags&flagSoftPurged != 0 }

@@ -1,6 +1,9 @@
 package cache
 
 import (
+	"strings"
+	"time"
+
 	"github.com/novashop/edge/cachekeys"
 	"github.com/valyala/fasthttp"
 )
@@ -22,20 +25,33 @@ func (c *Cache) TryServeLocal(ctx *fasthttp.RequestCtx) (served bool) {
 			served = false
 		}
 	}()
+	hr := scanHitRequest(&ctx.Request.Header)
+	e, age, ok := c.localHit(ctx, &hr)
+	if !ok {
+		return false
+	}
+	c.m.hit.Inc()
+	c.writeEntry(ctx, e, age, c.statusHit)
+	return true
+}
+
+// localHit finds the entry TryServeLocal (and TryServeLocalRaw) may answer
+// ctx with, and its age; ok false when the local tier alone cannot answer.
+func (c *Cache) localHit(ctx *fasthttp.RequestCtx, hr *hitRequest) (e *entry, age time.Duration, ok bool) {
 	rh := &ctx.Request.Header
 	m := rh.Method()
 	if string(m) != fasthttp.MethodGet && string(m) != fasthttp.MethodHead {
-		return false
+		return nil, 0, false
 	}
-	if len(rh.Peek(HeaderReadYourWrites)) > 0 || len(rh.Cookie(CookieReadYourWrites)) > 0 {
-		return false
+	if len(hr.ryw) > 0 || len(rh.Cookie(CookieReadYourWrites)) > 0 {
+		return nil, 0, false
 	}
 	if !c.t.ok() {
-		return false
+		return nil, 0, false
 	}
 	var rc directives
 	rc.reset()
-	if v := rh.Peek(fasthttp.HeaderCacheControl); len(v) > 0 {
+	if v := hr.cc; len(v) > 0 {
 		parseDirectives(v, &rc)
 	}
 	now := c.now()
@@ -45,36 +61,83 @@ func (c *Cache) TryServeLocal(ctx *fasthttp.RequestCtx) (served bool) {
 	defer func() { *bp = kb[:0]; c.bufs.Put(bp) }()
 	kb, err := cachekeys.AppendKey(kb, m, rh.Host(), rh.RequestURI())
 	if err != nil {
-		return false
+		return nil, 0, false
 	}
 	r := c.local.get(kb, tick)
 	if r == nil {
-		return false
+		return nil, 0, false
 	}
-	e := r.e
+	e = r.e
 	if r.vary != nil {
 		kb = r.vary.appendVariantKey(kb, rh)
 		vr := c.local.get(kb, tick)
 		if vr == nil {
-			return false
+			return nil, 0, false
 		}
 		e = vr.e
 	}
 	if e == nil {
-		return false
+		return nil, 0, false
 	}
 	for i := range e.tags {
 		tv := &e.tags[i]
 		tr := c.local.getString(tv.key, tick)
 		if tr == nil || tr.version != tv.version {
-			return false
+			return nil, 0, false
 		}
 	}
-	age := e.age(now)
+	age = e.age(now)
 	if judge(e, age, &rc) != useFresh {
-		return false
+		return nil, 0, false
 	}
-	c.m.hit.Inc()
-	c.writeEntry(ctx, e, age, c.statusHit)
-	return true
+	return e, age, true
+}
+
+// hitRequest holds the request fields a local hit reads, each the first of
+// its name as Peek would return it, found in one pass over the header: a
+// Peek normalises its key into a buffer on every call, and five of them
+// were about 4 % of a hit's CPU on the event loop.
+type hitRequest struct {
+	ryw, cc, inm, ims, rng []byte
+}
+
+// Lower-case names for eqFold.
+var (
+	rywLower = strings.ToLower(HeaderReadYourWrites)
+	ccLower  = strings.ToLower(fasthttp.HeaderCacheControl)
+	inmLower = strings.ToLower(fasthttp.HeaderIfNoneMatch)
+	imsLower = strings.ToLower(fasthttp.HeaderIfModifiedSince)
+)
+
+func scanHitRequest(rh *fasthttp.RequestHeader) (r hitRequest) {
+	var seen uint8
+	take := func(bit uint8, dst *[]byte, v []byte) {
+		if seen&bit == 0 {
+			seen |= bit
+			*dst = v
+		}
+	}
+	for k, v := range rh.All() {
+		switch len(k) {
+		case len("range"):
+			if eqFold(k, "range") {
+				take(1, &r.rng, v)
+			}
+		case len(ccLower): // and If-None-Match, as long
+			if eqFold(k, ccLower) {
+				take(2, &r.cc, v)
+			} else if eqFold(k, inmLower) {
+				take(4, &r.inm, v)
+			}
+		case len(imsLower):
+			if eqFold(k, imsLower) {
+				take(8, &r.ims, v)
+			}
+		case len(rywLower):
+			if eqFold(k, rywLower) {
+				take(16, &r.ryw, v)
+			}
+		}
+	}
+	return r
 }

@@ -218,10 +218,14 @@ func writeFields(r *fasthttp.Response, e *entry, status int, plan []fieldMode) {
 // stored 200 (RFC 9111 section 4.3.2 with RFC 9110 sections 13.1.2, 13.1.3
 // and 13.2.2: If-None-Match takes precedence and uses weak comparison).
 func notModified(rh *fasthttp.RequestHeader, e *entry) bool {
-	if inm := rh.Peek(fasthttp.HeaderIfNoneMatch); len(inm) > 0 {
+	return notModifiedBy(rh.Peek(fasthttp.HeaderIfNoneMatch), rh.Peek(fasthttp.HeaderIfModifiedSince), e)
+}
+
+// notModifiedBy is notModified on the two fields' values (the first of each).
+func notModifiedBy(inm, ims []byte, e *entry) bool {
+	if len(inm) > 0 {
 		return e.etag != nil && etagListMatches(inm, e.etag, false)
 	}
-	ims := rh.Peek(fasthttp.HeaderIfModifiedSince)
 	if len(ims) == 0 {
 		return false
 	}

@@ -68,6 +68,8 @@ type conn struct {
 	sentContinue bool
 	// What the current request asked for (see noteRequest).
 	reqClose, http10, reqHead bool
+	// rawDone: the Inline handler wrote the answer itself (EndRaw).
+	rawDone bool
 }
 
 func (c *conn) pending() int {

@@ -216,13 +216,19 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	h := l.s.cfg.Handler
 	if in := l.s.cfg.Inline; in != nil {
 		done, rest := in(ctx)
+		raw := c.rawDone
+		c.rawDone = false
 		if c.state == stateForwarding {
 			// Inline started a Forward: the loop answers when it ends.
 			return skip + n
 		}
 		if done {
 			l.inline.Add(1)
-			l.respond(c, ctx)
+			if raw {
+				l.raw.Add(1)
+			} else {
+				l.respond(c, ctx)
+			}
 			l.putCtx(ctx)
 			return skip + n
 		}

@@ -86,6 +86,7 @@ type loop struct {
 	nconns   atomic.Int64
 	handoffs atomic.Uint64
 	inline   atomic.Uint64
+	raw      atomic.Uint64
 	detached atomic.Uint64
 	forwards atomic.Uint64
 	retries  atomic.Uint64

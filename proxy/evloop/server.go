@@ -252,6 +252,8 @@ type Stats struct {
 	Conns    int // open client connections
 	Handoffs uint64
 	Inline   uint64
+	// Raw counts the inline answers the handler wrote itself (EndRaw).
+	Raw      uint64
 	Detached uint64
 	// Forwards counts requests forwarded from the loops; ForwardRetries the
 	// tries sent again on a fresh connection after a stale keep-alive one.
@@ -269,6 +271,7 @@ func (s *Server) Stats() Stats {
 		st.Conns += int(l.nconns.Load())
 		st.Handoffs += l.handoffs.Load()
 		st.Inline += l.inline.Load()
+		st.Raw += l.raw.Load()
 		st.Detached += l.detached.Load()
 		st.Forwards += l.forwards.Load()
 		st.ForwardRetries += l.retries.Load()
