@@ -84,5 +84,6 @@ func Default() Config {
 		TLS:           tlsDefaults(),
 		Compression:   compressionDefaults(),
 		ProxyProtocol: proxyProtocolDefaults(),
+		Forwarded:     forwardedDefaults(),
 	}
 }
