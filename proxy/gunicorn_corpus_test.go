@@ -53,9 +53,15 @@ var gunicornProxyProtocol = map[string]bool{
 	"invalid/pp_01": true,
 }
 
+// gunicornForwarded names the fixtures whose expectation sets
+// forwarded_allow_ips (invalid/019.py: "*"). TestGunicornCorpus sends them to
+// an edge whose forwarded.trusted covers loopback, as gunicorn runs them
+// trusting every peer.
+var gunicornForwarded = map[string]bool{"invalid/019": true}
+
 // gunicornMinAgree is the agreement the edge has reached (issue 14 asks for
 // 120 of 131; see docs/http-parsing.md for why the differences left stay).
-const gunicornMinAgree = 104
+const gunicornMinAgree = 105
 
 // gunicornReq is what the origin must see for one request gunicorn parses.
 // path "=" means the request-line target as sent (used for the long ones).
@@ -173,7 +179,6 @@ var gunicornDifferences = map[string]string{
 	"valid/024":                           whyHeaderBytes + " (gunicorn: limit_request_line 8200, limit_request_field_size 8210)",
 	"invalid/010":                         "a limit of gunicorn's (limit_request_field_size 10) the edge does not have",
 	"invalid/011":                         "a limit of gunicorn's (limit_request_fields 2) the edge does not have",
-	"invalid/019":                         "gunicorn refuses X-Forwarded-Proto: https with X-Forwarded-Ssl: off from a trusted peer (forwarded_allow_ips *); the edge trusts neither from clients and forwards",
 
 	// Limits: gunicorn bounds each line (request-line 4094 bytes, each field
 	// line 8190, as Apache does); the edge bounds the whole header section.
@@ -628,26 +633,33 @@ func TestGunicornCorpus(t *testing.T) {
 	ppCfg := testConfig(o)
 	ppCfg.ProxyProtocol = config.ProxyProtocol{Enabled: true, Trusted: []string{"127.0.0.0/8", "::1"}, Timeout: 2 * time.Second}
 	ppEdge := startEdge(t, ppCfg, Options{})
-	var plain, pp []gunicornCase
+	fwdCfg := testConfig(o)
+	fwdCfg.Forwarded = config.Forwarded{Trusted: []string{"127.0.0.1", "::1"}, Header: config.ForwardedXFF}
+	fwdEdge := startEdge(t, fwdCfg, Options{})
+	var plain, pp, fwd []gunicornCase
 	for _, c := range cases {
 		if gunicornProxyProtocol[c.name] {
 			pp = append(pp, c)
+		} else if gunicornForwarded[c.name] {
+			fwd = append(fwd, c)
 		} else {
 			plain = append(plain, c)
 		}
 	}
-	if len(pp) != len(gunicornProxyProtocol) {
-		t.Fatalf("%d of the %d proxy_protocol fixtures found", len(pp), len(gunicornProxyProtocol))
+	if len(pp) != len(gunicornProxyProtocol) || len(fwd) != len(gunicornForwarded) {
+		t.Fatalf("%d of the %d proxy_protocol and %d of the %d forwarded_allow_ips fixtures found", len(pp), len(gunicornProxyProtocol), len(fwd), len(gunicornForwarded))
 	}
 	res := runGunicornCorpus(t, e.addr, "edge", seen, plain)
 	// Judged by gunicorn's default settings (proxy_protocol off), the pp_*
-	// fixtures go to the edge with its own default (off) too.
+	// fixtures go to the edge with its own default (off) too, and so do the
+	// forwarded_allow_ips ones (the edge trusts no forwarding header).
 	byDefault := res
 	byDefault.outcome = maps.Clone(res.outcome)
-	for name, o := range runGunicornCorpus(t, e.addr, "edge", seen, pp).outcome {
+	for name, o := range runGunicornCorpus(t, e.addr, "edge", seen, append(pp, fwd...)).outcome {
 		byDefault.outcome[name] = o
 	}
 	res.merge(runGunicornCorpus(t, ppEdge.addr, "edge+pp", seen, pp))
+	res.merge(runGunicornCorpus(t, fwdEdge.addr, "edge+fwd", seen, fwd))
 	for _, l := range res.table {
 		t.Log(l)
 	}
