@@ -7,22 +7,23 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/novashop/edge/proxy/config"
 	"github.com/valyala/fasthttp"
 )
 
-// parseReqHeader reads a request's header block from raw lines.
-func parseReqHeader(t testing.TB, lines ...string) *fasthttp.RequestHeader {
+// fwdReqHeader reads a request's header block from raw lines.
+func fwdReqHeader(t testing.TB, lines ...string) *fasthttp.RequestHeader {
 	t.Helper()
-	h, err := readReqHeader(lines...)
+	h, err := readFwdReqHeader(lines...)
 	if err != nil {
 		t.Fatalf("%q: %v", lines, err)
 	}
 	return h
 }
 
-func readReqHeader(lines ...string) (*fasthttp.RequestHeader, error) {
+func readFwdReqHeader(lines ...string) (*fasthttp.RequestHeader, error) {
 	var h fasthttp.RequestHeader
 	raw := "GET / HTTP/1.1\r\nHost: shop\r\n" + strings.Join(lines, "\r\n")
 	if len(lines) > 0 {
@@ -106,7 +107,7 @@ func TestResolveForwarded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := parseReqHeader(t, tt.headers...)
+			h := fwdReqHeader(t, tt.headers...)
 			v, chain := tt.f.resolveForwarded(h, nil)
 			client := ""
 			if v.client.IsValid() {
@@ -130,7 +131,7 @@ func TestForwardedLongChain(t *testing.T) {
 		fmt.Fprintf(&b, "for=192.0.2.%d, ", i%250)
 	}
 	b.WriteString("for=203.0.113.9, for=10.0.0.2")
-	v, chain := f.resolveForwarded(parseReqHeader(t, b.String()), nil)
+	v, chain := f.resolveForwarded(fwdReqHeader(t, b.String()), nil)
 	if v.client.String() != "203.0.113.9" || v.invalid || strings.Count(string(chain), ",") != 101 {
 		t.Fatalf("client %v invalid %v, chain of %d", v.client, v.invalid, strings.Count(string(chain), ",")+1)
 	}
@@ -156,8 +157,8 @@ func fwdOrigin(t *testing.T, name string) (*origin, func() [][2]string) {
 	}
 }
 
-// fwdEdge starts an edge that trusts the forwarding headers of trusted.
-func fwdEdge(t *testing.T, fw config.Forwarded, edit func(*config.Config), origins ...*origin) *edge {
+// startFwdEdge starts an edge that trusts the forwarding headers of trusted.
+func startFwdEdge(t *testing.T, fw config.Forwarded, edit func(*config.Config), origins ...*origin) *edge {
 	t.Helper()
 	cfg := testConfig(origins...)
 	cfg.Forwarded = fw
@@ -174,9 +175,9 @@ func fwdEdge(t *testing.T, fw config.Forwarded, edit func(*config.Config), origi
 // never reaches the origin.
 func TestForwardedHeaders(t *testing.T) {
 	o, seen := fwdOrigin(t, "o1")
-	xff := fwdEdge(t, config.Forwarded{Trusted: []string{"127.0.0.1"}, Header: config.ForwardedXFF, Recursive: true}, nil, o)
-	rfc := fwdEdge(t, config.Forwarded{Trusted: []string{"127.0.0.0/8", "::1"}, Header: config.ForwardedRFC7239}, nil, o)
-	untrusted := fwdEdge(t, config.Forwarded{Trusted: []string{"10.0.0.0/8"}, Header: config.ForwardedXFF}, nil, o)
+	xff := startFwdEdge(t, config.Forwarded{Trusted: []string{"127.0.0.1"}, Header: config.ForwardedXFF, Recursive: true}, nil, o)
+	rfc := startFwdEdge(t, config.Forwarded{Trusted: []string{"127.0.0.0/8", "::1"}, Header: config.ForwardedRFC7239}, nil, o)
+	untrusted := startFwdEdge(t, config.Forwarded{Trusted: []string{"10.0.0.0/8"}, Header: config.ForwardedXFF}, nil, o)
 	off := startEdge(t, testConfig(o), Options{})
 	tests := []struct {
 		name      string
@@ -202,7 +203,7 @@ func TestForwardedHeaders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			seen()
-			before := metricValue(t, tt.e, `edge_forwarded_header_problems_total{problem="bad_scheme"}`)
+			before := fwdMetric(t, tt.e, `edge_forwarded_header_problems_total{problem="bad_scheme"}`)
 			var hs []string
 			for i := 0; i+1 < len(tt.headers); i += 2 {
 				hs = append(hs, tt.headers[i]+": "+tt.headers[i+1])
@@ -219,7 +220,7 @@ func TestForwardedHeaders(t *testing.T) {
 					t.Fatalf("status %d, the origin saw %q; want X-Forwarded-For %q, X-Forwarded-Proto %q", r.StatusCode(), got, tt.xff, tt.proto)
 				}
 			}
-			after := metricValue(t, tt.e, `edge_forwarded_header_problems_total{problem="bad_scheme"}`)
+			after := fwdMetric(t, tt.e, `edge_forwarded_header_problems_total{problem="bad_scheme"}`)
 			if (after > before) != tt.badScheme {
 				t.Fatalf("bad_scheme counter %v -> %v", before, after)
 			}
@@ -227,8 +228,8 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 }
 
-// metricValue scrapes one series from e's metrics ("" reads as -1 when absent).
-func metricValue(t *testing.T, e *edge, series string) float64 {
+// fwdMetric scrapes one series from e's metrics ("" reads as -1 when absent).
+func fwdMetric(t *testing.T, e *edge, series string) float64 {
 	t.Helper()
 	var b strings.Builder
 	e.s.metrics.WritePrometheus(&b)
@@ -249,7 +250,7 @@ func TestForwardedClientAddress(t *testing.T) {
 
 	t.Run("rate limits", func(t *testing.T) {
 		o, _ := fwdOrigin(t, "o1")
-		e := fwdEdge(t, trust, func(c *config.Config) {
+		e := startFwdEdge(t, trust, func(c *config.Config) {
 			c.RateLimits = []config.RateLimit{rateRule("limited", "/limited/", nil, 0.001, 1, 0, 0)}
 		}, o)
 		one := func(ip string) int {
@@ -262,7 +263,7 @@ func TestForwardedClientAddress(t *testing.T) {
 
 	t.Run("untrusted peer: one bucket", func(t *testing.T) {
 		o, _ := fwdOrigin(t, "o1")
-		e := fwdEdge(t, config.Forwarded{Trusted: []string{"10.0.0.0/8"}, Header: config.ForwardedXFF}, func(c *config.Config) {
+		e := startFwdEdge(t, config.Forwarded{Trusted: []string{"10.0.0.0/8"}, Header: config.ForwardedXFF}, func(c *config.Config) {
 			c.RateLimits = []config.RateLimit{rateRule("limited", "/limited/", nil, 0.001, 1, 0, 0)}
 		}, o)
 		one := func(ip string) int { return e.do(t, "GET", "/limited/x", "", "X-Forwarded-For: "+ip).StatusCode() }
@@ -274,7 +275,7 @@ func TestForwardedClientAddress(t *testing.T) {
 	t.Run("hash by client IP", func(t *testing.T) {
 		o1, _ := fwdOrigin(t, "o1")
 		o2, _ := fwdOrigin(t, "o2")
-		e := fwdEdge(t, trust, func(c *config.Config) {
+		e := startFwdEdge(t, trust, func(c *config.Config) {
 			c.Balancer.Policy, c.Balancer.HashKey = "hash", "ip"
 		}, o1, o2)
 		hosts := map[string]int{}
@@ -308,14 +309,59 @@ func TestForwardedClientAddress(t *testing.T) {
 		}
 	})
 
+	t.Run("after the PROXY protocol", func(t *testing.T) {
+		// The peer the trust list is checked against is the PROXY header's
+		// source (the L7 balancer behind an L4 one), not the socket's.
+		o, seen := fwdOrigin(t, "o1")
+		e := ppEdge(t, []string{"127.0.0.1"}, time.Second, func(c *config.Config) {
+			c.Forwarded = config.Forwarded{Trusted: []string{"10.9.0.0/16"}, Header: config.ForwardedXFF}
+			c.RateLimits = []config.RateLimit{rateRule("limited", "/limited/", nil, 0.001, 1, 0, 0)}
+		}, o)
+		get := func(src, xff string) int {
+			raw := "PROXY TCP4 " + src + " 10.0.0.1 51000 8080\r\nGET /limited/x HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-For: " + xff + "\r\n\r\n"
+			codes, _, _ := ppExchange(t, e.addr, [][]byte{[]byte(raw)}, true)
+			if len(codes) != 1 {
+				t.Fatalf("answers %v", codes)
+			}
+			return codes[0]
+		}
+		if a, b := get("10.9.1.1", "203.0.113.1"), get("10.9.1.1", "203.0.113.2"); a != 200 || b != 200 {
+			t.Fatalf("two clients behind a trusted balancer: %d, %d; want 200, 200", a, b)
+		}
+		if got := seen(); len(got) != 2 || got[0][0] != "203.0.113.1, 10.9.1.1" {
+			t.Fatalf("the origin saw %q", got)
+		}
+		if a, b := get("192.0.2.5", "203.0.113.3"), get("192.0.2.5", "203.0.113.4"); a != 200 || b != 429 {
+			t.Fatalf("an untrusted PROXY source's header: %d, %d; want 200, 429 (one bucket, the source's)", a, b)
+		}
+	})
+
+	t.Run("reload", func(t *testing.T) {
+		o, _ := fwdOrigin(t, "o1")
+		cfg := testConfig(o)
+		cfg.RateLimits = []config.RateLimit{rateRule("limited", "/limited/", nil, 0.001, 1, 0, 0)}
+		e := startEdge(t, cfg, Options{})
+		one := func(ip string) int { return e.do(t, "GET", "/limited/x", "", "X-Forwarded-For: "+ip).StatusCode() }
+		if a, b := one("203.0.113.1"), one("203.0.113.2"); a != 200 || b != 429 {
+			t.Fatalf("trusting nothing: %d, %d; want 200, 429", a, b)
+		}
+		cfg.Forwarded.Trusted = []string{"127.0.0.1"}
+		if err := e.s.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if a := one("203.0.113.3"); a != 200 {
+			t.Fatalf("after a reload trusting loopback: %d; want 200 (the header's own bucket)", a)
+		}
+	})
+
 	t.Run("garbage counted", func(t *testing.T) {
 		o, _ := fwdOrigin(t, "o1")
-		e := fwdEdge(t, trust, nil, o)
-		before := metricValue(t, e, `edge_forwarded_header_problems_total{problem="invalid_address"}`)
+		e := startFwdEdge(t, trust, nil, o)
+		before := fwdMetric(t, e, `edge_forwarded_header_problems_total{problem="invalid_address"}`)
 		if r := e.do(t, "GET", "/products/", "", "X-Forwarded-For: 999.1.1.1"); r.StatusCode() != 200 {
 			t.Fatalf("status %d", r.StatusCode())
 		}
-		if after := metricValue(t, e, `edge_forwarded_header_problems_total{problem="invalid_address"}`); after != before+1 {
+		if after := fwdMetric(t, e, `edge_forwarded_header_problems_total{problem="invalid_address"}`); after != before+1 {
 			t.Fatalf("invalid_address %v -> %v", before, after)
 		}
 	})
@@ -334,7 +380,7 @@ func FuzzForwarded(f *testing.F) {
 	}
 	trusted := config.Forwarded{Trusted: []string{"10.0.0.0/8", "::1"}}.Prefixes()
 	f.Fuzz(func(t *testing.T, value, proto string, recursive bool) {
-		h, err := readReqHeader("X-Forwarded-For: "+value, "Forwarded: "+value, "X-Forwarded-Proto: "+proto, "X-Forwarded-Ssl: "+proto)
+		h, err := readFwdReqHeader("X-Forwarded-For: "+value, "Forwarded: "+value, "X-Forwarded-Proto: "+proto, "X-Forwarded-Ssl: "+proto)
 		if err != nil || strings.ContainsAny(value+proto, "\r\n") {
 			return // not a header fasthttp lets through
 		}

@@ -635,7 +635,7 @@ func TestGunicornCorpus(t *testing.T) {
 	ppEdge := startEdge(t, ppCfg, Options{})
 	fwdCfg := testConfig(o)
 	fwdCfg.Forwarded = config.Forwarded{Trusted: []string{"127.0.0.1", "::1"}, Header: config.ForwardedXFF}
-	fwdEdge := startEdge(t, fwdCfg, Options{})
+	fwdE := startEdge(t, fwdCfg, Options{})
 	var plain, pp, fwd []gunicornCase
 	for _, c := range cases {
 		if gunicornProxyProtocol[c.name] {
@@ -659,7 +659,7 @@ func TestGunicornCorpus(t *testing.T) {
 		byDefault.outcome[name] = o
 	}
 	res.merge(runGunicornCorpus(t, ppEdge.addr, "edge+pp", seen, pp))
-	res.merge(runGunicornCorpus(t, fwdEdge.addr, "edge+fwd", seen, fwd))
+	res.merge(runGunicornCorpus(t, fwdE.addr, "edge+fwd", seen, fwd))
 	for _, l := range res.table {
 		t.Log(l)
 	}
