@@ -37,7 +37,7 @@ func (s *Server) logAccess(ex *exchange, code int) {
 			zap.String("upstream", ex.note.upstream),
 			zap.Int("tries", ex.note.tries),
 			zap.Duration("duration", time.Since(ex.start)),
-			zap.Stringer("client", ctx.RemoteIP()),
+			zap.Stringer("client", ex.clientIP()),
 			zap.ByteString("request_id", ctx.Request.Header.Peek(headerRequestID)),
 		)
 		return
@@ -51,7 +51,7 @@ func (s *Server) logAccess(ex *exchange, code int) {
 		Upstream:  ex.note.upstream,
 		Tries:     ex.note.tries,
 		Duration:  now.Sub(ex.start),
-		Client:    ctx.RemoteIP(),
+		Client:    ex.clientIP(),
 		RequestID: ctx.Request.Header.Peek(headerRequestID),
 	}
 	hint := ctx.ConnID()

@@ -54,9 +54,15 @@ var gunicornProxyProtocol = map[string]bool{
 	"invalid/pp_01": true,
 }
 
+// gunicornForwarded names the fixtures whose expectation sets
+// forwarded_allow_ips (invalid/019.py: "*"). TestGunicornCorpus sends them to
+// an edge whose forwarded.trusted covers loopback, as gunicorn runs them
+// trusting every peer.
+var gunicornForwarded = map[string]bool{"invalid/019": true}
+
 // gunicornMinAgree is the agreement the edge has reached (issue 14 asks for
 // 120 of 131; see docs/http-parsing.md for why the differences left stay).
-const gunicornMinAgree = 113
+const gunicornMinAgree = 114
 
 // gunicornReq is what the origin must see for one request gunicorn parses.
 // path "=" means the request-line target as sent (used for the long ones).
@@ -170,7 +176,6 @@ var gunicornDifferences = map[string]string{
 	"valid/028":                           "§5.1: whitespace before the colon is refused, 400 (gunicorn: strip_header_spaces)",
 	"valid/031compat":                     "RFC 9110 §9.1: methods are case-sensitive; the edge forwards -blargh as sent (gunicorn: casefold_http_method)",
 	"valid/pp_03":                         whyProxy,
-	"invalid/019":                         "gunicorn refuses X-Forwarded-Proto: https with X-Forwarded-Ssl: off from a trusted peer (forwarded_allow_ips *); the edge trusts neither from clients and forwards",
 
 	// RFC choices.
 	"valid/027":                             whyNonASCII,
@@ -624,8 +629,9 @@ type gunicornLimits struct {
 	line, fieldSize, fields int
 	fold                    bool
 	// pp is proxy_protocol (gunicornProxyProtocol): the edge gets
-	// proxy_protocol.enabled, trusting loopback.
-	pp bool
+	// proxy_protocol.enabled, trusting loopback. fwd is forwarded_allow_ips
+	// (gunicornForwarded): the edge's forwarded.trusted covers loopback.
+	pp, fwd bool
 }
 
 var gunicornDefaultLimits = gunicornLimits{line: -1, fieldSize: -1, fields: -1}
@@ -704,7 +710,7 @@ func runGunicornCorpusLimits(t *testing.T, o *origin, seen *gunicornSeen, cases 
 		if !ok {
 			g = gunicornDefaultLimits
 		}
-		g.pp = gunicornProxyProtocol[c.name]
+		g.pp, g.fwd = gunicornProxyProtocol[c.name], gunicornForwarded[c.name]
 		if groups[g] == nil {
 			order = append(order, g)
 		}
@@ -717,6 +723,9 @@ func runGunicornCorpusLimits(t *testing.T, o *origin, seen *gunicornSeen, cases 
 		g.apply(&cfg.Limits)
 		if g.pp {
 			cfg.ProxyProtocol = config.ProxyProtocol{Enabled: true, Trusted: []string{"127.0.0.0/8", "::1"}, Timeout: 2 * time.Second}
+		}
+		if g.fwd {
+			cfg.Forwarded = config.Forwarded{Trusted: []string{"127.0.0.1", "::1"}, Header: config.ForwardedXFF}
 		}
 		e := startEdge(t, cfg, Options{})
 		if g == gunicornDefaultLimits {
@@ -739,14 +748,17 @@ func runGunicornCorpusLimits(t *testing.T, o *origin, seen *gunicornSeen, cases 
 func TestGunicornCorpus(t *testing.T) {
 	cases := loadGunicornCorpus(t)
 	o, seen := startGunicornOrigin(t)
-	pp := 0
+	pp, fwd := 0, 0
 	for _, c := range cases {
 		if gunicornProxyProtocol[c.name] {
 			pp++
 		}
+		if gunicornForwarded[c.name] {
+			fwd++
+		}
 	}
-	if pp != len(gunicornProxyProtocol) {
-		t.Fatalf("%d of the %d proxy_protocol fixtures found", pp, len(gunicornProxyProtocol))
+	if pp != len(gunicornProxyProtocol) || fwd != len(gunicornForwarded) {
+		t.Fatalf("%d of the %d proxy_protocol and %d of the %d forwarded_allow_ips fixtures found", pp, len(gunicornProxyProtocol), fwd, len(gunicornForwarded))
 	}
 	res := runGunicornCorpusLimits(t, o, seen, cases)
 	for _, l := range res.table {

@@ -33,6 +33,12 @@ type exchange struct {
 	limit *bodyLimiter
 	// tries is the forwarding state of a request forwarded from an event loop.
 	tries tries
+	// clientBuf[:clientLen] is the client a trusted forwarding header named
+	// (see clientIP); clientLen 0: the peer is the client.
+	clientBuf [net.IPv6len]byte
+	clientLen int
+	// fwd holds the X-Forwarded-For list made from a trusted Forwarded header.
+	fwd []byte
 }
 
 // tryNote records, for the access log, the last host a request went to and how many
@@ -54,7 +60,7 @@ func (s *Server) acquireExchangeAt(ctx *fasthttp.RequestCtx, rt *runtime, start 
 }
 
 func (s *Server) releaseExchange(ex *exchange) {
-	ex.ctx, ex.rt, ex.note, ex.limit = nil, nil, tryNote{}, nil
+	ex.ctx, ex.rt, ex.note, ex.limit, ex.clientLen = nil, nil, tryNote{}, nil, 0
 	if ex.tries.s != nil {
 		ex.tries = tries{}
 	}
@@ -63,6 +69,10 @@ func (s *Server) releaseExchange(ex *exchange) {
 	}
 	if cap(ex.body) > maxPooledBody {
 		ex.body = nil
+	}
+	ex.fwd = ex.fwd[:0]
+	if cap(ex.fwd) > 4096 {
+		ex.fwd = nil
 	}
 	s.exchanges.Put(ex)
 }
@@ -108,9 +118,9 @@ func cacheStreamAbove(cfg *config.Config) int {
 // request was the only allocation on the hit path). Should the policy switch to
 // hash-by-IP while a background revalidation holds the shared function, that one
 // fetch goes to a random host, as any request without the hash key does.
-func (s *Server) fetchFor(ctx *fasthttp.RequestCtx) func(req *fasthttp.Request, resp *fasthttp.Response) error {
+func (s *Server) fetchFor(ex *exchange) func(req *fasthttp.Request, resp *fasthttp.Response) error {
 	if h, ok := s.policy.Load().p.(*balancer.Hash); ok && h.Key().Kind == balancer.HashClientIP {
-		return s.cacheFetch(ctx.RemoteIP())
+		return s.cacheFetch(ex.clientIP())
 	}
 	return s.sharedFetch
 }
@@ -135,6 +145,16 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 	req := &ctx.Request
 	h := &req.Header
 	lim := &rt.cfg.Limits
+	// A trusted balancer's forwarding headers name the client first, so
+	// every answer below, refusals included, is logged and limited as the
+	// client's.
+	scheme := schemeNone
+	if rt.fwd != nil {
+		if scheme = s.resolveClient(ctx, ex); scheme == schemeBad {
+			writeError(ctx, fasthttp.StatusBadRequest, "contradicting or invalid forwarded scheme headers")
+			return false
+		}
+	}
 	if len(h.RequestURI()) > lim.MaxURIBytes {
 		writeError(ctx, fasthttp.StatusRequestURITooLong, "request URI too long")
 		return false
@@ -189,7 +209,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 	nowT := ex.start
 	r := rt.matchRule(method, path)
 	if r != nil && r.perIP != nil {
-		if ok, wait := r.perIP.Allow(ctx.RemoteIP(), nowT); !ok {
+		if ok, wait := r.perIP.Allow(ex.clientIP(), nowT); !ok {
 			s.metrics.RateLimited(r.name, false)
 			tooMany(ctx, wait)
 			return false
@@ -238,14 +258,17 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 		}
 	}
 
-	// Outbound headers: X-Forwarded-*.
+	// Outbound headers: X-Forwarded-*. The chain sent on is the received
+	// one (from a trusted Forwarded header, its for= chain) plus the peer.
 	var prior []byte
-	if in.forwardedFor {
+	if len(ex.fwd) > 0 {
+		prior = ex.fwd
+	} else if in.forwardedFor {
 		prior = h.Peek(headerForwardedFor)
 	}
 	ex.scratch = appendForwardedFor(ex.scratch[:0], prior, ctx.RemoteIP())
 	h.SetCanonical(keyForwardedFor, ex.scratch)
-	if ctx.IsTLS() {
+	if https := ctx.IsTLS(); scheme == schemeHTTPS || (scheme == schemeNone && https) {
 		h.SetCanonical(keyForwardedProto, valueHTTPS)
 	} else {
 		h.SetCanonical(keyForwardedProto, valueHTTP)
@@ -267,7 +290,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 func (s *Server) serveAdmitted(ctx *fasthttp.RequestCtx, ex *exchange) {
 	req, lim, limit := &ctx.Request, &ex.rt.cfg.Limits, ex.limit
 	if s.cache != nil {
-		s.cache.Serve(ctx, s.fetchFor(ctx))
+		s.cache.Serve(ctx, s.fetchFor(ex))
 		if limit != nil && limit.exceeded {
 			ctx.SetConnectionClose()
 			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
@@ -275,7 +298,7 @@ func (s *Server) serveAdmitted(ctx *fasthttp.RequestCtx, ex *exchange) {
 		s.finishAnswer(ctx)
 		return
 	}
-	err := s.forward(ex.rt, req, &ctx.Response, ctx.RemoteIP(), ex.start, &ex.note, lim.StreamResponseBytes)
+	err := s.forward(ex.rt, req, &ctx.Response, ex.clientIP(), ex.start, &ex.note, lim.StreamResponseBytes)
 	if err != nil && limit != nil && limit.exceeded {
 		ctx.SetConnectionClose()
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")

@@ -163,7 +163,7 @@ func (s *Server) forwardInline(ctx *fasthttp.RequestCtx, ex *exchange) (done boo
 			return
 		}
 		ctx.SetUserValue(exchangeKey, ex)
-		ex.tries.begin(s, ex.rt, &ctx.Request, ctx.RemoteIP(), ex.start, &ex.note)
+		ex.tries.begin(s, ex.rt, &ctx.Request, ex.clientIP(), ex.start, &ex.note)
 		pending = s.tryOnLoop(ctx, ex)
 	}()
 	if pending {

@@ -31,7 +31,9 @@ type Metrics struct {
 	jwtMissing      *metrics.Counter
 	jwtInvalid      *metrics.Counter
 	jwtForbidden    *metrics.Counter
-	rateLimitedIP   sync.Map // rule name -> *metrics.Counter
+	fwdInvalidAddr  *metrics.Counter // trusted forwarding headers with an entry that is not an address
+	fwdBadScheme    *metrics.Counter // trusted scheme headers refused 400
+	rateLimitedIP   sync.Map         // rule name -> *metrics.Counter
 	rateLimitedUser sync.Map
 }
 
@@ -48,16 +50,18 @@ type upstreamMetrics struct {
 func NewMetrics() *Metrics {
 	s := metrics.NewSet()
 	return &Metrics{
-		set:           s,
-		upstreams:     map[string]*upstreamMetrics{},
-		Retries:       s.NewCounter("edge_retries_total"),
-		RetriesDenied: s.NewCounter("edge_retries_denied_total"),
-		NoUpstream:    s.NewCounter("edge_no_upstream_total"),
-		Panics:        s.NewCounter("edge_panics_total"),
-		logDropped:    s.NewCounter("edge_access_log_dropped_lines_total"),
-		jwtMissing:    s.NewCounter(`edge_jwt_rejections_total{reason="missing"}`),
-		jwtInvalid:    s.NewCounter(`edge_jwt_rejections_total{reason="invalid"}`),
-		jwtForbidden:  s.NewCounter(`edge_jwt_rejections_total{reason="forbidden"}`),
+		set:            s,
+		upstreams:      map[string]*upstreamMetrics{},
+		Retries:        s.NewCounter("edge_retries_total"),
+		RetriesDenied:  s.NewCounter("edge_retries_denied_total"),
+		NoUpstream:     s.NewCounter("edge_no_upstream_total"),
+		Panics:         s.NewCounter("edge_panics_total"),
+		logDropped:     s.NewCounter("edge_access_log_dropped_lines_total"),
+		jwtMissing:     s.NewCounter(`edge_jwt_rejections_total{reason="missing"}`),
+		jwtInvalid:     s.NewCounter(`edge_jwt_rejections_total{reason="invalid"}`),
+		jwtForbidden:   s.NewCounter(`edge_jwt_rejections_total{reason="forbidden"}`),
+		fwdInvalidAddr: s.NewCounter(`edge_forwarded_header_problems_total{problem="invalid_address"}`),
+		fwdBadScheme:   s.NewCounter(`edge_forwarded_header_problems_total{problem="bad_scheme"}`),
 	}
 }
 
@@ -86,6 +90,7 @@ var edgeHelp = metricshelp.Help{
 	"edge_h2_errors_total":                       "HTTP/2 protocol errors by x/net's error type (each refused frame, stream or connection).",
 	"edge_compressed_total":                      "Answers the edge compressed, by encoding.",
 	"edge_compression_memo_hits_total":           "Compressed answers taken from the memo instead of compressing again.",
+	"edge_forwarded_header_problems_total":       "Requests from a forwarded.trusted peer whose forwarding headers had a problem, by problem (invalid_address: an entry that is not an address ended the walk, the client is the last address before it or the peer; bad_scheme: contradicting or unknown scheme headers, answered 400).",
 	"edge_proxy_protocol_rejected_total":         "Connections to the public listeners closed unanswered by the PROXY protocol check, by reason (untrusted source, invalid or missing header, timeout).",
 }
 

@@ -26,6 +26,8 @@ type runtime struct {
 	logEvery   uint64 // log one request in logEvery; 0 = access log off
 	// loopFwd: the event loops can reach every host themselves (loopForwardable).
 	loopFwd bool
+	// fwd: the peers whose forwarding headers are read; nil trusts none.
+	fwd *forwardTrust
 }
 
 // rule is one rate_limits entry, compiled.
@@ -136,6 +138,7 @@ func (s *Server) apply(cfg config.Config) error {
 		upMetrics:  map[*upstream.Upstream]*upstreamMetrics{},
 		healthDone: make(chan struct{}),
 		loopFwd:    loopForwardable(hosts),
+		fwd:        newForwardTrust(cfg.Forwarded),
 	}
 	for _, u := range hosts {
 		rt.upMetrics[u] = s.metrics.upstream(u.Name)

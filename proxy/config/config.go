@@ -59,6 +59,8 @@ type Config struct {
 	Compression Compression `yaml:"compression"`
 	// ProxyProtocol makes listen and tls.listen take the PROXY protocol (see proxyprotocol.go).
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
+	// Forwarded says which peers' forwarding headers the edge believes (see forwarded.go).
+	Forwarded Forwarded `yaml:"forwarded"`
 }
 
 // Admin guards the admin API: whoever reaches its port may purge the cache,

@@ -92,5 +92,6 @@ func Default() Config {
 		TLS:           tlsDefaults(),
 		Compression:   compressionDefaults(),
 		ProxyProtocol: proxyProtocolDefaults(),
+		Forwarded:     forwardedDefaults(),
 	}
 }

@@ -269,6 +269,7 @@ func (c Config) Validate() error {
 	p = append(p, c.tlsProblems()...)
 	p = append(p, c.compressionProblems()...)
 	p = append(p, c.proxyProtocolProblems()...)
+	p = append(p, c.forwardedProblems()...)
 	if len(p) == 0 {
 		return nil
 	}
