@@ -198,6 +198,8 @@ func TestLoopRawHitAllocatesNothing(t *testing.T) {
 	cfg.IO = config.IOEventLoop
 	cfg.Health.Active = false
 	e := startEdge(t, cfg, Options{Cache: c})
+	// A loaded machine may take a while to connect the cache to Redis.
+	waitUntil(t, "the cache's Redis", 20*time.Second, c.Available)
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
