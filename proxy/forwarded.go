@@ -293,6 +293,8 @@ type forwardedElem struct {
 	node  []byte // the for= value, unquoted; nil when absent
 	proto []byte // the proto= value, unquoted
 	bad   bool   // proto given twice with different values
+	addr  netip.Addr
+	ok    bool // node parsed as addr (parsed once, for the chain and the walk)
 }
 
 // forwardedParse holds the last maxForwardedHops elements of a Forwarded
@@ -368,13 +370,14 @@ func (p *forwardedParse) add(line, xff []byte) ([]byte, bool) {
 			i++
 		}
 		if hasFor || e.proto != nil {
+			e.addr, e.ok = parseNode(e.node)
 			p.ring[p.n%maxForwardedHops] = e
 			p.n++
 			if len(xff) > 0 {
 				xff = append(xff, ", "...)
 			}
-			if a, ok := parseNode(e.node); ok {
-				xff = a.AppendTo(xff)
+			if e.ok {
+				xff = e.addr.AppendTo(xff)
 			} else {
 				xff = append(xff, "unknown"...)
 			}
@@ -397,7 +400,7 @@ func (p *forwardedParse) resolve(f *forwardTrust) (client netip.Addr, scheme int
 	chosen := &p.ring[last%maxForwardedHops]
 	for k := last; k >= 0 && k > last-maxForwardedHops; k-- {
 		e := &p.ring[k%maxForwardedHops]
-		a, ok := parseNode(e.node)
+		a, ok := e.addr, e.ok
 		if !ok {
 			invalid = e.node != nil && !asciiEqualFold(e.node, "unknown") && e.node[0] != '_'
 			break
