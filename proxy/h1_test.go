@@ -20,13 +20,21 @@ type recorder struct {
 	*origin
 	mu   sync.Mutex
 	seen []string
+	// leaks: requests in which the origin found droppedMarker.
+	leaks []string
 }
+
+// droppedMarker is the value tests give trailer fields the edge discards.
+const droppedMarker = "dropped-trailer-field"
 
 func newRecorder(t testing.TB) *recorder {
 	r := &recorder{}
 	r.origin = newOrigin(t, "rec", func(ctx *fasthttp.RequestCtx) {
 		r.mu.Lock()
 		r.seen = append(r.seen, seenRequest(string(ctx.Method()), string(ctx.RequestURI()), string(ctx.Request.Body())))
+		if all := ctx.Request.Header.String() + string(ctx.Request.Header.TrailerHeader()) + string(ctx.Request.Body()); strings.Contains(all, droppedMarker) {
+			r.leaks = append(r.leaks, all)
+		}
 		r.mu.Unlock()
 		ctx.SetBodyString("ok")
 	})
@@ -35,6 +43,15 @@ func newRecorder(t testing.TB) *recorder {
 
 func seenRequest(method, target, body string) string {
 	return fmt.Sprintf("%s %s %q", method, target, body)
+}
+
+// takeLeaks returns and forgets the requests that carried droppedMarker.
+func (r *recorder) takeLeaks() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.leaks
+	r.leaks = nil
+	return l
 }
 
 func (r *recorder) take() []string {
