@@ -95,7 +95,7 @@ type RequestFramer struct {
 	// trailer: the field states are reading the trailer section.
 	trailer bool
 	// drop: the current trailer field line is one the framer discards
-	// (Discard); dropTail and discarded are DropTail and Discarded.
+	// (Discarded); dropTail and discarded are DropTail and Discarded.
 	drop      bool
 	dropTail  int
 	discarded int
@@ -750,8 +750,8 @@ func (f *RequestFramer) Pending() int {
 // lines: it consumes b until the message ends, b is used up or an error, and
 // moves the bytes it keeps together at b's front (the discarded lines out)
 // when compact is set; w is their count (n without compact). Made for a
-// caller that holds a whole message (the event-loop core): Pending bytes at
-// the end of b stay in b[:w].
+// caller that holds a whole message (the event-loop core): Skipped empty
+// lines and Pending bytes at the end of b stay in b[:w].
 func (f *RequestFramer) ScanMessage(b []byte, compact bool) (n, w int, done bool, err error) {
 	for {
 		k, d, e := f.Scan(b[n:])
