@@ -51,6 +51,10 @@ func FuzzFraming(f *testing.F) {
 		"\r\nGET / HTTP/1.0\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"GET /x HTTP/1.1\nHost: x\n\n",
+		// Trailer fields the framer discards (taken out of the loop's buffer
+		// before fasthttp reads the request), then Host there (refused).
+		"POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nVary: *\r\nContent-Type: a\r\nCookie: b\r\nX-Sum: 1\r\n\r\nGET /n HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Forwarded-For: a\r\nHost: y\r\n\r\n",
 	} {
 		f.Add([]byte(s), uint16(7))
 	}

@@ -161,7 +161,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	// The strict framer (package h1) decides where the request ends and whether
 	// it is acceptable at all; fasthttp then parses exactly those bytes.
 	l.fr.Reset()
-	fn, framed, ferr := l.fr.Scan(b[skip:])
+	fn, _, framed, ferr := l.fr.ScanMessage(b[skip:], false)
 	ctx := l.getCtx(c)
 	var n int
 	var err error
@@ -169,12 +169,32 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	case ferr != nil:
 		err = ferr
 	case framed:
-		n, err = l.parse(c, ctx, b[skip:skip+fn])
+		m := fn
+		if l.fr.Discarded() > 0 && l.s.cfg.StreamAbove <= 0 {
+			// Trailer fields the framer discards (fasthttp would refuse the
+			// request for them): frame the message again, taking them out of
+			// the bytes fasthttp reads. The message is consumed whole, so its
+			// bytes in c's buffer may change. (With StreamAbove a chunked
+			// request is detached with its bytes as sent, and the
+			// goroutine core's h1.Conn discards them.)
+			l.fr.Reset()
+			_, m, _, _ = l.fr.ScanMessage(b[skip:skip+fn], true)
+		}
+		n, err = l.parse(c, ctx, b[skip:skip+m])
 		if err == errIncomplete {
 			// fasthttp wants more than the framer's complete message: the two
 			// disagree on the framing, so refuse rather than guess.
 			err = h1.ErrRequestLine
 		}
+		if err == nil && n == m {
+			n = fn
+		}
+	case l.fr.Discarded() > 0:
+		// In the trailer section with a discarded field already in b:
+		// fasthttp would refuse it, and there is nothing left to parse early
+		// for (100 Continue, detaching a streamed body).
+		c.need, l.headDone = len(b)+1, false
+		err = errIncomplete
 	default:
 		// Incomplete for the framer. parse still runs for what it does on a
 		// partial request (100 Continue, detaching a streamed body), but a

@@ -40,8 +40,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 //
 // With Limits.UnfoldObsFold, a field line's line end that arrives last in a
 // read is held back until the next byte shows whether it starts an obs-fold,
-// so that the server only ever reads the unfolded bytes; Read then needs a
-// buffer longer than the two bytes it may hold (else io.ErrShortBuffer).
+// so that the server only ever reads the unfolded bytes. The same way, the
+// start of a trailer field name that arrives last in a read is held back
+// while it may still name a field the framer discards (RequestFramer.Pending),
+// and the lines of those fields are removed from what Read returns (the server
+// never sees them, RFC 9110 §6.5.1). Read then needs a buffer longer than the
+// bytes it may hold, at most 19 (else io.ErrShortBuffer).
 //
 // Writes, deadlines and addresses are the wrapped connection's. A Conn is used
 // by one reader at a time, as a server does.
@@ -54,12 +58,16 @@ type Conn struct {
 	// fresh: the next Scan starts a new message (Skipped belongs to the last).
 	fresh bool
 	// held: the CR or CRLF ending a field line at the end of the last read,
-	// kept back while an obs-fold could still turn it into SP (FoldPending);
-	// nheld bytes of it.
-	held  [2]byte
+	// kept back while an obs-fold could still turn it into SP (FoldPending),
+	// or the start of a trailer field name that may still be discarded
+	// (Pending); nheld bytes of it.
+	held  [nameCap]byte
 	nheld int
 	// unfold: how many held bytes the first Scan of a read unfolded.
 	unfold int
+	// dropHeld: how many held bytes the first Scan of a read discarded (the
+	// start of a discarded trailer line).
+	dropHeld int
 }
 
 // NewConn wraps c with a framer using limits.
@@ -100,8 +108,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.nheld = 0
 		n, err := c.Conn.Read(p[h:])
 		w := h + c.filter(p[h:h+n])
-		for k := h - c.unfold; k < h; k++ {
+		// (A discarded trailer line's fold: its CRLF was dropped, not held.)
+		for k := max(h-c.unfold, 0); k < h; k++ {
 			p[k] = ' '
+		}
+		if d := min(c.dropHeld, h); d > 0 {
+			copy(p[h-d:], p[h:w])
+			w -= d
 		}
 		if c.err != nil {
 			if w > 0 {
@@ -109,8 +122,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		if k := c.f.FoldPending(); k > 0 && err == nil {
-			// The last k bytes (never passed on yet) wait for the next byte.
+		if k := c.f.Pending(); k > 0 && err == nil {
+			// The last k bytes (never passed on yet) wait for the next bytes.
 			w -= k
 			c.nheld = copy(c.held[:], p[w:w+k])
 		}
@@ -123,10 +136,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // filter frames b in place and returns how many bytes at its front are now
-// the accepted ones.
+// the accepted ones: empty lines between requests and discarded trailer lines
+// taken out.
 func (c *Conn) filter(b []byte) int {
 	w, off := 0, 0
-	c.unfold = 0
+	c.unfold, c.dropHeld = 0, 0
 	for off < len(b) {
 		before := 0
 		if !c.fresh {
@@ -148,7 +162,13 @@ func (c *Conn) filter(b []byte) int {
 			return w
 		}
 		c.fresh = done
-		from, to := off+c.f.Skipped()-before, off+n
+		// A discarded trailer line is the tail of what Scan consumed; one
+		// that began in held bytes can only end the read's first Scan.
+		drop := c.f.DropTail()
+		if drop > n {
+			c.dropHeld, drop = drop-n, n
+		}
+		from, to := off+c.f.Skipped()-before, off+n-drop
 		if to > from {
 			if w != from {
 				copy(b[w:], b[from:to])
@@ -159,7 +179,7 @@ func (c *Conn) filter(b []byte) int {
 		if done {
 			c.delivered = false
 		}
-		off = to
+		off += n
 	}
 	return w
 }

@@ -250,3 +250,63 @@ func connReadAllocs(t *testing.T, unfold bool) {
 		t.Fatalf("%v allocations per read", allocs)
 	}
 }
+
+// TestConnDiscardsTrailer: through Conn, split at every byte (two reads at
+// each split point, and one byte a read), a trailer field the framer discards
+// never reaches the reader, not even the start of its name: what the server
+// reads is the stream with those lines taken out, kept trailer fields
+// included. Buffers are longer than the 19 bytes a Conn may hold.
+func TestConnDiscardsTrailer(t *testing.T) {
+	for _, tt := range trailerDiscardCases() {
+		var splits [][]string
+		for i := 1; i < len(tt.in); i++ {
+			splits = append(splits, []string{tt.in[:i], tt.in[i:]})
+		}
+		var bytewise []string
+		for i := range len(tt.in) {
+			bytewise = append(bytewise, tt.in[i:i+1])
+		}
+		splits = append(splits, bytewise, []string{tt.in})
+		for _, chunks := range splits {
+			for _, size := range []int{20, 23, 4096} {
+				m := &memConn{}
+				for _, c := range chunks {
+					m.chunks = append(m.chunks, []byte(c))
+				}
+				c := NewConn(m, tt.limits)
+				got, err := readAll(c, size)
+				if err != io.EOF || got != tt.out {
+					t.Fatalf("%s, reads %q, buffer %d: read %q, %v; want %q", tt.name, chunks, size, got, err, tt.out)
+				}
+			}
+		}
+	}
+	// A buffer no longer than a held name cannot make progress.
+	m := &memConn{chunks: [][]byte{[]byte(trailerTE + "Cook"), []byte("ie: 1\r\n\r\n")}}
+	if _, err := readAll(NewConn(m, Limits{}), 4); !errors.Is(err, io.ErrShortBuffer) {
+		t.Fatalf("4-byte buffer: %v", err)
+	}
+}
+
+// TestConnDiscardAllocs: discarding trailer lines, held name bytes included,
+// allocates nothing.
+func TestConnDiscardAllocs(t *testing.T) {
+	in := []byte(trailerTE + "Vary: *\r\nCookie: a\r\nX-Sum: 1\r\n\r\n")
+	split := len(trailerTE) + len("Vary: *\r\nCoo")
+	p := make([]byte, 4096)
+	m := &memConn{}
+	c := NewConn(m, Limits{})
+	script := make([][]byte, 2)
+	allocs := testing.AllocsPerRun(100, func() {
+		script[0], script[1] = in[:split], in[split:]
+		m.chunks = script
+		n1, err1 := c.Read(p)
+		n2, err2 := c.Read(p[n1:])
+		if err1 != nil || err2 != nil || n1+n2 != len(in)-len("Cookie: a\r\n") {
+			t.Fatalf("read %d+%d, %v %v", n1, n2, err1, err2)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per request", allocs)
+	}
+}

@@ -23,7 +23,9 @@
 //     belongs to the next message; the next Scan call starts it. Until then,
 //     Skipped, HeaderLen, Framing, ContentLength and Version describe the
 //     finished message.
-//   - done == false, err == nil: n == len(b); more bytes are needed.
+//   - done == false, err == nil: n == len(b), more bytes are needed; or
+//     n < len(b) where a discarded trailer field line ends (below): the
+//     caller calls again with b[n:].
 //   - err != nil: an *Error (one of the exported Err* values) whose Status()
 //     is the answer (400, 413, 414, 431, 501, 505) and Message() the JSON-safe
 //     text. b[n] is the offending byte, or for rules checked when the header
@@ -39,6 +41,19 @@
 //     final LF has been consumed), HeaderLen() is the header length and
 //     Framing()/ContentLength() the body framing, so a caller can start
 //     streaming the body before it is complete.
+//   - Trailer fields that fasthttp refuses in a trailer section, but for
+//     Content-Length, Transfer-Encoding and Host (refused: ErrTrailer), are
+//     discarded (RFC 9110 §6.5.1-§6.5.2): the message is accepted, and a
+//     caller passing its bytes on must leave those lines out. DropTail() is
+//     how many of the last bytes a call consumed belong to one; a discarded
+//     line is always the tail of a call. When DropTail() exceeds n the line
+//     began in bytes an earlier call left Pending(): a caller that passes
+//     bytes on as soon as they are scanned holds the last Pending() bytes of
+//     each call back (a trailer field name that may still be discarded, at
+//     most 19 bytes, or a line end an obs-fold may claim) until the next
+//     call. Discarded() counts the message's discarded lines; they still
+//     count towards the trailer section's limits. ScanMessage does all this
+//     for a caller that holds a whole message.
 //   - Idle() reports that no byte of a request is pending: an end of stream
 //     there is a clean close; elsewhere the request was cut short.
 //   - Reset() readies the framer for a new connection (and clears an error).

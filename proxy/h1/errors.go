@@ -97,8 +97,10 @@ var (
 	// ErrChunkData: the bytes after a chunk's data are not CRLF, so the data
 	// is longer than its size said (§7.1).
 	ErrChunkData = newError(400, "chunk data does not match its size")
-	// ErrTrailer: a trailer field that would change framing or routing
-	// (Content-Length, Transfer-Encoding, Host; §6.5, RFC 9110 §6.5.1).
+	// ErrTrailer: Content-Length, Transfer-Encoding or Host in a trailer
+	// section, fields that frame or route the message (§6.5, RFC 9110
+	// §6.5.1). The other fields fasthttp refuses in a trailer are discarded
+	// (RequestFramer.Discarded).
 	ErrTrailer = newError(400, "forbidden trailer field")
 	// ErrHeaderTooLarge: the request-line and header section (or the trailer
 	// section) are longer than Limits.MaxHeaderBytes; 431 (RFC 6585 §5).

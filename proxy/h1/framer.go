@@ -94,6 +94,11 @@ type RequestFramer struct {
 	state uint8
 	// trailer: the field states are reading the trailer section.
 	trailer bool
+	// drop: the current trailer field line is one the framer discards
+	// (Discarded); dropTail and discarded are DropTail and Discarded.
+	drop      bool
+	dropTail  int
+	discarded int
 	// unfolded: bytes before this call's b that an obs-fold turned into SP.
 	unfolded uint8
 
@@ -267,8 +272,11 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 	if f.state == sDone {
 		f.next()
 	}
-	f.unfolded = 0
+	f.unfolded, f.dropTail = 0, 0
 	st := f.state
+	// b[runFrom:i] are this call's bytes of a discarded trailer field line
+	// (f.drop); runFrom < 0 when the line's first bytes came before b.
+	runFrom := 0
 	maxHdr := f.Limits.MaxHeaderBytes
 	if maxHdr <= 0 {
 		maxHdr = DefaultMaxHeaderBytes
@@ -441,12 +449,26 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			}
 			st = sFieldStart
 		case sFieldStart:
+			if f.drop && !((c == ' ' || c == '\t') && f.Limits.UnfoldObsFold) {
+				// A discarded line ends (no obs-fold goes on with it): return
+				// so that it is the tail of what this call consumed.
+				f.drop = false
+				if i > 0 {
+					f.state, f.dropTail = st, i-runFrom
+					f.hdr += i - from
+					f.line += i - lfrom
+					return i, false, nil
+				}
+			}
 			switch {
 			case tchar[c]:
 				f.line, lfrom, llim = 0, i, i+maxField
 				if n, e, at := f.fieldLine(b[i:min(len(b), lim, llim+2)]); e != nil {
 					return i + at, false, f.fail(e)
 				} else if n > 0 {
+					if f.drop {
+						runFrom = i
+					}
 					i += n
 					continue
 				}
@@ -481,6 +503,11 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				j++
 			}
 			if j > i {
+				if f.trailer && !f.drop && badTrailerPrefix(f.name[:min(f.nameLen, nameCap)]) {
+					// X-Forwarded-*, X-Real-IP*: discarded whatever follows.
+					f.drop, runFrom = true, j-f.nameLen
+					f.discarded++
+				}
 				i = j
 				continue
 			}
@@ -490,8 +517,14 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				if f.nameLen <= nameCap {
 					kind = classify(f.name[:f.nameLen])
 				}
-				if f.trailer && kind == kindOther && badTrailer(f.name[:min(f.nameLen, nameCap)], f.nameLen) {
-					return i, false, f.fail(ErrTrailer)
+				if f.trailer && (kind == kindOther || kind == kindContentType) && (f.drop || badTrailer(f.name[:min(f.nameLen, nameCap)], f.nameLen)) {
+					// Discarded (Discarded). Content-Length, Transfer-Encoding
+					// and Host are refused instead (startValue).
+					kind = kindOther
+					if !f.drop {
+						f.drop, runFrom = true, i-f.nameLen
+						f.discarded++
+					}
 				}
 				if e := f.startValue(kind); e != nil {
 					return i, false, f.fail(e)
@@ -671,8 +704,73 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 		// A field line's CR and LF count too: an obs-fold may continue it.
 		f.line += i - lfrom
 	}
+	if f.drop {
+		f.dropTail = i - runFrom
+	}
 	f.state = st
 	return i, false, nil
+}
+
+// DropTail is how many of the last bytes the last Scan call consumed belong to
+// a trailer field line the framer discards (see Discarded): the caller drops
+// them from what it passes on. When it is above the call's n, the line began
+// before b, in bytes an earlier call left Pending: the caller drops those too.
+// A discarded line is always the tail of a call's bytes: Scan returns early
+// (done == false, n < len(b)) where one ends.
+func (f *RequestFramer) DropTail() int { return f.dropTail }
+
+// Discarded is how many trailer field lines of the current message the
+// framer discarded so far: the fields fasthttp refuses in a trailer section
+// (badTrailer: Content-Type, Authorization, Cookie, X-Forwarded-*, ...)
+// except Content-Length, Transfer-Encoding and Host, which the framer still
+// refuses (ErrTrailer: they frame and route the message, a sender MUST NOT
+// put them in a trailer, RFC 9110 §6.5.1, and gunicorn refuses them too).
+// RFC 9110 §6.5.1 forbids merging a trailer field into the header section
+// unless it is known to be allowed there, and §6.5.2 lets a recipient that
+// removes the chunked coding discard the trailer fields it does not pass on;
+// fasthttp refuses the request instead, so the framer takes them out (the
+// request is valid), and they never reach the origin. Such a line still
+// counts towards the trailer section's limits (bytes, field lines, line
+// length).
+func (f *RequestFramer) Discarded() int { return f.discarded }
+
+// Pending is how many of the last bytes Scan consumed a caller that passes
+// bytes on as soon as they are scanned (Conn) must hold back until the next
+// call: the line end an obs-fold may still turn into SP (FoldPending), or the
+// name so far of a trailer field that may still be one the framer discards
+// (at most len("proxy-authorization") bytes).
+func (f *RequestFramer) Pending() int {
+	if f.err == nil && f.trailer && f.state == sName && !f.drop && f.nameLen <= nameCap && mayBeBadTrailer(f.name[:f.nameLen]) {
+		return f.nameLen
+	}
+	return f.FoldPending()
+}
+
+// ScanMessage is Scan carried on past the early returns at discarded trailer
+// lines: it consumes b until the message ends, b is used up or an error, and
+// moves the bytes it keeps together at b's front (the discarded lines out)
+// when compact is set; w is their count (n without compact). Made for a
+// caller that holds a whole message (the event-loop core): Skipped empty
+// lines and Pending bytes at the end of b stay in b[:w].
+func (f *RequestFramer) ScanMessage(b []byte, compact bool) (n, w int, done bool, err error) {
+	for {
+		k, d, e := f.Scan(b[n:])
+		if e != nil {
+			return n + k, w, false, e
+		}
+		drop := 0
+		if compact {
+			drop = min(f.DropTail(), k)
+			if w != n {
+				copy(b[w:], b[n:n+k-drop])
+			}
+		}
+		w += k - drop
+		n += k
+		if d || n == len(b) {
+			return n, w, d, nil
+		}
+	}
 }
 
 // UnfoldedBefore is how many bytes just before the last Scan call's b (1: a
@@ -686,7 +784,7 @@ func (f *RequestFramer) UnfoldedBefore() int { return int(f.unfolded) }
 // on the next byte: a caller that passes bytes on as soon as they are scanned
 // (Conn) holds them back until then. Always 0 without Limits.UnfoldObsFold.
 func (f *RequestFramer) FoldPending() int {
-	if !f.Limits.UnfoldObsFold || f.err != nil || f.kind != kindOther || f.fields == 0 {
+	if !f.Limits.UnfoldObsFold || f.err != nil || f.kind != kindOther || f.fields == 0 || f.drop {
 		return 0
 	}
 	switch f.state {
@@ -816,23 +914,49 @@ func classify(name []byte) uint8 {
 	return kindOther
 }
 
+// badTrailerNames are the trailer fields fasthttp (v1.78, isBadTrailer)
+// refuses in a trailer section, besides the X-Forwarded* and X-Real-IP*
+// prefixes (badTrailerPrefix). fasthttp refuses the whole request for one;
+// the framer discards them instead (Discarded), on both cores (gunicorn's
+// valid/012 sends Content-Type there), but for Content-Length,
+// Transfer-Encoding and Host, which it refuses (ErrTrailer).
+var badTrailerNames = [...]string{"authorization", "content-encoding", "content-length", "content-type", "content-range",
+	"connection", "cookie", "expect", "host", "keep-alive", "location", "max-forwards",
+	"proxy-connection", "proxy-authenticate", "proxy-authorization", "range", "set-cookie",
+	"te", "trailer", "transfer-encoding", "www-authenticate"}
+
 // badTrailer reports whether a trailer field, its lower-cased name starting
-// with name and n bytes long, is one fasthttp (v1.78, isBadTrailer) refuses in
-// a trailer section. RFC 9110 §6.5.1 lets a recipient discard such fields;
-// fasthttp refuses the request, and on the goroutine core its error reached
-// the client as "incomplete request body". The framer says it first, with
-// the reason, on both cores (gunicorn's valid/012 sends Content-Type there).
+// with name and n bytes long, is one fasthttp refuses in a trailer section.
 func badTrailer(name []byte, n int) bool {
 	if n == len(name) {
-		switch string(name) {
-		case "authorization", "content-encoding", "content-length", "content-type", "content-range",
-			"connection", "cookie", "expect", "host", "keep-alive", "location", "max-forwards",
-			"proxy-connection", "proxy-authenticate", "proxy-authorization", "range", "set-cookie",
-			"te", "trailer", "transfer-encoding", "www-authenticate":
+		for _, s := range badTrailerNames {
+			if string(name) == s {
+				return true
+			}
+		}
+	}
+	return badTrailerPrefix(name)
+}
+
+// badTrailerPrefix reports whether a lower-cased name (or its start) begins
+// with X-Forwarded or X-Real-IP, which fasthttp refuses in a trailer whatever
+// follows.
+func badTrailerPrefix(name []byte) bool {
+	return len(name) >= 11 && string(name[:11]) == "x-forwarded" || len(name) >= 9 && string(name[:9]) == "x-real-ip"
+}
+
+// mayBeBadTrailer reports whether a trailer field name so far (lower-cased,
+// complete or not) may still turn out to be one badTrailer names.
+func mayBeBadTrailer(name []byte) bool {
+	if badTrailerPrefix(name) {
+		return true
+	}
+	for _, s := range badTrailerNames {
+		if len(name) <= len(s) && s[:len(name)] == string(name) {
 			return true
 		}
 	}
-	return len(name) >= 11 && string(name[:11]) == "x-forwarded" || len(name) >= 9 && string(name[:9]) == "x-real-ip"
+	return len(name) <= 11 && "x-forwarded"[:len(name)] == string(name) || len(name) <= 9 && "x-real-ip"[:len(name)] == string(name)
 }
 
 // badTrailerName is badTrailer for a name as sent (any case).
@@ -1153,8 +1277,14 @@ func (f *RequestFramer) fieldLine(b []byte) (n int, e *Error, at int) {
 		return 0, nil, 0
 	}
 	kind := classify(b[:colon])
-	if f.trailer && kind == kindOther && badTrailerName(b[:colon]) {
-		return 0, ErrTrailer, colon
+	if f.trailer && (kind == kindOther || kind == kindContentType) && badTrailerName(b[:colon]) {
+		// Discarded (Discarded); it still counts as a field line.
+		if e := f.startValue(kindOther); e != nil {
+			return 0, e, colon
+		}
+		f.drop = true
+		f.discarded++
+		return j + 2, nil, 0
 	}
 	if e := f.startValue(kind); e != nil {
 		return 0, e, colon

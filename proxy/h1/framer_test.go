@@ -1,17 +1,23 @@
 package h1
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // result is what framing a whole stream gives: the messages found (without
 // their leading empty lines) and the error that stopped it, if any.
 type result struct {
-	msgs    []string
+	msgs []string
+	// out: the messages as a caller passes them on, discarded trailer
+	// lines (DropTail) taken out.
+	out     []string
 	framing []Framing
 	err     error
 	errAt   int  // offset of the offending byte in the stream
@@ -26,6 +32,7 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 	b := []byte(s)
 	start, skipped := 0, 0
 	first := true
+	var drops [][2]int // discarded ranges of the current message in b
 	for k, pos := 0, 0; pos < len(b); k++ {
 		end := len(b)
 		if len(sizes) > 0 {
@@ -49,9 +56,20 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 			first = false
 			pos += n
 			chunk = chunk[n:]
+			if d := f.DropTail(); d > 0 {
+				drops = append(drops, [2]int{pos - d, pos})
+			}
 			if done {
 				skipped = f.Skipped()
 				r.msgs = append(r.msgs, string(b[start+skipped:pos]))
+				var out []byte
+				at := start + skipped
+				for _, d := range drops {
+					out = append(out, b[at:d[0]]...)
+					at = d[1]
+				}
+				r.out = append(r.out, string(append(out, b[at:pos]...)))
+				drops = drops[:0]
 				r.framing = append(r.framing, f.Framing())
 				start = pos
 				first = true
@@ -63,7 +81,7 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("msgs=%q framing=%v err=%v at %d idle=%v", r.msgs, r.framing, r.err, r.errAt, r.idle)
+	return fmt.Sprintf("msgs=%q out=%q framing=%v err=%v at %d idle=%v", r.msgs, r.out, r.framing, r.err, r.errAt, r.idle)
 }
 
 // checkSplits frames s whole, byte by byte and at random splits, and checks
@@ -256,11 +274,12 @@ func TestFramerRejects(t *testing.T) {
 		{"§7.1 chunk data with bare LF", te + "3\r\nabc\n0\r\n\r\n", ErrChunkData},
 		{"§7.1 chunk data then CR without LF", te + "3\r\nabc\r0\r\n\r\n", ErrBareCR},
 		{"§7.1.2 obs-fold in trailer", te + "0\r\nX: a\r\n b\r\n\r\n", ErrObsFold},
-		{"§6.5 content-length trailer", te + "0\r\nContent-Length: 3\r\n\r\n", ErrTrailer},
-		{"fasthttp's forbidden trailer Content-Type (gunicorn valid/012)", te + "0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n", ErrTrailer},
-		{"fasthttp's forbidden trailer Proxy-Authorization", te + "0\r\nproxy-AUTHORIZATION: x\r\n\r\n", ErrTrailer},
-		{"fasthttp's forbidden trailer prefix X-Forwarded-", te + "0\r\nX-Forwarded-For-Something-Long: 1\r\n\r\n", ErrTrailer},
-		{"fasthttp's forbidden trailer prefix X-Real-IP", te + "0\r\nX-Real-IP: 1\r\n\r\n", ErrTrailer},
+		{"Content_Length imitation in a trailer", te + "0\r\ncontent_length: 3\r\n\r\n", ErrMaskedFraming},
+		{"discarded trailer field still bounded: bare LF", te + "0\r\nCookie: a\nX: 1\r\n\r\n", ErrBareLF},
+		{"discarded trailer field still bounded: control byte", te + "0\r\nExpect: a\x00b\r\n\r\n", ErrHeaderValue},
+		{"§6.5 Content-Length in a trailer", te + "0\r\nContent-Length: 3\r\n\r\n", ErrTrailer},
+		{"§6.5 Transfer-Encoding in a trailer", te + "0\r\nVary: *\r\ntransfer-ENCODING: chunked\r\n\r\n", ErrTrailer},
+		{"§6.5 Host in a trailer, after a discarded field", te + "0\r\nCookie: a\r\nHost: evil\r\n\r\n", ErrTrailer},
 		{"§6.5 bare LF ends trailer", te + "0\r\n\n", ErrBareLF},
 	}
 	var f RequestFramer
@@ -502,5 +521,104 @@ func TestFramerAccessors(t *testing.T) {
 	f.Reset()
 	if _, done, err := f.Scan([]byte(get)); !done || err != nil {
 		t.Fatalf("after Reset: %v %v", done, err)
+	}
+}
+
+// discardedTrailers are the trailer field names the framer discards, as a
+// client may spell them: every name fasthttp refuses in a trailer section,
+// and the two prefixes.
+func discardedTrailers() []string {
+	names := []string{"X-Forwarded-For", "x-forwarded-for-something-much-longer-than-nineteen", "X-Forwarded", "X-Real-IP", "x-real-ip-2", "CONTENT-TYPE", "proxy-AUTHORIZATION"}
+	for _, n := range badTrailerNames {
+		if n != "content-length" && n != "transfer-encoding" && n != "host" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// trailerTE starts a chunked POST up to its trailer section.
+const trailerTE = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+
+// trailerCase is a stream with discarded trailer fields (in) and what a
+// caller passes on (out).
+type trailerCase struct {
+	name, in, out string
+	limits        Limits
+}
+
+func trailerDiscardCases() []trailerCase {
+	const te = trailerTE
+	var tests []trailerCase
+	for _, n := range discardedTrailers() {
+		tests = append(tests,
+			trailerCase{n + " alone", te + n + ": v\r\n\r\n" + get, te + "\r\n" + get, Limits{}},
+			trailerCase{n + " between kept fields", te + "Vary: *\r\n" + n + ":v\r\nX-Sum: 1\r\n\r\n", te + "Vary: *\r\nX-Sum: 1\r\n\r\n", Limits{}},
+			trailerCase{n + " folded", te + "A: 1\r\n" + n + ": v\r\n w\r\n\tx\r\nB: 2\r\n\r\n", te + "A: 1\r\nB: 2\r\n\r\n", Limits{UnfoldObsFold: true}},
+		)
+	}
+	tests = append(tests,
+		trailerCase{"gunicorn valid/012", te + "Vary: *\r\nContent-Type: text/plain\r\n\r\n", te + "Vary: *\r\n\r\n", Limits{}},
+		trailerCase{"several in a row", te + "Cookie: a\r\nTE: b\r\nContent-Range: 9\r\nTrailer: gzip\r\n\r\n" + post, te + "\r\n" + post, Limits{}},
+		trailerCase{"lookalikes kept", te + "Cookies: 1\r\nX-Forwarde: 2\r\nHosts: 3\r\nTE2: 4\r\n\r\n", te + "Cookies: 1\r\nX-Forwarde: 2\r\nHosts: 3\r\nTE2: 4\r\n\r\n", Limits{}},
+		trailerCase{"kept field folded after a discarded one", te + "Cookie: a\r\nX: 1\r\n 2\r\n\r\n", te + "X: 1   2\r\n\r\n", Limits{UnfoldObsFold: true}},
+	)
+	return tests
+}
+
+// TestFramerDiscardsTrailer: a trailer field fasthttp refuses is discarded
+// (RFC 9110 §6.5.1-§6.5.2), not refused: the message is accepted, the
+// field's line (obs-folds included) is the DropTail of a Scan call however
+// the stream is split, the other trailer fields stay, and fasthttp reads the
+// bytes a caller passes on with the body and the kept fields.
+func TestFramerDiscardsTrailer(t *testing.T) {
+	const te = trailerTE
+	tests := trailerDiscardCases()
+	var f RequestFramer
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.Limits = tt.limits
+			r := checkSplits(t, &f, tt.in)
+			if r.err != nil || strings.Join(r.out, "") != tt.out {
+				t.Fatalf("%v\nwant out[0] %q", r, tt.out)
+			}
+			var req fasthttp.Request
+			if err := req.Read(bufio.NewReader(strings.NewReader(r.out[0]))); err != nil {
+				t.Fatalf("fasthttp on %q: %v", r.out[0], err)
+			}
+			if string(req.Body()) != "hello" {
+				t.Fatalf("body %q", req.Body())
+			}
+			for _, n := range discardedTrailers() {
+				if v := req.Header.Peek(n); len(v) > 0 && string(v) == "v" {
+					t.Fatalf("%s reached fasthttp", n)
+				}
+			}
+			// The event-loop core's way: the whole message, compacted in place.
+			b := []byte(tt.in)
+			f.Reset()
+			n, w, done, err := f.ScanMessage(b, false)
+			if err != nil || !done || n != len(r.msgs[0]) || (f.Discarded() == 0) != (tt.in == tt.out) {
+				t.Fatalf("ScanMessage: %d %v %v, discarded %d", n, done, err, f.Discarded())
+			}
+			f.Reset()
+			n2, w, done, err := f.ScanMessage(b[:n], true)
+			if err != nil || !done || n2 != n || string(b[:w]) != tt.out[:w] || w != len(r.out[0]) {
+				t.Fatalf("ScanMessage compacted: %q (%d of %d) %v %v", b[:w], n2, n, done, err)
+			}
+		})
+	}
+	// The trailer limits count the discarded lines too.
+	f.Limits = Limits{MaxHeaders: 2}
+	if r := frameAll(&f, te+"Cookie: 1\r\nRange: 2\r\nA: 3\r\n\r\n", []int{1}); !errors.Is(r.err, ErrTooManyHeaders) {
+		t.Fatalf("three trailer fields, two discarded, over a limit of 2: %v", r)
+	}
+	f.Limits = Limits{MaxFieldLineBytes: 10}
+	if r := frameAll(&f, te+"Cookie: 12345\r\n\r\n", nil); !errors.Is(r.err, ErrFieldTooLarge) {
+		t.Fatalf("discarded line over the line limit: %v", r)
+	}
+	f.Limits = Limits{MaxHeaderBytes: 64}
+	if r := frameAll(&f, te+"Cookie: "+strings.Repeat("c", 70)+"\r\n\r\n", nil); !errors.Is(r.err, ErrHeaderTooLarge) {
+		t.Fatalf("discarded line over the section limit: %v", r)
 	}
 }

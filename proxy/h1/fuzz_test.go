@@ -21,7 +21,12 @@ import (
 //     of an accepted message's request-line, header or trailer section is
 //     longer than its limit, wherever the stream was split;
 //   - with an odd limit, obs-folds are unfolded (Limits.UnfoldObsFold), and
-//     no accepted header section holds one either way.
+//     no accepted header section holds one either way;
+//   - a server reading the stream through a Conn (split at the fuzzed point)
+//     reads exactly the accepted messages with the discarded trailer lines
+//     taken out (DropTail), and no trailer section it reads holds a field
+//     fasthttp refuses there (the fields the framer discards never reach
+//     the origin).
 func FuzzFramer(f *testing.F) {
 	for _, s := range []string{
 		get, post, get + "\r\n" + post + get,
@@ -33,6 +38,8 @@ func FuzzFramer(f *testing.F) {
 		"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
 		"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
 		"GET / HTTP/1.0\r\nContent-Length: 2\r\n\r\nab",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\nX-Forwarded-For: 1\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nCookie: a\r\n b\r\nHost: c\r\nX-Real-IP: d\r\n\r\n" + get,
 	} {
 		f.Add([]byte(s), uint16(len(s)/2), uint8(0))
 		f.Add([]byte(s), uint16(len(s)/3), uint8(14))
@@ -50,6 +57,17 @@ func FuzzFramer(f *testing.F) {
 		for _, sizes := range [][]int{{1}, {max(cut, 1), len(in) + 1}} {
 			if got := frameAll(&fr, string(in), sizes); got.String() != whole.String() {
 				t.Fatalf("split %v: %v\nwhole: %v", sizes, got, whole)
+			}
+		}
+		var m memConn
+		m.chunks = [][]byte{append([]byte(nil), in[:cut]...), append([]byte(nil), in[cut:]...)}
+		read, _ := readAll(NewConn(&m, fr.Limits), 64)
+		if passed := strings.Join(whole.out, ""); !strings.HasPrefix(read, passed) || whole.err == nil && whole.idle && read != passed {
+			t.Fatalf("through a Conn (split at %d) the server reads %q; framed %v", cut, read, whole)
+		}
+		for i, m := range whole.out {
+			if whole.framing[i] == Chunked {
+				checkNoDiscardedTrailer(t, m)
 			}
 		}
 		for i, m := range whole.msgs {
@@ -121,5 +139,36 @@ func checkLineLimits(t *testing.T, msg string, framing Framing, l Limits) {
 		if len(line) > bound {
 			t.Fatalf("accepted %q: line %q is %d bytes, over %d", msg, line, len(line), bound)
 		}
+	}
+}
+
+// checkNoDiscardedTrailer checks that the trailer section of a chunked message
+// as passed on holds no field the framer discards, and that fasthttp, if it
+// reads the message, does not refuse a trailer field.
+func checkNoDiscardedTrailer(t *testing.T, msg string) {
+	t.Helper()
+	_, rest, _ := strings.Cut(msg, "\r\n\r\n")
+	for {
+		sizeLine, after, _ := strings.Cut(rest, "\r\n")
+		hex, _, _ := strings.Cut(sizeLine, ";")
+		size, err := strconv.ParseInt(hex, 16, 64)
+		if err != nil {
+			t.Fatalf("passed on %q: chunk size line %q", msg, sizeLine)
+		}
+		if size > 0 {
+			rest = after[size+2:]
+			continue
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(after, "\r\n"), "\r\n") {
+			name, _, _ := strings.Cut(line, ":")
+			if name != "" && badTrailer([]byte(strings.ToLower(name))[:min(len(name), nameCap)], len(name)) {
+				t.Fatalf("passed on %q with trailer field %q", msg, name)
+			}
+		}
+		break
+	}
+	var req fasthttp.Request
+	if err := req.Read(bufio.NewReader(strings.NewReader(msg))); err != nil && strings.Contains(err.Error(), "trailer") {
+		t.Fatalf("fasthttp on %q: %v", msg, err)
 	}
 }
