@@ -64,6 +64,9 @@ type loop struct {
 	nups   atomic.Int64
 	ubr    bytes.Reader
 	ubu    *bufio.Reader
+	// The light answer in flight and the scanner's scratch (answer.go).
+	light lightAnswer
+	scan  lightScan
 
 	// Wake-up: finished hand-offs and control functions, posted by other goroutines.
 	mu      sync.Mutex

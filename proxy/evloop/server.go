@@ -56,6 +56,20 @@ type Config struct {
 	// or a handler to hand the request off to (ErrTooLarge: an answer the loop
 	// does not buffer). Nil: Forward always returns ErrUnsupported.
 	Forwarded func(ctx *fasthttp.RequestCtx, err error) fasthttp.RequestHandler
+	// LightAnswers lets the loop pass an ordinary origin answer through
+	// without parsing it into a fasthttp.Response (answer.go): ctx.Response
+	// then holds only the status, the fields fasthttp serializes in fixed
+	// places and what the handler adds, and the origin's other fields and body
+	// are copied to the client from the read buffer. Off when the handler
+	// rewrites answer bodies (compression).
+	LightAnswers bool
+	// DropAnswerFields are field names (canonical form) the handler deletes
+	// from every forwarded answer; a light answer leaves them out.
+	DropAnswerFields []string
+	// SetAnswerFields are field names (canonical form) the handler sets on a
+	// forwarded answer, replacing the origin's in place: an answer that
+	// carries one takes fasthttp's path.
+	SetAnswerFields []string
 	// MaxForwardBytes bounds an answer body read on the loop (ErrTooLarge
 	// beyond); 0 means 1 MiB.
 	MaxForwardBytes int
