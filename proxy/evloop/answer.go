@@ -36,7 +36,7 @@ import (
 // maxLightRuns bounds the runs of consecutive origin fields a light answer
 // copies (fields the loop leaves out or moves split runs); more take
 // fasthttp's path.
-const maxLightRuns = 8
+const maxLightRuns = 16
 
 type span struct{ off, end int }
 
@@ -54,6 +54,17 @@ type lightAnswer struct {
 	hdr  []byte // scratch: ctx.Response's header block
 }
 
+// maxLightFields bounds the fields of a light answer that fasthttp would keep
+// in its header's list (all but Server, Content-Type and Content-Length).
+const maxLightFields = 32
+
+// lightField is one field line of the origin's header section.
+type lightField struct {
+	span
+	date bool
+	drop int8 // index in Config.DropAnswerFields, or -1
+}
+
 // lightScan is what scanLight found.
 type lightScan struct {
 	code               int
@@ -61,6 +72,8 @@ type lightScan struct {
 	hdrEnd             int
 	server, ctype      span
 	date               span
+	fields             [maxLightFields]lightField
+	nf                 int
 	runs               [maxLightRuns]span
 	nrun               int
 	hasServer, hasDate bool
@@ -98,7 +111,7 @@ func scanLight(b []byte, eof bool, maxHdr, maxBody int, drop, set []string, s *l
 		string(b[13:nl-1]) != fasthttp.StatusMessage(code) {
 		return lightNo, 0
 	}
-	*s = lightScan{code: code, cl: -1}
+	s.code, s.cl, s.nf, s.nrun, s.hasServer, s.hasDate = code, -1, 0, 0, false, false
 	var hasCT bool
 	pos := nl + 1
 	for {
@@ -145,34 +158,29 @@ func scanLight(b []byte, eof bool, maxHdr, maxBody int, drop, set []string, s *l
 				return lightNo, 0
 			}
 			s.hasServer, s.server = true, v
-		case "Date":
-			// fasthttp's path drops the origin's Date for the server's
-			// own; the first one is kept for the handler to see.
-			if !s.hasDate {
-				s.hasDate, s.date = true, v
-			}
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
 			"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie", "Content-Encoding":
 			return lightNo, 0
 		default:
-			if listed(set, name) {
+			// A field of fasthttp's list. Date stays in it (the handler
+			// sees the first) but is not written: fasthttp's path sends
+			// the server's own Date.
+			if s.nf == maxLightFields || listed(set, name) >= 0 {
 				return lightNo, 0
 			}
-			if listed(drop, name) {
-				break
+			f := lightField{span: span{pos, end}, drop: int8(listed(drop, name))}
+			if string(name) == "Date" {
+				f.date = true
+				if !s.hasDate {
+					s.hasDate, s.date = true, v
+				}
 			}
-			if s.nrun > 0 && s.runs[s.nrun-1].end == pos {
-				s.runs[s.nrun-1].end = end
-			} else if s.nrun == maxLightRuns {
-				return lightNo, 0
-			} else {
-				s.runs[s.nrun] = span{pos, end}
-				s.nrun++
-			}
+			s.fields[s.nf] = f
+			s.nf++
 		}
 		pos = end
 	}
-	if pos > maxHdr || s.cl < 0 || !hasCT || s.cl > maxBody {
+	if pos > maxHdr || s.cl < 0 || !hasCT || s.cl > maxBody || !s.order(len(drop)) {
 		return lightNo, 0
 	}
 	s.hdrEnd = pos
@@ -244,13 +252,48 @@ func decimal(v []byte) int {
 	return n
 }
 
-func listed(names []string, name []byte) bool {
-	for _, s := range names {
+// listed returns name's index in names, or -1.
+func listed(names []string, name []byte) int {
+	for i, s := range names {
 		if string(name) == s {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
+}
+
+// order works out the runs of origin field lines to copy, in the order
+// fasthttp's path writes them: the handler deletes each of the dropped names
+// in turn (Config.DropAnswerFields' order), and fasthttp deletes a field by
+// swapping the last one into its place, which moves that one up; then the
+// Date fields are left out. It reports false when the runs do not fit.
+func (s *lightScan) order(drops int) bool {
+	f := s.fields[:s.nf]
+	for d := 0; d < drops; d++ {
+		n := len(f)
+		for i := 0; i < n; i++ {
+			if int(f[i].drop) == d {
+				f[i], f[n-1] = f[n-1], f[i]
+				n--
+				i--
+			}
+		}
+		f = f[:n]
+	}
+	s.nrun = 0
+	for _, x := range f {
+		switch {
+		case x.date:
+		case s.nrun > 0 && s.runs[s.nrun-1].end == x.off:
+			s.runs[s.nrun-1].end = x.end
+		case s.nrun == maxLightRuns:
+			return false
+		default:
+			s.runs[s.nrun] = x.span
+			s.nrun++
+		}
+	}
+	return true
 }
 
 var (
@@ -329,6 +372,7 @@ func (l *loop) writeLight(out []byte, ctx *fasthttp.RequestCtx) []byte {
 	out = append(out, a.hdr[split:]...)
 	out = append(out, a.data[a.body.off:a.body.end]...)
 	l.dropLight()
+	l.lights.Add(1)
 	return out
 }
 

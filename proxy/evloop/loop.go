@@ -91,6 +91,7 @@ type loop struct {
 	detached atomic.Uint64
 	forwards atomic.Uint64
 	retries  atomic.Uint64
+	lights   atomic.Uint64
 }
 
 // pendingConn is an accepted connection on its way to the loop that will own it.

@@ -64,7 +64,9 @@ type Config struct {
 	// rewrites answer bodies (compression).
 	LightAnswers bool
 	// DropAnswerFields are field names (canonical form) the handler deletes
-	// from every forwarded answer; a light answer leaves them out.
+	// from every forwarded answer, in the order it deletes them (fasthttp's
+	// deletion reorders the fields after it); a light answer leaves them out
+	// and orders the rest as fasthttp would.
 	DropAnswerFields []string
 	// SetAnswerFields are field names (canonical form) the handler sets on a
 	// forwarded answer, replacing the origin's in place: an answer that
@@ -254,6 +256,9 @@ type Stats struct {
 	// Forwards counts requests forwarded from the loops; ForwardRetries the
 	// tries sent again on a fresh connection after a stale keep-alive one.
 	Forwards, ForwardRetries uint64
+	// LightAnswers counts forwarded answers written without fasthttp's
+	// Response (Config.LightAnswers).
+	LightAnswers uint64
 	// Upstreams counts open upstream connections (in use and pooled).
 	Upstreams int
 }
@@ -270,6 +275,7 @@ func (s *Server) Stats() Stats {
 		st.Detached += l.detached.Load()
 		st.Forwards += l.forwards.Load()
 		st.ForwardRetries += l.retries.Load()
+		st.LightAnswers += l.lights.Load()
 		st.Upstreams += int(l.nups.Load())
 	}
 	return st

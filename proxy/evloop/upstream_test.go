@@ -442,6 +442,7 @@ func TestForwardDialTimeout(t *testing.T) {
 var lightSeeds = []string{
 	"HTTP/1.1 200 OK\r\nServer: o\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 5\r\nX-A: 1\r\nCache-Tag: p:1\r\nX-B: 2\r\n\r\nhello",
 	"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\nNovashop-Edge-Cache-Control: max-age=5\r\nVary: Accept\r\n\r\nok",
+	"HTTP/1.1 200 OK\r\nCache-Tag: a\r\nX-1: 1\r\nNovashop-Edge-Cache-Control: x\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT\r\nX-2: 2\r\nCache-Tag: b\r\nX-3: 3\r\nContent-Type: text/plain\r\nX-4: 4\r\nContent-Length: 1\r\n\r\nx",
 	"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
 	"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nbad",
 	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
@@ -517,7 +518,7 @@ func TestLightAnswerTable(t *testing.T) {
 	l := testLightLoop()
 	for i, s := range lightSeeds {
 		old, light, ou, lu := lightBoth(t, l, []byte(s), false)
-		wantLight := i < 5
+		wantLight := i < 6
 		if (light != nil) != wantLight {
 			t.Errorf("%d: light %v, want %v: %q", i, light != nil, wantLight, s)
 			continue
