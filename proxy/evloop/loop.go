@@ -67,6 +67,9 @@ type loop struct {
 	// The light answer in flight and the scanner's scratch (answer.go).
 	light lightAnswer
 	scan  lightScan
+	// date is httpDate's cache: the HTTP date of second dateSec.
+	date    []byte
+	dateSec int64
 
 	// Wake-up: finished hand-offs and control functions, posted by other goroutines.
 	mu      sync.Mutex
