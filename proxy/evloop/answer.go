@@ -298,7 +298,6 @@ func (s *lightScan) order(drops int) bool {
 }
 
 var (
-	strDate          = []byte(fasthttp.HeaderDate)
 	strContentLength = []byte("\r\nContent-Length: ")
 )
 
@@ -323,10 +322,16 @@ func (l *loop) setLight(ctx *fasthttp.RequestCtx, data []byte, hold *[]byte, s *
 	// ensureDate: formatting the clock and a Del per request), though
 	// fasthttp's serializer writes the server's Date in its place anyway.
 	// The loop's date of this second saves that work.
+	// fasthttp's setters ignore Date ("managed automatically"); a field
+	// named while the header announces it as a trailer is a plain one (the
+	// trick of proxy/cache.SetDate).
+	date := l.httpDate()
 	if s.hasDate {
-		h.SetCanonical(strDate, data[s.date.off:s.date.end])
-	} else {
-		h.SetCanonical(strDate, l.httpDate())
+		date = data[s.date.off:s.date.end]
+	}
+	if h.SetTrailer(fasthttp.HeaderDate) == nil {
+		h.AddBytesV(fasthttp.HeaderDate, date)
+		_ = h.SetTrailer("")
 	}
 	a := &l.light
 	a.ctx, a.data, a.hold = ctx, data, hold
