@@ -59,6 +59,12 @@ var answerDate = regexp.MustCompile(`\r\nDate: [^\r]*\r\n`)
 // closes after it: the request asks to), its Date made constant.
 func clientBytes(t *testing.T, light bool, method, answer string, closeAfter bool) (got string, lights uint64) {
 	t.Helper()
+	return clientSends(t, light, method+" /api/products/1/ HTTP/1.1\r\nHost: shop\r\nX-Request-Id: rid-1\r\nConnection: close\r\n\r\n", answer, closeAfter)
+}
+
+// clientSends is clientBytes for the raw requests req (the last must close).
+func clientSends(t *testing.T, light bool, req, answer string, closeAfter bool) (got string, lights uint64) {
+	t.Helper()
 	lightAnswers = light
 	defer func() { lightAnswers = true }()
 	cfg := testConfig(rawAnswerOrigin(t, answer, closeAfter))
@@ -71,7 +77,7 @@ func clientBytes(t *testing.T, light bool, method, answer string, closeAfter boo
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, method+" /api/products/1/ HTTP/1.1\r\nHost: shop\r\nX-Request-Id: rid-1\r\nConnection: close\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
 	b, err := io.ReadAll(c)
@@ -132,6 +138,31 @@ func TestLightAnswersMatchFasthttp(t *testing.T) {
 			}
 			if tc.status == "" && (!strings.HasPrefix(light, "HTTP/1.1 502 ") || !bytes.Contains([]byte(light), []byte(`{"error":`))) {
 				t.Fatalf("a bad origin answer: want 502 with a JSON error, got %q", light)
+			}
+		})
+	}
+}
+
+// Pipelined requests and an HTTP/1.0 client get the same bytes on both paths
+// (the answers in order; HTTP/1.0's Connection field added after the origin's).
+func TestLightAnswersPipelinedAndHTTP10(t *testing.T) {
+	answer := "HTTP/1.1 200 OK\r\nServer: o\r\nContent-Type: application/json\r\nContent-Length: 2048\r\nX-Served-By: f1\r\nCache-Tag: product:1\r\n\r\n" + strings.Repeat("b", 2048)
+	get := "GET /api/products/1/ HTTP/1.1\r\nHost: shop\r\nX-Request-Id: rid-1\r\n\r\n"
+	for _, tc := range []struct {
+		name, req string
+		lights    uint64
+	}{
+		{"pipelined", get + get + "GET /api/products/2/ HTTP/1.1\r\nHost: shop\r\nX-Request-Id: rid-2\r\nConnection: close\r\n\r\n", 3},
+		{"http/1.0", "GET /api/products/1/ HTTP/1.0\r\nHost: shop\r\nX-Request-Id: rid-1\r\n\r\n", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			light, n := clientSends(t, true, tc.req, answer, false)
+			old, _ := clientSends(t, false, tc.req, answer, false)
+			if light != old || n != tc.lights {
+				t.Fatalf("%d light answers (want %d):\n%q\nfasthttp's path:\n%q", n, tc.lights, light, old)
+			}
+			if c := strings.Count(light, "HTTP/1.1 200 OK\r\n"); uint64(c) != tc.lights {
+				t.Fatalf("%d answers: %q", c, light)
 			}
 		})
 	}
