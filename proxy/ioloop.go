@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	goruntime "runtime"
 
+	"github.com/novashop/edge/cachekeys"
 	"github.com/novashop/edge/proxy/cache"
 	"github.com/novashop/edge/proxy/config"
 	"github.com/novashop/edge/proxy/evloop"
@@ -49,7 +50,14 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		IdleTimeout:    cfg.Timeouts.Idle,
 		Logger:         zapPrintf{s.log},
 		// Uncached GET/HEAD requests are forwarded from the loops (forwardInline).
-		Forwarded:           s.forwarded,
+		Forwarded: s.forwarded,
+		// Ordinary answers pass through without a fasthttp.Response
+		// (evloop/answer.go) unless compression may rewrite their bodies.
+		// The handler deletes Cache-Tag and the edge's Cache-Control from
+		// every answer (finishAnswer) and sets X-Request-Id (finish).
+		LightAnswers:        s.comp == nil && lightAnswers,
+		DropAnswerFields:    []string{headerCacheTag, cachekeys.HeaderEdgeCacheControl},
+		SetAnswerFields:     []string{string(keyRequestID)},
 		MaxForwardBytes:     loopForwardBytes(&cfg),
 		UpstreamHeaderBytes: max(cfg.Limits.MaxHeaderBytes, 4096),
 		UpstreamIdleTimeout: cfg.Timeouts.UpstreamIdle,
@@ -61,6 +69,9 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		ProxyProtocol: s.pp,
 	})
 }
+
+// lightAnswers turns the loops' light answers on (tests compare both paths).
+var lightAnswers = true
 
 // loopMaxAnswer is the largest answer body a loop buffers (1 MiB); a larger one
 // is handed off to fasthttp's client, which streams it (docs/io-core.md).
@@ -205,6 +216,7 @@ func (s *Server) tryOnLoop(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 func (s *Server) endOnLoop(ctx *fasthttp.RequestCtx, ex *exchange, err error) {
 	if err != nil {
 		// A failed try may have left part of an answer.
+		evloop.DropAnswer(ctx)
 		ctx.Response.Reset()
 	}
 	s.answerForwarded(ctx, ex, err)

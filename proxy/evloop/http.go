@@ -340,6 +340,10 @@ func (l *loop) respond(c *conn, ctx *fasthttp.RequestCtx) {
 	if c.out == nil {
 		c.out = getBuf()
 	}
+	if l.lightFor(ctx) {
+		*c.out = l.writeLight(*c.out, ctx)
+		return
+	}
 	l.app.dst = *c.out
 	l.bw.Reset(&l.app)
 	if err := ctx.Response.Write(l.bw); err != nil {

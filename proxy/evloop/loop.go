@@ -65,6 +65,12 @@ type loop struct {
 	nups   atomic.Int64
 	ubr    bytes.Reader
 	ubu    *bufio.Reader
+	// The light answer in flight and the scanner's scratch (answer.go).
+	light lightAnswer
+	scan  lightScan
+	// date is httpDate's cache: the HTTP date of second dateSec.
+	date    []byte
+	dateSec int64
 
 	// Wake-up: finished hand-offs and control functions, posted by other goroutines.
 	mu      sync.Mutex
@@ -90,6 +96,7 @@ type loop struct {
 	detached atomic.Uint64
 	forwards atomic.Uint64
 	retries  atomic.Uint64
+	lights   atomic.Uint64
 }
 
 // pendingConn is an accepted connection on its way to the loop that will own it.

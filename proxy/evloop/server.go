@@ -62,6 +62,22 @@ type Config struct {
 	// or a handler to hand the request off to (ErrTooLarge: an answer the loop
 	// does not buffer). Nil: Forward always returns ErrUnsupported.
 	Forwarded func(ctx *fasthttp.RequestCtx, err error) fasthttp.RequestHandler
+	// LightAnswers lets the loop pass an ordinary origin answer through
+	// without parsing it into a fasthttp.Response (answer.go): ctx.Response
+	// then holds only the status, the fields fasthttp serializes in fixed
+	// places and what the handler adds, and the origin's other fields and body
+	// are copied to the client from the read buffer. Off when the handler
+	// rewrites answer bodies (compression).
+	LightAnswers bool
+	// DropAnswerFields are field names (canonical form) the handler deletes
+	// from every forwarded answer, in the order it deletes them (fasthttp's
+	// deletion reorders the fields after it); a light answer leaves them out
+	// and orders the rest as fasthttp would.
+	DropAnswerFields []string
+	// SetAnswerFields are field names (canonical form) the handler sets on a
+	// forwarded answer, replacing the origin's in place: an answer that
+	// carries one takes fasthttp's path.
+	SetAnswerFields []string
 	// MaxForwardBytes bounds an answer body read on the loop (ErrTooLarge
 	// beyond); 0 means 1 MiB.
 	MaxForwardBytes int
@@ -258,6 +274,9 @@ type Stats struct {
 	// Forwards counts requests forwarded from the loops; ForwardRetries the
 	// tries sent again on a fresh connection after a stale keep-alive one.
 	Forwards, ForwardRetries uint64
+	// LightAnswers counts forwarded answers written without fasthttp's
+	// Response (Config.LightAnswers).
+	LightAnswers uint64
 	// Upstreams counts open upstream connections (in use and pooled).
 	Upstreams int
 }
@@ -275,6 +294,7 @@ func (s *Server) Stats() Stats {
 		st.Detached += l.detached.Load()
 		st.Forwards += l.forwards.Load()
 		st.ForwardRetries += l.retries.Load()
+		st.LightAnswers += l.lights.Load()
 		st.Upstreams += int(l.nups.Load())
 	}
 	return st

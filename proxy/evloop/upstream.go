@@ -97,6 +97,9 @@ func Forward(ctx *fasthttp.RequestCtx, addr string, timeout time.Duration) error
 		return ErrUnsupported
 	}
 	l := c.l
+	if l.light.ctx == ctx {
+		l.dropLight() // an earlier try's answer, not sent
+	}
 	p := l.upPool(addr)
 	if p == nil {
 		return ErrUnsupported
@@ -330,6 +333,25 @@ func (l *loop) upRead(u *upConn) {
 		return
 	}
 	ctx := u.c.ctx
+	if l.s.cfg.LightAnswers && !u.head {
+		cfg := &l.s.cfg
+		switch st, n := scanLight(data, eof, cfg.UpstreamHeaderBytes/2, cfg.MaxForwardBytes, cfg.DropAnswerFields, cfg.SetAnswerFields, &l.scan); st {
+		case lightNeed:
+			u.need = n
+			l.keepAnswer(u, data)
+			return
+		case lightDone:
+			// As below: bytes after the answer, or a request that asked to
+			// close, end the connection (an ordinary answer has no
+			// Connection field).
+			reuse := !eof && n == len(data) && !ctx.Request.ConnectionClose()
+			hold := u.in
+			u.in = nil // data lives in it until the answer is written
+			l.setLight(ctx, data, hold, &l.scan)
+			l.upDone(u, reuse, nil)
+			return
+		}
+	}
 	done, used, ferr := l.frameResponse(&ctx.Response, data, eof, u.head, &u.need)
 	switch {
 	case ferr != nil:
@@ -542,6 +564,9 @@ func (l *loop) complete(c *conn, err error) {
 	}
 	c.state, c.ctx = stateOpen, nil
 	l.s.inflight.Add(-1)
+	if l.light.ctx == ctx && (c.gone || (h != nil && !l.stopping)) {
+		l.dropLight()
+	}
 	if h != nil && !c.gone && !l.stopping {
 		l.handoff(c, ctx, h)
 		return

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -433,5 +434,204 @@ func TestForwardDialTimeout(t *testing.T) {
 	}
 	if d > 2*time.Second {
 		t.Fatalf("a 300ms dial timeout took %v (the try's timeout is 3s)", d)
+	}
+}
+
+// lightSeeds are origin answers for the light-answer tests: ordinary ones the
+// loop passes through and the shapes that must take fasthttp's path.
+var lightSeeds = []string{
+	"HTTP/1.1 200 OK\r\nServer: o\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 5\r\nX-A: 1\r\nCache-Tag: p:1\r\nX-B: 2\r\n\r\nhello",
+	"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\nNovashop-Edge-Cache-Control: max-age=5\r\nVary: Accept\r\n\r\nok",
+	"HTTP/1.1 200 OK\r\nCache-Tag: a\r\nX-1: 1\r\nNovashop-Edge-Cache-Control: x\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT\r\nX-2: 2\r\nCache-Tag: b\r\nX-3: 3\r\nContent-Type: text/plain\r\nX-4: 4\r\nContent-Length: 1\r\n\r\nx",
+	"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nbad",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Fold: a\r\n b\r\nContent-Length: 3\r\n\r\nabc",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 3\r\n\r\nabc",
+	"HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc",
+	"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nContent-Length: 3\r\n\r\nabc",
+	"HTTP/1.1 200 OK\r\nContent-Type:text/plain\r\nContent-Length: 3\r\n\r\nabc",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Request-Id: x\r\nContent-Length: 3\r\n\r\nabc",
+	"HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\n\r\n",
+	"HTTP/1.1 304 Not Modified\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\n",
+	"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+	"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 01\r\n\r\nx",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: +1\r\n\r\nx",
+	"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 1\n\nx",
+	"HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Big: " + strings.Repeat("v", 3000) + "\r\nContent-Length: 1\r\n\r\nx",
+}
+
+var lightDateLine = regexp.MustCompile(`\r\nDate: [^\r]*\r\n`)
+
+// lightBoth frames b both ways, as the handler would leave the answer (the
+// dropped fields deleted, X-Request-Id set), and returns what each path writes
+// for the client; light is nil when the scanner declined, old nil when
+// fasthttp's framer did not complete the answer.
+func lightBoth(t *testing.T, l *loop, b []byte, eof bool) (old, light []byte, oldUsed, lightUsed int) {
+	t.Helper()
+	cfg := &l.s.cfg
+	handler := func(resp *fasthttp.Response) {
+		for _, k := range cfg.DropAnswerFields {
+			resp.Header.Del(k)
+		}
+		resp.Header.SetCanonical([]byte("X-Request-Id"), []byte("rid"))
+	}
+	var resp fasthttp.Response
+	var need int
+	if done, used, err := l.frameResponse(&resp, b, eof, false, &need); done && err == nil {
+		handler(&resp)
+		var w bytes.Buffer
+		bw := bufio.NewWriter(&w)
+		if err := resp.Write(bw); err != nil {
+			t.Fatal(err)
+		}
+		_ = bw.Flush()
+		old, oldUsed = lightDateLine.ReplaceAll(w.Bytes(), []byte("\r\nDate: D\r\n")), used
+	}
+	var ctx fasthttp.RequestCtx
+	if st, n := scanLight(b, eof, cfg.UpstreamHeaderBytes/2, cfg.MaxForwardBytes, cfg.DropAnswerFields, cfg.SetAnswerFields, &l.scan); st == lightDone {
+		l.setLight(&ctx, b, nil, &l.scan)
+		handler(&ctx.Response)
+		if !l.lightFor(&ctx) {
+			t.Fatal("light answer lost")
+		}
+		light, lightUsed = lightDateLine.ReplaceAll(l.writeLight(nil, &ctx), []byte("\r\nDate: D\r\n")), n
+	}
+	return old, light, oldUsed, lightUsed
+}
+
+func testLightLoop() *loop {
+	s := New(Config{LightAnswers: true, DropAnswerFields: []string{"Cache-Tag", "Novashop-Edge-Cache-Control"}, SetAnswerFields: []string{"X-Request-Id"}})
+	l := &loop{s: s}
+	l.ubu = bufio.NewReaderSize(&l.ubr, s.cfg.UpstreamHeaderBytes)
+	return l
+}
+
+// TestLightAnswerTable: the ordinary answers pass the light path and the
+// client gets the bytes fasthttp's path writes; the rest take fasthttp's path.
+func TestLightAnswerTable(t *testing.T) {
+	l := testLightLoop()
+	for i, s := range lightSeeds {
+		old, light, ou, lu := lightBoth(t, l, []byte(s), false)
+		wantLight := i < 6
+		if (light != nil) != wantLight {
+			t.Errorf("%d: light %v, want %v: %q", i, light != nil, wantLight, s)
+			continue
+		}
+		if light == nil {
+			continue
+		}
+		if old == nil || ou != lu || !bytes.Equal(old, light) {
+			t.Errorf("%d: fasthttp's path (used %d):\n%q\nlight path (used %d):\n%q", i, ou, old, lu, light)
+		}
+	}
+}
+
+// FuzzLightAnswer: whatever the scanner passes as an ordinary answer,
+// fasthttp's framer completes with the same length and the client receives
+// the same bytes from both paths; a prefix it calls complete is the whole.
+func FuzzLightAnswer(f *testing.F) {
+	for _, s := range lightSeeds {
+		f.Add([]byte(s), uint16(len(s)/2))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, k uint16) {
+		if len(b) > 8<<10 {
+			return
+		}
+		l := testLightLoop()
+		for _, eof := range []bool{false, true} {
+			old, light, ou, lu := lightBoth(t, l, b, eof)
+			if light != nil && (old == nil || ou != lu || !bytes.Equal(old, light)) {
+				t.Fatalf("eof %v: fasthttp's path (used %d):\n%q\nlight path (used %d):\n%q", eof, ou, old, lu, light)
+			}
+		}
+		cut := int(k) % (len(b) + 1)
+		var s lightScan
+		st, n := scanLight(b[:cut], false, 2048, 1<<20, nil, nil, &s)
+		if st == lightNeed && n <= cut {
+			t.Fatalf("prefix %d incomplete but needs only %d bytes", cut, n)
+		}
+		if st == lightDone {
+			if st2, n2 := scanLight(b, false, 2048, 1<<20, nil, nil, &s); st2 != lightDone || n2 != n {
+				t.Fatalf("prefix %d complete (%d), whole: %d %d", cut, n, st2, n2)
+			}
+		}
+	})
+}
+
+// BenchmarkAnswerPaths: the user-space cost of taking a 2 KB origin answer
+// (the bench's fixed origin's fields) from the read buffer to the client's
+// output, fasthttp's path against the light one.
+func BenchmarkAnswerPaths(b *testing.B) {
+	answer := []byte("HTTP/1.1 200 OK\r\nServer: fixed-origin\r\nContent-Type: application/json\r\nContent-Length: 2048\r\nX-Served-By: f1\r\nCache-Control: no-store\r\nCache-Tag: product:1\r\n\r\n" + strings.Repeat("x", 2048))
+	handler := func(resp *fasthttp.Response) {
+		resp.Header.Del("Cache-Tag")
+		resp.Header.Del("Novashop-Edge-Cache-Control")
+		resp.Header.SetCanonical([]byte("X-Request-Id"), []byte("rid"))
+		if len(resp.Header.Peek("Date")) == 0 {
+			resp.Header.Set("Date", "Sun, 06 Dec 2026 10:00:00 GMT")
+		}
+	}
+	b.Run("fasthttp", func(b *testing.B) {
+		l := testLightLoop()
+		l.bw = bufio.NewWriterSize(&l.app, 16<<10)
+		var resp fasthttp.Response
+		out := make([]byte, 0, 8192)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			var need int
+			if done, _, err := l.frameResponse(&resp, answer, false, false, &need); !done || err != nil {
+				b.Fatal(done, err)
+			}
+			handler(&resp)
+			l.app.dst = out[:0]
+			l.bw.Reset(&l.app)
+			_ = resp.Write(l.bw)
+			_ = l.bw.Flush()
+			out = l.app.dst
+		}
+	})
+	b.Run("light", func(b *testing.B) {
+		l := testLightLoop()
+		cfg := &l.s.cfg
+		var ctx fasthttp.RequestCtx
+		out := make([]byte, 0, 8192)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if st, _ := scanLight(answer, false, cfg.UpstreamHeaderBytes/2, cfg.MaxForwardBytes, cfg.DropAnswerFields, cfg.SetAnswerFields, &l.scan); st != lightDone {
+				b.Fatal(st)
+			}
+			l.setLight(&ctx, answer, nil, &l.scan)
+			handler(&ctx.Response)
+			if !l.lightFor(&ctx) {
+				b.Fatal("lost")
+			}
+			out = l.writeLight(out[:0], &ctx)
+		}
+	})
+}
+
+// A light answer carries a Date for the handler to see (the origin's, or the
+// loop's when it sent none), so the handler does not add one per request.
+func TestLightAnswerHasDate(t *testing.T) {
+	for _, a := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+		"HTTP/1.1 200 OK\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+	} {
+		l := testLightLoop()
+		l.now = time.Now().UnixNano()
+		if st, _ := scanLight([]byte(a), false, 2048, 1<<20, nil, nil, &l.scan); st != lightDone {
+			t.Fatalf("%q: not light", a)
+		}
+		var ctx fasthttp.RequestCtx
+		l.setLight(&ctx, []byte(a), nil, &l.scan)
+		if d := ctx.Response.Header.Peek("Date"); len(d) == 0 || len(ctx.Response.Header.Peek("Trailer")) != 0 {
+			t.Fatalf("%q: Date %q, Trailer %q", a, d, ctx.Response.Header.Peek("Trailer"))
+		}
 	}
 }
