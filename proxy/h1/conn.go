@@ -47,11 +47,30 @@ type Conn struct {
 	delivered bool
 	// fresh: the next Scan starts a new message (Skipped belongs to the last).
 	fresh bool
+	// raw, for a plain TCP connection, reads and writes without waking the
+	// runtime's sysmon thread on every request (rawio_linux.go); nil otherwise.
+	raw *rawIO
 }
 
 // NewConn wraps c with a framer using limits.
 func NewConn(c net.Conn, limits Limits) *Conn {
-	return &Conn{Conn: c, f: RequestFramer{Limits: limits}, fresh: true}
+	return &Conn{Conn: c, f: RequestFramer{Limits: limits}, fresh: true, raw: newRawIO(c)}
+}
+
+// Write writes p to the connection (raw I/O on a plain TCP connection).
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+// readConn reads the wrapped connection (raw I/O on a plain TCP connection).
+func (c *Conn) readConn(p []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.read(p)
+	}
+	return c.Conn.Read(p)
 }
 
 // placeholder is the byte Read returns in place of a rejected request that no
@@ -78,7 +97,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			return 0, c.err
 		}
-		n, err := c.Conn.Read(p)
+		n, err := c.readConn(p)
 		w := c.filter(p[:n])
 		if c.err != nil {
 			if w > 0 {
