@@ -289,3 +289,21 @@ func TestCostRatios(t *testing.T) {
 		})
 	}
 }
+
+// A target sustains a rate when its median p99 is within the bound and no
+// repetition lost more than 0.1 % of its requests.
+func TestCostSustained(t *testing.T) {
+	runs := map[string][]costRun{
+		"fast":   {{P99ms: 3, Success: 1}, {P99ms: 30, Success: 1}, {P99ms: 4, Success: 0.9995}},
+		"slow":   {{P99ms: 25, Success: 1}, {P99ms: 30, Success: 1}, {P99ms: 4, Success: 1}},
+		"lossy":  {{P99ms: 3, Success: 1}, {P99ms: 3, Success: 0.99}, {P99ms: 3, Success: 1}},
+		"absent": nil,
+	}
+	want := map[string]bool{"fast": true, "slow": false, "lossy": false, "absent": false}
+	got := sustained(runs, 20*time.Millisecond)
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s sustained %v, want %v", name, got[name], w)
+		}
+	}
+}
