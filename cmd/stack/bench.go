@@ -57,6 +57,9 @@ type benchFlags struct {
 	// and costWarmup its uncounted warm-up of every target at each rate.
 	costRates  string
 	costWarmup time.Duration
+	// costRRMax is the highest rate at which the cost scenario also runs
+	// nginx round-robin (which saturates the origins well below the caches).
+	costRRMax int
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -77,6 +80,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.h2Profile, "h2-profile", "out/bench-h2-edge.pprof", "where the tls scenario writes a CPU profile of the edge under HTTP/2 load (h2load; empty: none)")
 	fs.StringVar(&f.tlsParts, "tls-parts", "keepalive,h2,handshakes", "parts of the tls scenario to run, comma-separated: keepalive (HTTP/1.1 over TLS, wrk), h2 (HTTP/2, h2load), handshakes")
 	fs.StringVar(&f.costRates, "cost-rates", "500,3000", "offered rates (req/s) of the cost scenario: the campaign's 500 and a higher one every set-up sustains")
+	fs.IntVar(&f.costRRMax, "cost-rr-max", 1000, "highest rate (req/s) at which the cost scenario also runs nginx round-robin: above what it sustains, its backlog in the origins and PostgreSQL spills into the next target's run")
 	fs.DurationVar(&f.costWarmup, "cost-warmup", 10*time.Second, "uncounted warm-up of every target at each rate of the cost scenario")
 	withHAProxy := fs.Bool("haproxy", true, "add HAProxy (Debian's package, 1 thread) as a peer in the proxy scenario")
 	withVarnish := fs.Bool("varnish", true, "add Varnish (Debian's package) as a cache peer in the hits scenario")

@@ -83,7 +83,7 @@ func benchCost(ctx context.Context, f benchFlags, stdout, stderr io.Writer) ([]c
 			if rep == 0 {
 				warm = f.costWarmup
 			}
-			doc, err := costCompare(ctx, l, sf, f, rate, warm, rep, stderr)
+			doc, err := costCompare(ctx, l, sf, f, rate, rate <= f.costRRMax, warm, rep, stderr)
 			if err != nil {
 				return out, err
 			}
@@ -115,11 +115,18 @@ type costDoc struct {
 	} `json:"targets"`
 }
 
-func costCompare(ctx context.Context, l *stack.Local, sf stackFlags, f benchFlags, rate int, warm time.Duration, rep int, stderr io.Writer) (costDoc, error) {
+// costCompare runs one repetition at rate: nginx round-robin takes part only
+// when withRR (a rate it sustains: above it, the origins and PostgreSQL fall
+// behind for seconds after its run, and the next target pays for the backlog).
+func costCompare(ctx context.Context, l *stack.Local, sf stackFlags, f benchFlags, rate int, withRR bool, warm time.Duration, rep int, stderr io.Writer) (costDoc, error) {
 	jsonPath := filepath.Join(filepath.Dir(f.jsonOut), fmt.Sprintf("bench-cost-%d-%d.json", rate, rep+1))
+	targets := []string{"edge=" + l.EdgeURL, "nginx-cache=" + l.NginxURLs[1]}
+	if withRR {
+		targets = append(targets, "nginx="+l.NginxURLs[0])
+	}
 	// Rotate the order so no target always runs first.
-	targets := []string{"edge=" + l.EdgeURL, "nginx=" + l.NginxURLs[0], "nginx-cache=" + l.NginxURLs[1]}
-	targets = append(targets[rep%3:], targets[:rep%3]...)
+	k := rep % len(targets)
+	targets = append(targets[k:], targets[:k]...)
 	args := []string{"compare", "--quiet", "--campaign", filepath.Join(projectDir(), "configs", "campaigns", "browse.yaml"),
 		"--rate", strconv.Itoa(rate), "--duration", f.duration.String(), "--rounds", "1",
 		"--warmup", warm.String(), "--json", jsonPath}
