@@ -234,6 +234,9 @@ func printCost(w io.Writer, cr costRate) {
 	fmt.Fprintf(w, "|---|%s---|---|---|---|---|\n", strings.Repeat("---|", len(ls)))
 	for _, name := range []string{"edge", "nginx", "nginx-cache"} {
 		runs := cr.Targets[name]
+		if len(runs) == 0 {
+			continue // nginx round-robin above --cost-rr-max
+		}
 		var cells []string
 		for _, l := range ls {
 			var xs []float64
