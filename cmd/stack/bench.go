@@ -53,6 +53,13 @@ type benchFlags struct {
 	// parts (keepalive, h2, handshakes) so one of them can be measured alone.
 	h2Profile string
 	tlsParts  string
+	// costRates are the cost scenario's offered rates (req/s, comma-separated)
+	// and costWarmup its uncounted warm-up of every target at each rate.
+	costRates  string
+	costWarmup time.Duration
+	// costRRMax is the highest rate at which the cost scenario also runs
+	// nginx round-robin (which saturates the origins well below the caches).
+	costRRMax int
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,7 +68,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&f.duration, "duration", 8*time.Second, "length of one wrk run")
 	fs.IntVar(&f.rounds, "rounds", 5, "interleaved rounds per scenario")
 	fs.IntVar(&f.conns, "connections", 64, "wrk connections")
-	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,tls,browse", "comma-separated: proxy (uncached proxying), hits (cache hits), accesslog (cache hits with the access log on, edge vs nginx), idle (RSS per idle keep-alive connection), browse (browse campaign capacity), tls (TLS, HTTP/2, handshakes and compressed hits against nginx)")
+	fs.StringVar(&f.scenarios, "scenarios", "proxy,hits,tls,browse,cost", "comma-separated: cost (the browse campaign's whole-system CPU per request, edge set-up vs nginx round-robin vs nginx proxy_cache, at each --cost-rates), proxy (uncached proxying), hits (cache hits), accesslog (cache hits with the access log on, edge vs nginx), idle (RSS per idle keep-alive connection), browse (browse campaign capacity), tls (TLS, HTTP/2, handshakes and compressed hits against nginx)")
 	fs.StringVar(&f.jsonOut, "json", "out/bench.json", "where to write the results as JSON")
 	fs.IntVar(&f.bodySize, "body", 2048, "response body size of the fixed origins, bytes")
 	fs.DurationVar(&f.browseBound, "p99", 20*time.Millisecond, "p99 bound of the browse capacity search")
@@ -72,6 +79,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.edgeB, "edge-b", "", "a second edge binary (an older build, say) measured beside bin/edge in the proxy, hits and idle scenarios, each core as target edge-b-CORE; the ratios edge-CORE/edge-b-CORE compare the two builds in the same interleaved rounds")
 	fs.StringVar(&f.h2Profile, "h2-profile", "out/bench-h2-edge.pprof", "where the tls scenario writes a CPU profile of the edge under HTTP/2 load (h2load; empty: none)")
 	fs.StringVar(&f.tlsParts, "tls-parts", "keepalive,h2,handshakes", "parts of the tls scenario to run, comma-separated: keepalive (HTTP/1.1 over TLS, wrk), h2 (HTTP/2, h2load), handshakes")
+	fs.StringVar(&f.costRates, "cost-rates", "500,3000", "offered rates (req/s) of the cost scenario: the campaign's 500 and a higher one every set-up sustains")
+	fs.IntVar(&f.costRRMax, "cost-rr-max", 1000, "highest rate (req/s) at which the cost scenario also runs nginx round-robin: above what it sustains, its backlog in the origins and PostgreSQL spills into the next target's run")
+	fs.DurationVar(&f.costWarmup, "cost-warmup", 10*time.Second, "uncounted warm-up of every target at each rate of the cost scenario")
 	withHAProxy := fs.Bool("haproxy", true, "add HAProxy (Debian's package, 1 thread) as a peer in the proxy scenario")
 	withVarnish := fs.Bool("varnish", true, "add Varnish (Debian's package) as a cache peer in the hits scenario")
 	if err := parse(fs, args); err != nil {
@@ -134,6 +144,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("tls scenario: %w", err)
 			}
 			results["tls"] = r
+		case "cost":
+			r, err := benchCost(ctx, f, stdout, stderr)
+			if err != nil {
+				return fmt.Errorf("cost scenario: %w", err)
+			}
+			results["cost"] = r
 		case "browse":
 			if err := benchBrowse(ctx, f, stdout, stderr); err != nil {
 				return fmt.Errorf("browse scenario: %w", err)
@@ -428,8 +444,13 @@ func (f benchFlags) validate() error {
 		}
 		return nil
 	}
-	if err := check("scenarios", f.scenarios, "proxy", "hits", "accesslog", "idle", "tls", "browse"); err != nil {
+	if err := check("scenarios", f.scenarios, "proxy", "hits", "accesslog", "idle", "tls", "browse", "cost"); err != nil {
 		return err
+	}
+	if strings.Contains(f.scenarios, "cost") {
+		if _, err := parseRates(f.costRates); err != nil {
+			return err
+		}
 	}
 	if err := check("tls-parts", f.tlsParts, "keepalive", "h2", "handshakes"); err != nil {
 		return err

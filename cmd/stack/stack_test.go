@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -227,6 +228,11 @@ func TestBenchFlagsValidate(t *testing.T) {
 		{"unknown core", func(f *benchFlags) { f.io = "epoll" }, `--io: unknown "epoll"`},
 		{"missing edge-b", func(f *benchFlags) { f.edgeB = "/nonexistent/edge" }, "--edge-b: stat /nonexistent/edge"},
 		{"edge-b a directory", func(f *benchFlags) { f.edgeB = t.TempDir() }, "is not an executable file"},
+		{"cost rates", func(f *benchFlags) { f.scenarios, f.costRates = "cost", "500, 3000" }, ""},
+		{"cost rate not a number", func(f *benchFlags) { f.scenarios, f.costRates = "cost", "500,fast" }, `--cost-rates: "fast"`},
+		{"cost rate zero", func(f *benchFlags) { f.scenarios, f.costRates = "cost", "0" }, `--cost-rates: "0"`},
+		{"cost without a rate", func(f *benchFlags) { f.scenarios, f.costRates = "cost", " , " }, "--cost-rates: no rate"},
+		{"cost rates ignored without cost", func(f *benchFlags) { f.costRates = "fast" }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := ok
@@ -242,5 +248,62 @@ func TestBenchFlagsValidate(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The cost scenario's ratios are taken per repetition, and a target counts as
+// met only when the median ratio is within its bound and the median p99 ratio
+// is at most 1.
+func TestCostRatios(t *testing.T) {
+	run := func(cpu, p99 float64) costRun { return costRun{CPUusPerR: cpu, P99ms: p99} }
+	for _, tc := range []struct {
+		name    string
+		edge    []costRun
+		nginx   []costRun
+		cache   []costRun
+		wantMed map[string]float64
+		wantMet map[string]bool
+	}{
+		{"both met", []costRun{run(10, 1), run(20, 1), run(30, 1)},
+			[]costRun{run(200, 2), run(400, 2), run(300, 2)}, []costRun{run(40, 2), run(50, 2), run(60, 2)},
+			map[string]float64{"edge/nginx": 0.05, "edge/nginx-cache": 0.4},
+			map[string]bool{"edge/nginx": true, "edge/nginx-cache": true}},
+		{"cpu met, p99 worse", []costRun{run(10, 3), run(10, 3), run(10, 3)},
+			[]costRun{run(200, 2), run(200, 2), run(200, 2)}, []costRun{run(100, 2), run(100, 2), run(100, 2)},
+			map[string]float64{"edge/nginx": 0.05, "edge/nginx-cache": 0.1},
+			map[string]bool{"edge/nginx": false, "edge/nginx-cache": false}},
+		{"cpu not met", []costRun{run(200, 1)}, []costRun{run(800, 2)}, []costRun{run(170, 2)},
+			map[string]float64{"edge/nginx": 0.25, "edge/nginx-cache": 200.0 / 170},
+			map[string]bool{"edge/nginx": false, "edge/nginx-cache": false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ratios, met := costRatios(map[string][]costRun{"edge": tc.edge, "nginx": tc.nginx, "nginx-cache": tc.cache})
+			for name, want := range tc.wantMed {
+				if got := ratios[name]["cpu_per_request"].Median; math.Abs(got-want) > 1e-9 {
+					t.Errorf("%s median CPU ratio %v, want %v", name, got, want)
+				}
+				if met[name] != tc.wantMet[name] {
+					t.Errorf("%s met %v, want %v", name, met[name], tc.wantMet[name])
+				}
+			}
+		})
+	}
+}
+
+// A target sustains a rate when its median p99 is within the bound and no
+// repetition lost more than 0.1 % of its requests.
+func TestCostSustained(t *testing.T) {
+	runs := map[string][]costRun{
+		"fast":   {{P99ms: 3, Success: 1}, {P99ms: 30, Success: 1}, {P99ms: 4, Success: 0.9995}},
+		"slow":   {{P99ms: 25, Success: 1}, {P99ms: 30, Success: 1}, {P99ms: 4, Success: 1}},
+		"lossy":  {{P99ms: 3, Success: 1}, {P99ms: 3, Success: 0.99}, {P99ms: 3, Success: 1}},
+		"absent": nil,
+	}
+	want := map[string]bool{"fast": true, "slow": false, "lossy": false, "absent": false}
+	got := sustained(runs, 20*time.Millisecond)
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s sustained %v, want %v", name, got[name], w)
+		}
 	}
 }

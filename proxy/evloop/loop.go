@@ -34,10 +34,13 @@ const (
 // demand. The common request costs no epoll_ctl at all: interest changes only when
 // a write would block or pipelined input arrives during a hand-off.
 type loop struct {
-	s        *Server
-	id       int
-	epfd     int
-	efd      int
+	s    *Server
+	id   int
+	epfd int
+	efd  int
+	// pw waits for epfd in the runtime's poller (pollwait.go); nil: the
+	// loop blocks in epoll_wait.
+	pw       *pollWait
 	accepted bool // the listener is in the epoll set
 	stopping bool
 	headDone bool // parse got a whole header block (for 100-continue)
@@ -121,6 +124,7 @@ func newLoop(s *Server, id int) (*loop, error) {
 		return nil, err
 	}
 	l := &loop{s: s, id: id, epfd: epfd, efd: efd, buf: make([]byte, readBufSize)}
+	l.pw = newPollWait(epfd)
 	l.fr = h1.RequestFramer{Limits: s.cfg.Framer}
 	// As fasthttp.Server's ReadBufferSize: a header block that does not fit
 	// gets fasthttp's own ErrSmallBuffer (431).
@@ -193,13 +197,17 @@ func (l *loop) resume(c *conn) {
 // number.
 func (l *loop) wake() {
 	if l.efd >= 0 && l.waking.CompareAndSwap(false, true) {
-		_, _ = unix.Write(l.efd, l.counter[:])
+		_, _ = rawWrite(l.efd, l.counter[:]) // non-blocking eventfd: no entersyscall (pollwait.go)
 	}
 }
 
 func (l *loop) release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.pw != nil {
+		l.pw.close()
+		l.pw = nil
+	}
 	if l.epfd >= 0 {
 		unix.Close(l.epfd)
 		l.epfd = -1
@@ -224,7 +232,11 @@ func (l *loop) run() {
 		// runtime's blocking-syscall bookkeeping, and wait only when none are.
 		n, err := pollReady(l.epfd, events)
 		if n == 0 && err == nil {
-			n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
+			if l.pw != nil {
+				n, err = l.pw.wait(events, tick)
+			} else {
+				n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
+			}
 		}
 		if err != nil && err != unix.EINTR {
 			l.s.cfg.Logger.Printf("evloop: epoll_wait: %v", err)

@@ -68,11 +68,30 @@ type Conn struct {
 	// dropHeld: how many held bytes the first Scan of a read discarded (the
 	// start of a discarded trailer line).
 	dropHeld int
+	// raw, for a plain TCP connection, reads and writes without waking the
+	// runtime's sysmon thread on every request (rawio_linux.go); nil otherwise.
+	raw *rawIO
 }
 
 // NewConn wraps c with a framer using limits.
 func NewConn(c net.Conn, limits Limits) *Conn {
-	return &Conn{Conn: c, f: RequestFramer{Limits: limits}, fresh: true}
+	return &Conn{Conn: c, f: RequestFramer{Limits: limits}, fresh: true, raw: newRawIO(c)}
+}
+
+// Write writes p to the connection (raw I/O on a plain TCP connection).
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+// readConn reads the wrapped connection (raw I/O on a plain TCP connection).
+func (c *Conn) readConn(p []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.read(p)
+	}
+	return c.Conn.Read(p)
 }
 
 // placeholder is the byte Read returns in place of a rejected request that no
@@ -106,7 +125,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		// The held line end goes first, as if it had been read now.
 		copy(p, c.held[:h])
 		c.nheld = 0
-		n, err := c.Conn.Read(p[h:])
+		n, err := c.readConn(p[h:])
 		w := h + c.filter(p[h:h+n])
 		// (A discarded trailer line's fold: its CRLF was dropped, not held.)
 		for k := max(h-c.unfold, 0); k < h; k++ {

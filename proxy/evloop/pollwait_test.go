@@ -1,0 +1,117 @@
+//go:build linux
+
+package evloop
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pollSet is an epoll set holding one eventfd, and its pollWait.
+func pollSet(t *testing.T) (epfd, efd int, w *pollWait) {
+	t.Helper()
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}); err != nil {
+		t.Fatal(err)
+	}
+	w = newPollWait(epfd)
+	if w == nil {
+		t.Fatal("newPollWait: the epoll descriptor could not join the runtime's poller")
+	}
+	t.Cleanup(func() { w.close(); unix.Close(efd); unix.Close(epfd) })
+	return epfd, efd, w
+}
+
+// TestPollWait: a wait returns the event that arrives while it waits, an
+// event already pending without waiting, and (0, nil) when none comes before
+// its limit.
+func TestPollWait(t *testing.T) {
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	tests := []struct {
+		name    string
+		before  bool          // write the eventfd before the wait
+		during  time.Duration // write it this long into the wait (0: not)
+		limit   time.Duration
+		wantN   int
+		wantMin time.Duration
+	}{
+		{"event during the wait", false, 20 * time.Millisecond, 30 * time.Second, 1, 0},
+		{"event already pending", true, 0, 30 * time.Second, 1, 0},
+		{"nothing before the limit", false, 0, 50 * time.Millisecond, 0, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, efd, w := pollSet(t)
+			if tt.before {
+				unix.Write(efd, one)
+			}
+			if tt.during > 0 {
+				time.AfterFunc(tt.during, func() { unix.Write(efd, one) })
+			}
+			events := make([]unix.EpollEvent, 8)
+			start := time.Now()
+			n, err := w.wait(events, tt.limit)
+			if err != nil || n != tt.wantN {
+				t.Fatalf("wait = %d, %v; want %d, nil", n, err, tt.wantN)
+			}
+			if n == 1 && int(events[0].Fd) != efd {
+				t.Fatalf("event for fd %d, want the eventfd %d", events[0].Fd, efd)
+			}
+			if waited := time.Since(start); waited < tt.wantMin {
+				t.Fatalf("returned after %s, before its limit %s", waited, tt.wantMin)
+			}
+		})
+	}
+}
+
+// TestIdleLoopsParkInPoller: idle loops wait as goroutines parked in the
+// runtime's poller ("IO wait"), not in a blocking system call ("syscall"),
+// which keeps their Ps busy in the runtime's eyes and its sysmon thread
+// polling (pollwait.go).
+func TestIdleLoopsParkInPoller(t *testing.T) {
+	_, addr := startLoops(t, Config{Loops: 2, Handler: echo})
+	rawExchange(t, addr, "GET /x HTTP/1.1\r\nHost: shop\r\n\r\n", 1)
+	var states []string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		states = loopStates()
+		parked := len(states) == 2
+		for _, s := range states {
+			parked = parked && s == "IO wait"
+		}
+		if parked {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("idle loops' goroutine states %q, want two in IO wait", states)
+}
+
+// loopStates are the states of the goroutines running loop.run.
+func loopStates() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "evloop.(*loop).run(") {
+			continue
+		}
+		head, _, _ := strings.Cut(g, "\n")
+		// "goroutine 7 [IO wait]:" or "goroutine 7 [IO wait, 2 minutes]:"
+		if i, j := strings.IndexByte(head, '['), strings.IndexAny(head, ",]"); i >= 0 && j > i {
+			out = append(out, head[i+1:j])
+		}
+	}
+	return out
+}
