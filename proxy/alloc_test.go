@@ -75,15 +75,34 @@ func BenchmarkEdgeParallel(b *testing.B) {
 }
 
 // TestCacheHitAllocatesNothing pins the edge's side of a cache hit: handing the
-// request to the Cache (with its fetch function) allocates nothing unless the
-// balancer hashes on the client IP.
+// request to the Cache (with its fetch function, or for a SplitServer its
+// foreground and background ones) allocates nothing unless the balancer hashes
+// on the client IP.
 func TestCacheHitAllocatesNothing(t *testing.T) {
-	o := newOrigin(t, "o1", nil)
-	cfg := testConfig(o)
-	cfg.Health.Active = false
-	if allocs := handlerAllocs(t, cfg, Options{Cache: &memCache{body: []byte(`{"id":1}`)}}); allocs != 0 {
-		t.Fatalf("a cache hit allocates %v times in the edge", allocs)
+	body := []byte(`{"id":1}`)
+	for _, tt := range []struct {
+		name string
+		c    Cache
+	}{
+		{"Serve", &memCache{body: body}},
+		{"ServeSplit", &splitMemCache{memCache{body: body}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, "o1", nil)
+			cfg := testConfig(o)
+			cfg.Health.Active = false
+			if allocs := handlerAllocs(t, cfg, Options{Cache: tt.c}); allocs != 0 {
+				t.Fatalf("a cache hit allocates %v times in the edge", allocs)
+			}
+		})
 	}
+}
+
+// splitMemCache is memCache reached through ServeSplit, as the real cache is.
+type splitMemCache struct{ memCache }
+
+func (c *splitMemCache) ServeSplit(ctx *fasthttp.RequestCtx, _, _ func(req *fasthttp.Request, resp *fasthttp.Response) error) {
+	c.Serve(ctx, nil)
 }
 
 // TestForwardStreamingAllocs pins what limits.stream_response_bytes costs: with it

@@ -30,6 +30,16 @@ type Cache interface {
 	Close()
 }
 
+// SplitServer is a Cache that takes the fetch for the request in hand apart
+// from the one a background revalidation keeps (proxy/cache's ServeSplit):
+// fetch runs only before ServeSplit returns, so the edge's fetch may note the
+// origin and tries in the pooled exchange for the access log; background may
+// run later and notes nothing. A Cache without it is called through Serve and
+// its misses log no upstream.
+type SplitServer interface {
+	ServeSplit(ctx *fasthttp.RequestCtx, fetch, background func(req *fasthttp.Request, resp *fasthttp.Response) error)
+}
+
 // PrometheusWriter is implemented by a Cache that has its own series
 // (proxy/cache's edge_cache_*); the admin /metrics answer appends them after the
 // edge's own, so one scrape sees both.
@@ -41,4 +51,5 @@ type PrometheusWriter interface {
 var (
 	_ Cache            = (*cache.Cache)(nil)
 	_ PrometheusWriter = (*cache.Cache)(nil)
+	_ SplitServer      = (*cache.Cache)(nil)
 )

@@ -39,6 +39,16 @@ type exchange struct {
 	clientLen int
 	// fwd holds the X-Forwarded-For list made from a trusted Forwarded header.
 	fwd []byte
+	// fetch is the cache's foreground fetch for this exchange (see
+	// noteFetch), made once per pooled exchange so a hit allocates nothing.
+	fetch func(req *fasthttp.Request, resp *fasthttp.Response) error
+}
+
+// newExchange makes a pooled exchange with its foreground cache fetch.
+func (s *Server) newExchange() any {
+	ex := new(exchange)
+	ex.fetch = func(req *fasthttp.Request, resp *fasthttp.Response) error { return s.noteFetch(ex, req, resp) }
+	return ex
 }
 
 // tryNote records, for the access log, the last host a request went to and how many
@@ -86,19 +96,41 @@ func (s *Server) cacheFetch(clientIP net.IP) func(req *fasthttp.Request, resp *f
 	var ip [net.IPv6len]byte
 	n := copy(ip[:], clientIP)
 	return func(req *fasthttp.Request, resp *fasthttp.Response) error {
-		rt := s.rt.Load()
-		err := s.forward(rt, req, resp, ip[:n], time.Now(), nil, cacheStreamAbove(&rt.cfg))
-		if err != nil {
-			resp.Reset()
-			status, msg := errorStatus(err)
-			resp.SetStatusCode(status)
-			resp.Header.SetContentType("application/json")
-			resp.SetBodyString(`{"error":"` + msg + `"}`)
-			return err
-		}
-		stripHopResponse(&resp.Header, nil)
-		return nil
+		return s.cacheForward(req, resp, ip[:n], nil)
 	}
+}
+
+// noteFetch is the cache's foreground fetch for ex (ServeSplit calls it only
+// before it returns, while the handler still owns ex), so it may note the
+// host and tries in ex.note for the access log. A fill that fetches twice
+// (a 304 the cache could not use, then the full answer) logs the last host
+// and the tries of both.
+func (s *Server) noteFetch(ex *exchange, req *fasthttp.Request, resp *fasthttp.Response) error {
+	var n tryNote
+	err := s.cacheForward(req, resp, ex.clientIP(), &n)
+	if n.tries > 0 {
+		ex.note.upstream = n.upstream
+		ex.note.tries += n.tries
+	}
+	return err
+}
+
+// cacheForward forwards one cache fetch at the current runtime; note, when
+// not nil, receives the host and try count. On error it fills resp with the
+// edge's JSON error answer.
+func (s *Server) cacheForward(req *fasthttp.Request, resp *fasthttp.Response, clientIP net.IP, note *tryNote) error {
+	rt := s.rt.Load()
+	err := s.forward(rt, req, resp, clientIP, time.Now(), note, cacheStreamAbove(&rt.cfg))
+	if err != nil {
+		resp.Reset()
+		status, msg := errorStatus(err)
+		resp.SetStatusCode(status)
+		resp.Header.SetContentType("application/json")
+		resp.SetBodyString(`{"error":"` + msg + `"}`)
+		return err
+	}
+	stripHopResponse(&resp.Header, nil)
+	return nil
 }
 
 // cacheStreamAbove is the body size above which a cache fetch streams: never
@@ -290,7 +322,14 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 func (s *Server) serveAdmitted(ctx *fasthttp.RequestCtx, ex *exchange) {
 	req, lim, limit := &ctx.Request, &ex.rt.cfg.Limits, ex.limit
 	if s.cache != nil {
-		s.cache.Serve(ctx, s.fetchFor(ex))
+		if sc, ok := s.cache.(SplitServer); ok && ex.fetch != nil {
+			// The foreground fetch notes the origin for the access log; the
+			// background one (revalidation after the answer) must not, since
+			// ex may by then serve another request.
+			sc.ServeSplit(ctx, ex.fetch, s.fetchFor(ex))
+		} else {
+			s.cache.Serve(ctx, s.fetchFor(ex))
+		}
 		if limit != nil && limit.exceeded {
 			ctx.SetConnectionClose()
 			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")

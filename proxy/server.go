@@ -126,7 +126,7 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 		}
 		return 0
 	})
-	s.exchanges.New = func() any { return new(exchange) }
+	s.exchanges.New = s.newExchange
 	s.sharedFetch = s.cacheFetch(nil)
 	switch {
 	case opt.Verifier != nil:

@@ -119,6 +119,18 @@ func (c *Cache) now() int64 { return c.cfg.Now().UnixNano() }
 // stale-while-revalidate and soft purges), so it must use only its
 // arguments, never ctx.
 func (c *Cache) Serve(ctx *fasthttp.RequestCtx, fetch func(req *fasthttp.Request, resp *fasthttp.Response) error) {
+	c.ServeSplit(ctx, fetch, fetch)
+}
+
+// ServeSplit is Serve with two fetch functions: fetch serves the request in
+// hand and is called only before ServeSplit returns, on the caller's
+// goroutine, so it may write into per-request state the caller pools (the
+// edge notes there which origin answered, for its access log); background is
+// the one a background revalidation takes, which may run after ServeSplit
+// returned and the caller reused that state, so it must use only its
+// arguments. A hit calls neither; a request answered by another request's
+// fill (coalesced) calls neither either.
+func (c *Cache) ServeSplit(ctx *fasthttp.RequestCtx, fetch, background FetchFunc) {
 	defer c.recoverServe(ctx)
 	now := c.now()
 	// A live read-your-writes token (token.go) makes this request check
@@ -200,7 +212,7 @@ func (c *Cache) Serve(ctx *fasthttp.RequestCtx, fetch func(req *fasthttp.Request
 					detail = "hit; detail=soft-purged"
 				}
 				c.writeEntry(ctx, e, age, c.status(detail))
-				c.revalidateInBackground(&ctx.Request, fetch, kb[:primary], e, lk.vary, kb)
+				c.revalidateInBackground(&ctx.Request, background, kb[:primary], e, lk.vary, kb)
 				return
 			case revalidateForRequest:
 				f.fwd = "request"

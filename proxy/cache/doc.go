@@ -5,8 +5,11 @@
 // drops an entry, or notices a bumped invalidation tag, as soon as Redis
 // pushes the change.
 //
-// The edge server calls Cache.Serve for every request with a fetch function
-// that forwards through the balancer; Serve answers from memory when it may,
+// The edge server calls Cache.ServeSplit (Serve with one fetch for both
+// uses) for every request with a fetch function that forwards through the
+// balancer and notes the origin for its access log, and a second one, which
+// notes nothing, for background revalidations that outlive the request; it
+// answers from memory when it may,
 // coalesces concurrent misses into one fetch, stores what a shared cache may
 // store, revalidates, serves stale content where RFC 5861 allows it and, for
 // Config.StaleOnError, when no origin can be reached (RFC 9111 section
