@@ -258,22 +258,30 @@ func (s *Server) admitInline(ctx *fasthttp.RequestCtx, ex *exchange, lc LocalSer
 			s.recoverPanicValue(ctx, r)
 		}
 	}()
+	rs, rawOK := lc.(RawLocalServer)
+	rawOK = rawOK && s.comp == nil && !s.noRawHits
+	// A raw hit sends nothing on, so admit leaves the X-Forwarded-* rewrite
+	// pending; every other outcome sets it before going on (setForwarded).
+	ex.lazyFwd = rawOK
 	if !s.admit(ctx, ex) {
 		return true, false
 	}
-	if rs, ok := lc.(RawLocalServer); ok && s.comp == nil && !s.noRawHits {
+	if rawOK {
 		if dst, ok := evloop.BeginRaw(ctx); ok {
-			switch dst, body, res := rs.TryServeLocalRaw(ctx, dst); res {
+			switch dst, body, res := rs.TryServeLocalRawFor(ctx, dst, ex); res {
 			case cache.RawWritten:
 				s.serveRaw(ctx, dst, body)
 				return true, true
 			case cache.RawAnswered:
+				ex.setForwarded()
 				s.finishAnswer(ctx)
 				return true, false
 			}
+			ex.setForwarded()
 			return false, false
 		}
 	}
+	ex.setForwarded()
 	if lc.TryServeLocal(ctx) {
 		s.finishAnswer(ctx)
 		return true, false
@@ -299,7 +307,9 @@ func firstCanonical(h *fasthttp.RequestHeader, key []byte) []byte {
 // (proxy/cache's TryServeLocalRaw), so the loop can copy them to the
 // connection instead of rebuilding and serializing a ResponseHeader per hit.
 type RawLocalServer interface {
-	TryServeLocalRaw(ctx *fasthttp.RequestCtx, dst []byte) (out, body []byte, res cache.RawHit)
+	// TryServeLocalRawFor is TryServeLocalRaw with prep called before an
+	// entry's Vary lookup reads the request's fields.
+	TryServeLocalRawFor(ctx *fasthttp.RequestCtx, dst []byte, prep cache.VaryPreparer) (out, body []byte, res cache.RawHit)
 }
 
 // serveRaw completes a hit the cache wrote as bytes (cache.RawWritten: the
