@@ -46,6 +46,9 @@ type exchange struct {
 	// found them.
 	lazyFwd, fwdPending, fwdPrior bool
 	fwdScheme                     int
+	// acc is routeAccess's answer when handleInline already had it (accSet).
+	acc    access
+	accSet bool
 }
 
 // tryNote records, for the access log, the last host a request went to and how many
@@ -68,7 +71,7 @@ func (s *Server) acquireExchangeAt(ctx *fasthttp.RequestCtx, rt *runtime, start 
 
 func (s *Server) releaseExchange(ex *exchange) {
 	ex.ctx, ex.rt, ex.note, ex.limit, ex.clientLen = nil, nil, tryNote{}, nil, 0
-	ex.lazyFwd, ex.fwdPending = false, false
+	ex.lazyFwd, ex.fwdPending, ex.accSet = false, false, false
 	if ex.tries.s != nil {
 		ex.tries = tries{}
 	}
@@ -224,7 +227,11 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 		}
 	}
 
-	if acc := routeAccess(method, path); acc != accessPublic && !rt.cfg.JWT.Disabled {
+	acc := ex.acc
+	if !ex.accSet {
+		acc = routeAccess(method, path)
+	}
+	if acc != accessPublic && !rt.cfg.JWT.Disabled {
 		if s.verifier == nil {
 			// No key to check with: fail closed rather than pass a token
 			// the edge cannot vouch for.

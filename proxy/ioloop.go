@@ -123,13 +123,15 @@ func (s *Server) handleInline(ctx *fasthttp.RequestCtx) (bool, fasthttp.RequestH
 	if !local && !onLoop {
 		return false, nil
 	}
-	if acc := routeAccess(m, ctx.Path()); acc != accessPublic && !rt.cfg.JWT.Disabled {
+	acc := routeAccess(m, ctx.Path())
+	if acc != accessPublic && !rt.cfg.JWT.Disabled {
 		return false, nil
 	}
 	// The loop's request context was set up for this request a moment ago
 	// (evloop's getCtx: RequestCtx.Init2 reads the clock), so its time is
 	// the request's start; a second clock read cost 1-2 % of a hit.
 	ex := s.acquireExchangeAt(ctx, rt, ctx.Time())
+	ex.acc, ex.accSet = acc, true // admit's, without a second walk of the path
 	if onLoop {
 		return s.forwardInline(ctx, ex)
 	}

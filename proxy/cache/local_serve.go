@@ -54,7 +54,7 @@ func (c *Cache) localHit(ctx *fasthttp.RequestCtx, hr *hitRequest) (e *entry, ag
 	if v := hr.cc; len(v) > 0 {
 		parseDirectives(v, &rc)
 	}
-	now := c.now()
+	now := c.hitNow(ctx)
 	tick := now >> 30
 	bp := c.bufs.Get().(*[]byte)
 	kb := append((*bp)[:0], c.cfg.Namespace...)
