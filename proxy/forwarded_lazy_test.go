@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +88,9 @@ func TestForwardedLazyOnHits(t *testing.T) {
 			raw, old := start(false), start(true)
 			get := func(e *edge, r req) (string, string) {
 				h := append([]string{"X-Request-Id: rid-1"}, r.hdr...)
+				if r.name == "no id" {
+					h = r.hdr
+				}
 				resp := rawHitExchange(t, e.addr, "GET", r.path, "HTTP/1.1", h)
 				_, body, _ := strings.Cut(resp, "\r\n\r\n")
 				return resp, body
@@ -124,8 +128,17 @@ func TestForwardedLazyOnHits(t *testing.T) {
 			}
 			// A miss: the origin sees the same fields in the same order from
 			// both edges.
-			for i, path := range []string{"/api/products/9/", "/api/products/7/?x=1"} {
-				r := req{path: path, hdr: []string{"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https", "Accept: */*", "X-User-Id: 9"}}
+			// Made request ids differ by design: compare them by shape.
+			genID := regexp.MustCompile(`(?m)^X-Request-Id: [0-9a-f]+-[0-9a-f]+$`)
+			misses := []req{
+				{path: "/api/products/9/", hdr: []string{"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https", "Accept: */*", "X-User-Id: 9"}},
+				{path: "/api/products/7/?x=1", hdr: []string{"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https", "Accept: */*", "X-User-Id: 9"}},
+				// A made request id: set in place of the invalid one.
+				{name: "no id", path: "/api/products/10/", hdr: []string{"X-Forwarded-For: 203.0.113.7", "X-Request-Id: a b", "X-Forwarded-Proto: https"}},
+				{name: "no id", path: "/api/products/11/", hdr: []string{"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https"}},
+			}
+			for i, m := range misses {
+				path, r := m.path, m
 				var dumps [2]string
 				for j, e := range []*edge{raw, old} {
 					r.path = fmt.Sprintf("%s%sm=%d", path, map[bool]string{false: "?", true: "&"}[strings.Contains(path, "?")], j)
@@ -133,7 +146,10 @@ func TestForwardedLazyOnHits(t *testing.T) {
 					if strings.Contains(resp, "; hit\r\n") {
 						t.Fatalf("miss %d: a hit: %q", i, resp)
 					}
-					dumps[j] = seenLast()
+					dumps[j] = genID.ReplaceAllString(seenLast(), "X-Request-Id: <made>")
+					if m.name == "no id" && !strings.Contains(dumps[j], "X-Request-Id: <made>\n") {
+						t.Errorf("miss %d: no made request id: %s", i, dumps[j])
+					}
 				}
 				if dumps[0] != dumps[1] {
 					t.Errorf("miss %d: the origin saw\n%s from the raw-hit edge and\n%s from the other", i, dumps[0], dumps[1])

@@ -46,6 +46,10 @@ type exchange struct {
 	// found them.
 	lazyFwd, fwdPending, fwdPrior bool
 	fwdScheme                     int
+	// genID is a request id admit made and left for setForwarded to set
+	// (idPending), under lazyFwd.
+	genID     []byte
+	idPending bool
 	// acc is routeAccess's answer when handleInline already had it (accSet).
 	acc    access
 	accSet bool
@@ -71,7 +75,7 @@ func (s *Server) acquireExchangeAt(ctx *fasthttp.RequestCtx, rt *runtime, start 
 
 func (s *Server) releaseExchange(ex *exchange) {
 	ex.ctx, ex.rt, ex.note, ex.limit, ex.clientLen = nil, nil, tryNote{}, nil, 0
-	ex.lazyFwd, ex.fwdPending, ex.accSet = false, false, false
+	ex.lazyFwd, ex.fwdPending, ex.accSet, ex.idPending = false, false, false, false
 	if ex.tries.s != nil {
 		ex.tries = tries{}
 	}
@@ -202,10 +206,16 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 		in = scanInbound(h)
 	}
 
-	// X-Request-ID: keep a valid incoming one, else make one; echo it to the client.
+	// X-Request-ID: keep a valid incoming one, else make one; echo it to the
+	// client. A possible raw hit keeps a made one in genID until something
+	// reads the request's field (setForwarded); serveRaw echoes it from there.
 	if !in.validID {
-		ex.scratch = appendRequestID(ex.scratch[:0])
-		h.SetCanonical(keyRequestID, ex.scratch)
+		if ex.lazyFwd {
+			ex.genID, ex.idPending = appendRequestID(ex.genID[:0]), true
+		} else {
+			ex.scratch = appendRequestID(ex.scratch[:0])
+			h.SetCanonical(keyRequestID, ex.scratch)
+		}
 	}
 
 	// Identity headers come only from a token the edge verified.
@@ -292,8 +302,8 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 	return true
 }
 
-// setForwarded sets the X-Forwarded-For and X-Forwarded-Proto fields admit
-// left pending. The chain sent on is the received one (from a trusted
+// setForwarded sets the X-Request-Id (a made one), X-Forwarded-For and
+// X-Forwarded-Proto fields admit left pending. The chain sent on is the received one (from a trusted
 // Forwarded header, its for= chain) plus the peer. A raw hit (see
 // admitInline) skips it, 2-4 % of a hit's CPU for fields only an origin
 // reads; a miss sets them before anything forwards or stores the request,
@@ -302,12 +312,17 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 // fields are added after the ones admit set, as before; admit's deletions
 // (Expect) touch no field of theirs.
 func (ex *exchange) setForwarded() {
+	ctx := ex.ctx
+	h := &ctx.Request.Header
+	if ex.idPending {
+		// First, where admit set it before the forwarding fields.
+		ex.idPending = false
+		h.SetCanonical(keyRequestID, ex.genID)
+	}
 	if !ex.fwdPending {
 		return
 	}
 	ex.fwdPending = false
-	ctx := ex.ctx
-	h := &ctx.Request.Header
 	var prior []byte
 	if len(ex.fwd) > 0 {
 		prior = ex.fwd
@@ -520,6 +535,7 @@ func contains(list []*upstream.Upstream, u *upstream.Upstream) bool {
 // finish records metrics and the access log, then recycles the exchange.
 func (s *Server) finish(ex *exchange) {
 	ctx := ex.ctx
+	ex.setForwarded() // a request id admit left pending (a panic on the raw path)
 	// Echo the request id to the client (after forwarding, which resets the response).
 	if id := ctx.Request.Header.PeekBytes(keyRequestID); validRequestID(id) {
 		ctx.Response.Header.SetCanonical(keyRequestID, id)
@@ -542,6 +558,7 @@ func (s *Server) record(ex *exchange) {
 	s.metrics.Request(code)
 	if rt := ex.rt; rt.logEvery > 0 {
 		if n := s.logCount.Add(1); code >= 500 || n%rt.logEvery == 0 {
+			ex.setForwarded() // the request id of a raw hit, for the line
 			s.logAccess(ex, code)
 		}
 	}

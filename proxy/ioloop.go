@@ -272,7 +272,7 @@ func (s *Server) admitInline(ctx *fasthttp.RequestCtx, ex *exchange, lc LocalSer
 		if dst, ok := evloop.BeginRaw(ctx); ok {
 			switch dst, body, res := rs.TryServeLocalRawFor(ctx, dst, ex); res {
 			case cache.RawWritten:
-				s.serveRaw(ctx, dst, body)
+				s.serveRaw(ctx, ex, dst, body)
 				return true, true
 			case cache.RawAnswered:
 				ex.setForwarded()
@@ -321,8 +321,12 @@ type RawLocalServer interface {
 // without compression, that is all it does; finish echoes the request id
 // and asks for a close while draining; the stored Date stays. EndRaw adds
 // the connection's own fields, the blank line and the body.
-func (s *Server) serveRaw(ctx *fasthttp.RequestCtx, dst, body []byte) {
-	if id := firstCanonical(&ctx.Request.Header, keyRequestID); validRequestID(id) {
+func (s *Server) serveRaw(ctx *fasthttp.RequestCtx, ex *exchange, dst, body []byte) {
+	id := ex.genID // made by admit, not set in the request (idPending)
+	if !ex.idPending {
+		id = firstCanonical(&ctx.Request.Header, keyRequestID)
+	}
+	if validRequestID(id) {
 		dst = append(dst, keyRequestID...)
 		dst = append(dst, ": "...)
 		dst = append(dst, id...)
