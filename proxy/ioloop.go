@@ -134,13 +134,15 @@ func (s *Server) handleInline(ctx *fasthttp.RequestCtx) (bool, fasthttp.RequestH
 	if !local && !onLoop {
 		return false, nil
 	}
-	if acc := routeAccess(m, ctx.Path()); acc != accessPublic && !rt.cfg.JWT.Disabled {
+	acc := routeAccess(m, ctx.Path())
+	if acc != accessPublic && !rt.cfg.JWT.Disabled {
 		return false, nil
 	}
 	// The loop's request context was set up for this request a moment ago
 	// (evloop's getCtx: RequestCtx.Init2 reads the clock), so its time is
 	// the request's start; a second clock read cost 1-2 % of a hit.
 	ex := s.acquireExchangeAt(ctx, rt, ctx.Time())
+	ex.acc, ex.accSet = acc, true // admit's, without a second walk of the path
 	if onLoop {
 		return s.forwardInline(ctx, ex)
 	}
@@ -270,22 +272,30 @@ func (s *Server) admitInline(ctx *fasthttp.RequestCtx, ex *exchange, lc LocalSer
 			s.recoverPanicValue(ctx, r)
 		}
 	}()
+	rs, rawOK := lc.(RawLocalServer)
+	rawOK = rawOK && s.comp == nil && !s.noRawHits
+	// A raw hit sends nothing on, so admit leaves the X-Forwarded-* rewrite
+	// pending; every other outcome sets it before going on (setForwarded).
+	ex.lazyFwd = rawOK
 	if !s.admit(ctx, ex) {
 		return true, false
 	}
-	if rs, ok := lc.(RawLocalServer); ok && s.comp == nil && !s.noRawHits {
+	if rawOK {
 		if dst, ok := evloop.BeginRaw(ctx); ok {
-			switch dst, body, res := rs.TryServeLocalRaw(ctx, dst); res {
+			switch dst, body, res := rs.TryServeLocalRawFor(ctx, dst, ex); res {
 			case cache.RawWritten:
-				s.serveRaw(ctx, dst, body)
+				s.serveRaw(ctx, ex, dst, body)
 				return true, true
 			case cache.RawAnswered:
+				ex.setForwarded()
 				s.finishAnswer(ctx)
 				return true, false
 			}
+			ex.setForwarded()
 			return false, false
 		}
 	}
+	ex.setForwarded()
 	if lc.TryServeLocal(ctx) {
 		s.finishAnswer(ctx)
 		return true, false
@@ -311,7 +321,9 @@ func firstCanonical(h *fasthttp.RequestHeader, key []byte) []byte {
 // (proxy/cache's TryServeLocalRaw), so the loop can copy them to the
 // connection instead of rebuilding and serializing a ResponseHeader per hit.
 type RawLocalServer interface {
-	TryServeLocalRaw(ctx *fasthttp.RequestCtx, dst []byte) (out, body []byte, res cache.RawHit)
+	// TryServeLocalRawFor is TryServeLocalRaw with prep called before an
+	// entry's Vary lookup reads the request's fields.
+	TryServeLocalRawFor(ctx *fasthttp.RequestCtx, dst []byte, prep cache.VaryPreparer) (out, body []byte, res cache.RawHit)
 }
 
 // serveRaw completes a hit the cache wrote as bytes (cache.RawWritten: the
@@ -321,8 +333,12 @@ type RawLocalServer interface {
 // without compression, that is all it does; finish echoes the request id
 // and asks for a close while draining; the stored Date stays. EndRaw adds
 // the connection's own fields, the blank line and the body.
-func (s *Server) serveRaw(ctx *fasthttp.RequestCtx, dst, body []byte) {
-	if id := firstCanonical(&ctx.Request.Header, keyRequestID); validRequestID(id) {
+func (s *Server) serveRaw(ctx *fasthttp.RequestCtx, ex *exchange, dst, body []byte) {
+	id := ex.genID // made by admit, not set in the request (idPending)
+	if !ex.idPending {
+		id = firstCanonical(&ctx.Request.Header, keyRequestID)
+	}
+	if validRequestID(id) {
 		dst = append(dst, keyRequestID...)
 		dst = append(dst, ": "...)
 		dst = append(dst, id...)

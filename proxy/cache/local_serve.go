@@ -54,7 +54,7 @@ func (c *Cache) localHit(ctx *fasthttp.RequestCtx, hr *hitRequest) (e *entry, ag
 	if v := hr.cc; len(v) > 0 {
 		parseDirectives(v, &rc)
 	}
-	now := c.now()
+	now := c.hitNow(ctx)
 	tick := now >> 30
 	bp := c.bufs.Get().(*[]byte)
 	kb := append((*bp)[:0], c.cfg.Namespace...)
@@ -69,6 +69,9 @@ func (c *Cache) localHit(ctx *fasthttp.RequestCtx, hr *hitRequest) (e *entry, ag
 	}
 	e = r.e
 	if r.vary != nil {
+		if hr.prep != nil {
+			hr.prep.PrepareVary(ctx)
+		}
 		kb = r.vary.appendVariantKey(kb, rh)
 		vr := c.local.get(kb, tick)
 		if vr == nil {
@@ -99,6 +102,9 @@ func (c *Cache) localHit(ctx *fasthttp.RequestCtx, hr *hitRequest) (e *entry, ag
 // were about 4 % of a hit's CPU on the event loop.
 type hitRequest struct {
 	ryw, cc, inm, ims, rng []byte
+	// prep, when set, completes the request before a Vary lookup (see
+	// VaryPreparer).
+	prep VaryPreparer
 }
 
 // Lower-case names for eqFold.

@@ -125,6 +125,21 @@ var crlfCRLF = []byte("\r\n\r\n")
 // (RawAnswered); a request the local tier cannot answer writes nothing
 // (RawMiss). It allocates nothing once the entry's plan is made.
 func (c *Cache) TryServeLocalRaw(ctx *fasthttp.RequestCtx, dst []byte) (out, body []byte, res RawHit) {
+	return c.TryServeLocalRawFor(ctx, dst, nil)
+}
+
+// VaryPreparer completes a request's fields before a Vary lookup reads
+// them. The edge leaves X-Forwarded-For and X-Forwarded-Proto unset on a
+// request it may answer as a raw hit (a hit never sends them on); an entry
+// that varies on one of them must still be looked up with the value the
+// origin saw, so the raw path asks for them first.
+type VaryPreparer interface {
+	PrepareVary(ctx *fasthttp.RequestCtx)
+}
+
+// TryServeLocalRawFor is TryServeLocalRaw with prep (nil: none) called
+// before an entry's Vary lookup.
+func (c *Cache) TryServeLocalRawFor(ctx *fasthttp.RequestCtx, dst []byte, prep VaryPreparer) (out, body []byte, res RawHit) {
 	defer func() {
 		if r := recover(); r != nil {
 			ctx.Response.Reset()
@@ -132,6 +147,7 @@ func (c *Cache) TryServeLocalRaw(ctx *fasthttp.RequestCtx, dst []byte) (out, bod
 		}
 	}()
 	hr := scanHitRequest(&ctx.Request.Header)
+	hr.prep = prep
 	e, age, ok := c.localHit(ctx, &hr)
 	if !ok {
 		return dst, nil, RawMiss
