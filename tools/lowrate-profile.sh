@@ -2,8 +2,8 @@
 # usage: lowrate-profile.sh CORE [ENV...] -- perf record -g of the edge over 10 s of
 # 500 req/s hits (same set-up as lowrate-settings.sh); GODEBUG=gctrace=1 counts GCs.
 # Writes $OUT/perf-CORE.data and $OUT/gctrace-CORE.txt. Run under the bench lock.
-B=${B:-/tmp/lr13}
-OUT=${OUT:-/tmp/lr13}
+B=${B:-$(cd "$(dirname "$0")/.." && pwd)/bin}
+OUT=${OUT:-/tmp}
 CORE=${1:-goroutine}; shift
 W=$(mktemp -d)
 printf 'name: one\ndescription: one cacheable product\nduration: 10s\ntimeout: 5s\nrate:\n  - profile: constant\n    rps: 500\nrequests:\n  - {name: product, weight: 1, path: /api/products/1/}\n' >$W/one.yaml

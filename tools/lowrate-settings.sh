@@ -3,8 +3,8 @@
 # request at 500 req/s (loadgen, 10 s) and at saturation (wrk -c16, 5 s), per Go
 # runtime setting (env) and I/O core, settings interleaved A B C A B C ... so a
 # shared machine's drift hits each setting alike. Run under flock
-# /tmp/novashop-bench.lock. Binaries from $B (default /tmp/lr13).
-B=${B:-/tmp/lr13}
+# /tmp/novashop-bench.lock. Binaries from $B (default: the checkout's bin/).
+B=${B:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 ROUNDS=${1:-3}
 SETTINGS=${SETTINGS:-"default GOMAXPROCS=1 GOGC=400"}
 CORES=${CORES:-"goroutine eventloop"}
