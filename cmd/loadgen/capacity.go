@@ -25,12 +25,14 @@ type capacityDoc struct {
 	TrialS     float64            `json:"trial_duration_s"`
 	Targets    []*capacity.Result `json:"targets"`
 	// CPU is each measured name's CPU µs per request over every trial.
-	CPU  map[string]report.CPUFigure `json:"cpu,omitempty"`
-	Note string                      `json:"note"`
+	CPU map[string]report.CPUFigure `json:"cpu,omitempty"`
+	// Settle says how long the search paused between trials (--settle).
+	Settle *report.Settle `json:"settle,omitempty"`
+	Note   string         `json:"note"`
 }
 
 func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("capacity", "--campaign FILE --target NAME=URL ... [--p99 20ms] [--min-success 0.999] [--start R] [--max R] [--trials N] [--duration D] [--warmup D] [--json FILE]", stdout)
+	fs := newFlagSet("capacity", "--campaign FILE --target NAME=URL ... [--p99 20ms] [--min-success 0.999] [--start R] [--max R] [--trials N] [--duration D] [--warmup D] [--cpu NAME=PID,...] [--cgroup NAME=PATH] [--settle D] [--json FILE]", stdout)
 	var cf campaignFlags
 	cf.register(fs)
 	var cpuf cpuFlags
@@ -67,6 +69,10 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	settle, err := cpuf.settleBound()
+	if err != nil {
+		return err
+	}
 	var ledger *cpu.Ledger
 	if meter != nil {
 		ledger = cpu.NewLedger(meter.Names())
@@ -81,30 +87,72 @@ func runCapacity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	doc := capacityDoc{Campaign: c.Name, Started: time.Now().UTC().Format(time.RFC3339), P99BoundMs: float64(*p99) / 1e6, MinSuccess: *minSuccess, TrialS: du.Seconds(), Note: attack.Note}
 	progress := progressFor(stderr, cf.quiet)
+	if settle > 0 {
+		doc.Settle = &report.Settle{BoundMs: float64(settle.Microseconds()) / 1000}
+		if meter != nil {
+			doc.Settle.QuietCores = cpu.QuietCores
+		}
+	}
+	// pause waits between runs like compare's --settle and returns the CPU
+	// reading at its end (nil without --cpu/--cgroup).
+	pause := func(ctx context.Context) (cpu.Reading, error) {
+		if meter != nil {
+			s, err := meter.Settle(ctx, settle, 0)
+			if err != nil {
+				return nil, err
+			}
+			if settle > 0 {
+				doc.Settle.Add(s.Waited, s.Quiet)
+			}
+			return s.Reading, nil
+		}
+		if settle > 0 {
+			start := time.Now()
+			t := time.NewTimer(settle)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			doc.Settle.Add(time.Since(start), true)
+		}
+		return nil, nil
+	}
+	// last is the reading at the end of the previous pause, the next
+	// trial's "before"; pending says a run happened since that pause.
+	var last cpu.Reading
+	pending := meter != nil
 	interrupted := false
 	for _, t := range ts {
 		if *warmup > 0 {
+			pending = true
 			if _, err := attack.Run(ctx, c, attack.Options{Name: t.Name + " (warm-up)", URL: t.URL, Rate: *warmupRate, Duration: *warmup, Progress: progress, Log: cf.logger(stderr)}); err != nil {
 				return err
 			}
 		}
 		res, err := capacity.Search(ctx, t.Name, cfg, func(ctx context.Context, rate float64) (metrics.Summary, error) {
-			var before cpu.Reading
-			if meter != nil {
-				if before, err = meter.Sample(); err != nil {
+			if pending {
+				r, err := pause(ctx)
+				if err != nil {
 					return metrics.Summary{}, err
 				}
+				last, pending = r, false
 			}
+			before := last
 			out, err := attack.Run(ctx, c, attack.Options{Name: t.Name, URL: t.URL, Rate: rate, Duration: du, Progress: progress, Log: cf.logger(stderr)})
 			if err != nil {
 				return metrics.Summary{}, err
 			}
 			s := out.Metrics.Summary()
+			pending = true
 			if meter != nil {
-				after, err := meter.Sample()
+				// The pause after the trial is read as part of it: what
+				// the trial left running is its own cost.
+				after, err := pause(ctx)
 				if err != nil {
 					return metrics.Summary{}, err
 				}
+				last, pending = after, false
 				// Each trial is a ledger of its own (its figure stands
 				// beside its rate) and also enters the overall one.
 				trial := cpu.NewLedger(meter.Names())
@@ -193,6 +241,9 @@ func writeCapacityText(w io.Writer, d *capacityDoc) {
 			fmt.Fprintf(w, " %s %.1f", n, d.CPU[n].CPUUsPerRequest)
 		}
 		fmt.Fprintln(w)
+	}
+	if d.Settle != nil {
+		fmt.Fprintln(w, d.Settle)
 	}
 	fmt.Fprintln(w, d.Note)
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("compare", "--campaign FILE --target NAME=URL ... [--rate R] [--duration D] [--rounds N] [--warmup D] [--cpu NAME=PID,...] [--cgroup NAME=PATH] [--json FILE] [--html FILE]", stdout)
+	fs := newFlagSet("compare", "--campaign FILE --target NAME=URL ... [--rate R] [--duration D] [--rounds N] [--warmup D] [--cpu NAME=PID,...] [--cgroup NAME=PATH] [--settle D] [--json FILE] [--html FILE]", stdout)
 	var cf campaignFlags
 	cf.register(fs)
 	var cpuf cpuFlags
@@ -34,12 +34,17 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	settle, err := cpuf.settleBound()
+	if err != nil {
+		return err
+	}
 	if *rounds < 1 {
 		return usageErr("--rounds must be at least 1")
 	}
 	res, err := compare.Run(ctx, c, ts, compare.Options{
 		Rounds: *rounds, Rate: cf.rate, Duration: cf.duration, Warmup: *warmup,
 		Progress: progressFor(stderr, cf.quiet), Log: cf.logger(stderr), CPU: meter,
+		Settle: settle,
 	})
 	if err != nil {
 		return err

@@ -275,11 +275,24 @@ func emit(stdout, stderr io.Writer, d *report.Document, ms []*metrics.Metrics, j
 func usageErr(msg string) error { return fmt.Errorf("%w: %s", errUsage, msg) }
 
 // cpuFlags are --cpu and --cgroup, shared by compare and capacity.
-type cpuFlags struct{ pids, cgroups stringList }
+type cpuFlags struct {
+	pids, cgroups stringList
+	settle        string
+}
 
 func (c *cpuFlags) register(fs *flagSet) {
 	fs.Var(&c.pids, "cpu", "measure these processes' CPU (children included) around every run, `NAME=PID[,PID...]` (repeatable; NAME a target's name or a label such as postgres); reported as CPU µs per request")
 	fs.Var(&c.cgroups, "cgroup", "measure a cgroup v2's CPU (cpu.stat usage_usec) around every run, `NAME=PATH` (repeatable)")
+	fs.StringVar(&c.settle, "settle", "auto", "pause between runs, at most this `DURATION`: with --cpu/--cgroup it ends once the measured processes go quiet and a run's CPU is read after it, so its leftover work is not charged to the next target (auto: 2s with --cpu/--cgroup, else 0)")
+}
+
+// settleBound parses --settle (see cpu.ParseSettle).
+func (c *cpuFlags) settleBound() (time.Duration, error) {
+	d, err := cpu.ParseSettle(c.settle, len(c.pids)+len(c.cgroups) > 0)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return d, nil
 }
 
 // meter parses the flags and reads every source once, so a bad PID or

@@ -191,6 +191,9 @@ func TestBadInput(t *testing.T) {
 		{"cpu bad pid", []string{"compare", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cpu", "edge=12,x"}, true, "not a process id"},
 		{"cpu unreadable pid", []string{"compare", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cpu", "edge=1073741824"}, true, "process 1073741824"},
 		{"cgroup bad syntax", []string{"capacity", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cgroup", "pg"}, true, "NAME=PATH"},
+		{"settle negative", []string{"compare", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--settle", "-1s"}, true, "--settle -1s must be within"},
+		{"settle too long", []string{"capacity", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--settle", "2m"}, true, "--settle 2m0s must be within"},
+		{"settle not a duration", []string{"compare", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--settle", "soon"}, true, `--settle "soon" is not a duration`},
 		{"cgroup missing", []string{"capacity", "--campaign", browse, "--target", "a=http://127.0.0.1:1", "--cgroup", "pg=" + dir}, true, "cpu.stat"},
 	}
 	for _, tt := range tests {
@@ -441,7 +444,9 @@ func TestCPUPerRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "cpu µs/req") || !strings.Contains(out, "all runs: frozen 0.0, self ") {
+	// --settle is left at auto: 2s at most with --cpu, and the report says
+	// how long it waited.
+	if !strings.Contains(out, "cpu µs/req") || !strings.Contains(out, "all runs: frozen 0.0, self ") || !strings.Contains(out, "settle: waited 5 times") {
 		t.Errorf("table lacks the cpu figures:\n%s", out)
 	}
 	var doc struct {

@@ -74,6 +74,16 @@ type Options struct {
 	// CPU, when set, is read around every counted run; each run's CPU is
 	// charged to the target that ran (cpu.Ledger).
 	CPU *cpu.Meter
+	// Settle is the pause between runs (--settle). With CPU set, each
+	// pause ends as soon as the measured processes go quiet (cpu.Settle)
+	// and at the latest after Settle; the run's CPU is read at its end, so
+	// a run's leftover work (nginx's queue, origin and PostgreSQL work
+	// still running, background refreshes) is charged to the run that
+	// caused it, and the next run's reading starts only after the pause.
+	// Without CPU it is a plain pause of Settle. 0: no pause.
+	Settle time.Duration
+	// SettleWindow is cpu.Settle's window; cpu.SettleWindow when 0.
+	SettleWindow time.Duration
 }
 
 // Result is a comparison's outcome.
@@ -136,6 +146,45 @@ func Run(ctx context.Context, c *campaign.Campaign, targets []Target, o Options)
 	if o.CPU != nil {
 		ledger = cpu.NewLedger(o.CPU.Names())
 	}
+	if o.Settle < 0 {
+		return nil, fmt.Errorf("%w: settle %s must not be negative", ErrTargets, o.Settle)
+	}
+	if o.Settle > 0 {
+		doc.Settle = &report.Settle{BoundMs: float64(o.Settle.Microseconds()) / 1000}
+		if o.CPU != nil {
+			doc.Settle.QuietCores = cpu.QuietCores
+		}
+	}
+	// settle pauses between runs and returns the CPU reading at its end
+	// (nil without CPU).
+	settle := func() (cpu.Reading, error) {
+		if o.CPU != nil {
+			s, err := o.CPU.Settle(ctx, o.Settle, o.SettleWindow)
+			if err != nil {
+				return nil, err
+			}
+			if o.Settle > 0 {
+				doc.Settle.Add(s.Waited, s.Quiet)
+			}
+			return s.Reading, nil
+		}
+		if o.Settle > 0 {
+			start := time.Now()
+			t := time.NewTimer(o.Settle)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			doc.Settle.Add(time.Since(start), true)
+		}
+		return nil, nil
+	}
+	// last is the reading at the end of the previous settle: the next
+	// run's "before". Something ran before round 1 when there was a
+	// warm-up (or the stack just started), so the first run settles too.
+	var last cpu.Reading
+	pending := o.Warmup > 0 || o.CPU != nil
 rounds:
 	for r := 0; r < rounds; r++ {
 		// row is indexed like targets (the ratios read it so), whatever
@@ -148,13 +197,14 @@ rounds:
 				doc.Interrupted = true
 				break rounds
 			}
-			var before cpu.Reading
-			if ledger != nil {
-				var err error
-				if before, err = o.CPU.Sample(); err != nil {
+			if pending {
+				r, err := settle()
+				if err != nil {
 					return nil, err
 				}
+				last, pending = r, false
 			}
+			before := last
 			out, err := attack.Run(ctx, c, attack.Options{
 				Name: t.Name, URL: t.URL, Rate: o.Rate, Duration: o.Duration,
 				Progress: o.Progress, Log: o.Log,
@@ -162,12 +212,16 @@ rounds:
 			if err != nil {
 				return nil, err
 			}
+			pending = true
 			if ledger != nil {
-				after, err := o.CPU.Sample()
+				// The pause after the run is read as part of it: whatever
+				// the run left running is this target's cost.
+				after, err := settle()
 				if err != nil {
 					return nil, err
 				}
 				ledger.Add(t.Name, out.Metrics.Requests, cpu.Delta(before, after))
+				last, pending = after, false
 			}
 			ran++
 			doc.Profile = out.Profile

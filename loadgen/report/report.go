@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/novashop/edge/loadgen/metrics"
 )
@@ -42,6 +43,47 @@ type Document struct {
 	Shards *Shards `json:"shards,omitempty"`
 	// CPU is each measured name's CPU µs per request over all runs.
 	CPU map[string]CPUFigure `json:"cpu,omitempty"`
+	// Settle says how long compare paused between runs (--settle).
+	Settle *Settle `json:"settle,omitempty"`
+}
+
+// Settle sums the pauses between runs (loadgen compare/capacity
+// --settle): with CPU measured, each pause lasts until the measured
+// processes go quiet or BoundMs passes, and the CPU they used meanwhile
+// is charged to the run that just ended, so none lands on the next.
+type Settle struct {
+	BoundMs float64 `json:"bound_ms"`
+	// QuietCores is the rate under which the processes counted as quiet;
+	// 0 when no CPU was measured (each pause then lasts BoundMs).
+	QuietCores float64 `json:"quiet_cores"`
+	Waits      int     `json:"waits"`
+	MeanMs     float64 `json:"mean_ms"`
+	MaxMs      float64 `json:"max_ms"`
+	// NotQuiet counts the waits the bound ended before the processes went
+	// quiet: their leftover work from then on landed on the next run.
+	NotQuiet int `json:"not_quiet"`
+	total    float64
+}
+
+// Add records one pause.
+func (s *Settle) Add(waited time.Duration, quiet bool) {
+	ms := float64(waited.Microseconds()) / 1000
+	s.Waits++
+	s.total += ms
+	s.MeanMs = math.Round(s.total/float64(s.Waits)*10) / 10
+	s.MaxMs = max(s.MaxMs, math.Round(ms*10)/10)
+	if !quiet {
+		s.NotQuiet++
+	}
+}
+
+// String is the report's settle line.
+func (s *Settle) String() string {
+	if s.QuietCores == 0 {
+		return fmt.Sprintf("settle: paused %d times for %.0f ms each between runs", s.Waits, s.BoundMs)
+	}
+	return fmt.Sprintf("settle: waited %d times for the measured processes to go quiet (< %.2f cores) before each CPU reading: mean %.0f ms, max %.0f ms, bound %.0f ms, %d times not quiet by the bound",
+		s.Waits, s.QuietCores, s.MeanMs, s.MaxMs, s.BoundMs, s.NotQuiet)
 }
 
 // Shards describes a merged distributed campaign.
@@ -209,6 +251,9 @@ func WriteText(w io.Writer, d *Document) error {
 			all[k] = v.CPUUsPerRequest
 		}
 		fmt.Fprintf(w, "  all runs: %s\n", fmtFloats(all))
+	}
+	if d.Settle != nil {
+		fmt.Fprintln(w, d.Settle)
 	}
 	for _, t := range d.Targets {
 		fmt.Fprintf(w, "%s: status %s; cache %s\n", t.Name, fmtCounts(t.StatusCodes), fmtCounts(t.CacheStatus))
