@@ -475,15 +475,15 @@ func TestCPUPerRequest(t *testing.T) {
 		t.Errorf("top-level cpu = %s", raw)
 	}
 	page, err := os.ReadFile(filepath.Join(dir, "r.html"))
-	if err != nil || !bytes.Contains(page, []byte("CPU per request")) {
-		t.Errorf("html lacks the cpu chart: %v", err)
+	if err != nil || !bytes.Contains(page, []byte("CPU per request")) || !bytes.Contains(page, []byte("settle: waited 5 times")) {
+		t.Errorf("html lacks the cpu chart or the settle note: %v", err)
 	}
 	out, _, err = runArgs(t, "capacity", "--campaign", browse, "--target", "a="+a, "--start", "50", "--max", "100",
 		"--trials", "2", "--duration", "300ms", "--p99", "10s", "--min-success", "0.99", "--cpu", "self="+pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "cpu µs/req at capacity") || !strings.Contains(out, "cpu µs per request over every trial: self ") {
+	if !strings.Contains(out, "cpu µs/req at capacity") || !strings.Contains(out, "cpu µs per request over every trial: self ") || !strings.Contains(out, "settle: waited ") {
 		t.Errorf("capacity output:\n%s", out)
 	}
 }

@@ -330,7 +330,7 @@ svg{display:block;margin:1em 0;background:#fff}
 {{end}}</table>{{end}}
 {{if .CPU}}<h2>Cost per request</h2>
 <p class="note">CPU time of the measured processes (/proc utime+stime, children included, or cgroup usage) during each target's runs, divided by that target's requests: what the set-up costs to serve one request.</p>
-{{.CPU}}{{end}}
+{{.CPU}}{{end}}{{with .Doc.Settle}}<p class="note">{{.String}}</p>{{end}}
 {{if .Compare}}{{.Compare}}{{end}}
 {{range .Targets}}<h2><span class="swatch" style="background:{{.Color}}"></span>{{.Summary.Name}} <small>{{.Summary.URL}}</small></h2>
 {{.Over}}
