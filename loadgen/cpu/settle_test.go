@@ -68,3 +68,15 @@ func TestSettleBoundedByBusyProcess(t *testing.T) {
 		t.Fatalf("Settle = quiet %v after %s, %v; want not quiet at the 600ms bound", s.Quiet, s.Waited, err)
 	}
 }
+
+// FuzzParseSettle: whatever is accepted is within [0, MaxSettle].
+func FuzzParseSettle(f *testing.F) {
+	for _, s := range []string{"auto", "2s", "-1s", "1m1s", "9223372036854775807ns", ""} {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, s string, measured bool) {
+		if d, err := ParseSettle(s, measured); err == nil && (d < 0 || d > MaxSettle) {
+			t.Fatalf("ParseSettle(%q) = %s, outside [0, %s]", s, d, MaxSettle)
+		}
+	})
+}
