@@ -139,7 +139,8 @@ func TestSettleKeepsLeftoverCPUOffTheNextTarget(t *testing.T) {
 	}
 
 	t.Run("no settle", func(t *testing.T) {
-		_, idle, res := charged(0)
+		busy, idle, res := charged(0)
+		t.Logf("child CPU charged: busy %s, idle %s", busy, idle)
 		// The tail starts 100 ms into idle's 1 s run; a loaded machine may
 		// slow it, so ask for a quarter of it.
 		if idle < tailBurn/4 {
@@ -151,6 +152,7 @@ func TestSettleKeepsLeftoverCPUOffTheNextTarget(t *testing.T) {
 	})
 	t.Run("settle", func(t *testing.T) {
 		busy, idle, res := charged(10 * time.Second)
+		t.Logf("child CPU charged: busy %s, idle %s; %v", busy, idle, res.Doc.Settle)
 		if idle > 30*time.Millisecond {
 			t.Errorf("idle charged %s of the child's CPU after a settle; want about none (at most 3 ticks)", idle)
 		}
