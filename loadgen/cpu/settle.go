@@ -66,7 +66,8 @@ type Settled struct {
 }
 
 // Settle waits, window by window, until the meter's sources together use
-// less than QuietCores over one SettleWindow, at most bound (the last
+// less than QuietCores over one SettleWindow and none of their threads is
+// runnable (Runnable), at most bound (the last
 // window is shortened to fit), or until ctx ends. It returns the reading
 // at the end of the wait, so the caller can close one run's account and
 // open the next one's with it. window <= 0 means SettleWindow.
@@ -110,7 +111,9 @@ func (m *Meter) Settle(ctx context.Context, bound, window time.Duration) (Settle
 		// Only a full window decides quiet: a clipped last one is too short
 		// for the 10 ms tick to say anything.
 		elapsed := time.Since(from)
-		if w == window && float64(used) <= QuietCores*float64(elapsed) {
+		// A runnable thread is not quiet whatever its rate: on a loaded
+		// machine a starved process uses little CPU while its work waits.
+		if w == window && float64(used) <= QuietCores*float64(elapsed) && !m.Runnable() {
 			return Settled{Reading: cur, Waited: time.Since(start), Quiet: true}, nil
 		}
 	}
