@@ -130,9 +130,12 @@ func checkShards(files []string) (string, error) {
 
 // clockOffset estimates how far the local clock is from url's Date
 // header. Date has a one-second resolution, so it polls (every 2ms, at
-// most 1.5s and 400 requests) until the header's second changes: the
+// most 1.5s and 1000 requests) until the header's second changes: the
 // server's clock read exactly that second during the request that first
-// shows it, whose midpoint stands for that instant. The offset is
+// shows it, whose midpoint stands for that instant. The 1.5s bound, not
+// the request count, ends the polling: 400 polls of 2ms sleeps took about
+// 0.9s, short of a second boundary when the first poll came just after
+// one (TestClockOffset failed that way). The offset is
 // server minus local; the uncertainty is half that request's round trip
 // plus the gap since the previous request.
 func clockOffset(ctx context.Context, url string) (offset, uncertainty time.Duration, err error) {
@@ -142,7 +145,7 @@ func clockOffset(ctx context.Context, url string) (offset, uncertainty time.Dura
 	var prevDate string
 	var prevEnd time.Time
 	deadline := time.Now().Add(1500 * time.Millisecond)
-	for n := 0; n < 400 && time.Now().Before(deadline); n++ {
+	for n := 0; n < 1000 && time.Now().Before(deadline); n++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return 0, 0, fmt.Errorf("--clock-url: %v", err)
