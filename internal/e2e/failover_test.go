@@ -141,7 +141,8 @@ func TestRedisDownForTheEdge(t *testing.T) {
 	s := newShop(t)
 	o1 := s.startOrigin("origin-1", redis.URL)
 	o2 := s.startOrigin("origin-2", redis.URL)
-	e := s.startEdge("edge", redis.URL, o1, o2)
+	// The default 50 ms Redis timeout: the latency bound below relies on it.
+	e := s.startEdgeWith("edge", redis.URL, edgeOpts{redisTimeout: "50ms"}, o1, o2)
 	c := newClient(t)
 
 	n := 300
@@ -397,7 +398,9 @@ func TestRedisStallKeepsTheLocalCache(t *testing.T) {
 	redis := testenv.FreshRedis(t)
 	s := newShop(t)
 	o1 := s.startOrigin("origin-1", redis.URL)
-	e := s.startEdge("edge", redis.URL, o1)
+	// The default 50 ms Redis timeout and so a 500 ms breaker window: the
+	// test is about a stall longer than the one, shorter than the other.
+	e := s.startEdgeWith("edge", redis.URL, edgeOpts{redisTimeout: "50ms"}, o1)
 	c := newClient(t)
 	for id := 1; id <= 10; id++ {
 		warm(t, c, fmt.Sprintf("%s/api/products/%d/", e.url, id))
