@@ -209,7 +209,7 @@ func TestLoopRawHitAllocatesNothing(t *testing.T) {
 		ctx.Response.Header.SetContentType("application/json")
 		ctx.SetBodyString(`{"id":1,"name":"tea"}`)
 	})
-	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: fmt.Sprintf("rawalloc-%d:", time.Now().UnixNano())}, zap.NewNop())
+	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("rawalloc-%d:", time.Now().UnixNano())}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

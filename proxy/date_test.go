@@ -25,7 +25,7 @@ func TestCachedAnswerKeepsItsDate(t *testing.T) {
 		ctx.SetBodyString("page")
 	})
 	cfg := testConfig(o)
-	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: fmt.Sprintf("date-%d:", time.Now().UnixNano()),
+	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("date-%d:", time.Now().UnixNano()),
 		TagIndexNamespace: fmt.Sprintf("date-ti-%d:", time.Now().UnixNano())}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

@@ -76,7 +76,7 @@ func TestForwardedLazyOnHits(t *testing.T) {
 		t.Run(io, func(t *testing.T) {
 			ns := fmt.Sprintf("fwdlazy-%s-%d-", io, time.Now().UnixNano())
 			start := func(noRaw bool) *edge {
-				c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: fmt.Sprintf("%s%v:", ns, noRaw)}, zap.NewNop())
+				c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("%s%v:", ns, noRaw)}, zap.NewNop())
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -64,7 +64,7 @@ func TestH2CSamePipeline(t *testing.T) {
 	})
 	cfg := h2cConfig(o)
 	cfg.RateLimits = []config.RateLimit{rateRule("limited", "/limited/", nil, 0.001, 2, 0, 0)}
-	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: fmt.Sprintf("h2c-%d:", time.Now().UnixNano())}, zap.NewNop())
+	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("h2c-%d:", time.Now().UnixNano())}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

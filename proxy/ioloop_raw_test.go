@@ -61,7 +61,7 @@ func TestEventLoopRawHitsMatch(t *testing.T) {
 	ns := fmt.Sprintf("rawhit-%d:", time.Now().UnixNano())
 	frozen := time.Now().Add(2 * time.Second)
 	newCache := func() *cache.Cache {
-		c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: ns, Now: func() time.Time { return frozen }}, zap.NewNop())
+		c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: ns, Now: func() time.Time { return frozen }}, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}

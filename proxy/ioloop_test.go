@@ -24,7 +24,7 @@ func TestEventLoopInlineHits(t *testing.T) {
 		ctx.Response.Header.Set("Cache-Tag", "product:1")
 		ctx.SetBodyString("product " + string(ctx.Path()))
 	})
-	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: fmt.Sprintf("evloop-%d:", time.Now().UnixNano())}, zap.NewNop())
+	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("evloop-%d:", time.Now().UnixNano())}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func TestStreamDownloadThroughCache(t *testing.T) {
 	o := newStreamOrigin(t)
 	cfg := streamConfig(o)
 	cfg.Cache.MaxEntryBytes = 1 << 20
-	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: fmt.Sprintf("stream-%d:", time.Now().UnixNano()),
+	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("stream-%d:", time.Now().UnixNano()),
 		MaxEntryBytes: cfg.Cache.MaxEntryBytes}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

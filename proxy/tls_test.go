@@ -56,7 +56,7 @@ func TestTLSEveryFeature(t *testing.T) {
 	cfg := tlsTestConfig([]config.Certificate{ec}, o)
 	cfg.TLS.HSTS = config.HSTS{MaxAge: 365 * 24 * time.Hour, IncludeSubdomains: true}
 	cfg.RateLimits = []config.RateLimit{rateRule("limited", "/limited/", nil, 0.001, 2, 0, 0)}
-	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), Namespace: fmt.Sprintf("tls-%d:", time.Now().UnixNano())}, zap.NewNop())
+	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("tls-%d:", time.Now().UnixNano())}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

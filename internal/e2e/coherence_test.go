@@ -305,7 +305,9 @@ func TestEdgeSilentlyPartitionedFromRedis(t *testing.T) {
 	o2 := s.startOrigin("origin-2", redis.URL)
 	a := s.startEdge("edge-a", redis.URL, o1, o2)
 	link := newCutProxy(t, redis.Addr)
-	b := s.startEdge("edge-b", "redis://"+link.addr()+"/0", o1, o2)
+	// The default 50 ms Redis timeout: how soon B notices the partition
+	// (its breaker window, 500 ms) is what the test measures.
+	b := s.startEdgeWith("edge-b", "redis://"+link.addr()+"/0", edgeOpts{redisTimeout: "50ms"}, o1, o2)
 	c := newClient(t)
 	admin := c.login(a.url, "admin", "admin123")
 	const id = 19

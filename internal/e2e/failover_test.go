@@ -141,7 +141,8 @@ func TestRedisDownForTheEdge(t *testing.T) {
 	s := newShop(t)
 	o1 := s.startOrigin("origin-1", redis.URL)
 	o2 := s.startOrigin("origin-2", redis.URL)
-	e := s.startEdge("edge", redis.URL, o1, o2)
+	// The default 50 ms Redis timeout: the latency bound below relies on it.
+	e := s.startEdgeWith("edge", redis.URL, edgeOpts{redisTimeout: "50ms"}, o1, o2)
 	c := newClient(t)
 
 	n := 300
@@ -250,13 +251,16 @@ func TestRedisRestartWhileEdgeIdle(t *testing.T) {
 
 // TestEdgeDrainsOnSIGTERM: requests in flight when the edge gets SIGTERM
 // finish with their answers (issue #3: "graceful shutdown drains
-// connections"). The origins answer after 400 ms, so the requests are
-// certainly in flight when the signal arrives; the edge must then exit by
-// itself, well within its shutdown timeout.
+// connections"). The origins answer after 2 s, and the signal is sent
+// once the edge's admin API counts all the requests in flight (a fixed
+// 150 ms sleep, under -race on a loaded machine, could signal before every
+// client had even connected, and a request refused by the closing listener
+// was not in flight at all); the edge must then exit by itself, well
+// within its shutdown timeout.
 func TestEdgeDrainsOnSIGTERM(t *testing.T) {
 	s := newShop(t)
-	o1 := s.startOrigin("origin-1", "", "--inject-latency", "400ms")
-	o2 := s.startOrigin("origin-2", "", "--inject-latency", "400ms")
+	o1 := s.startOrigin("origin-1", "", "--inject-latency", "2s")
+	o2 := s.startOrigin("origin-2", "", "--inject-latency", "2s")
 	e := s.startEdge("edge", "", o1, o2)
 	c := newClient(t)
 
@@ -272,7 +276,20 @@ func TestEdgeDrainsOnSIGTERM(t *testing.T) {
 			results <- result{r, err}
 		}()
 	}
-	time.Sleep(150 * time.Millisecond)
+	inFlightNow := func() int64 {
+		v := decode[struct {
+			Upstreams []struct {
+				InFlight int64 `json:"in_flight"`
+			} `json:"upstreams"`
+		}](t, c.must(200, "GET", e.admin+"/admin/upstreams", "", nil))
+		var n int64
+		for _, u := range v.Upstreams {
+			n += u.InFlight
+		}
+		return n
+	}
+	eventually(t, 10*time.Second, 10*time.Millisecond, fmt.Sprintf("%d requests in flight at the origins", inFlight),
+		func() bool { return inFlightNow() == inFlight })
 	stopped := make(chan time.Duration, 1)
 	go func() {
 		t0 := time.Now()
@@ -291,7 +308,7 @@ func TestEdgeDrainsOnSIGTERM(t *testing.T) {
 	}
 	// Stop kills after a 10 s grace; an edge that drains exits long before.
 	if took > 8*time.Second {
-		t.Fatalf("edge took %s to exit after SIGTERM with %d requests of 400 ms in flight", took, inFlight)
+		t.Fatalf("edge took %s to exit after SIGTERM with %d requests of 2 s in flight", took, inFlight)
 	}
 	t.Logf("drain: %d requests in flight at SIGTERM all answered 200; edge exited %s after the signal", inFlight, took.Round(time.Millisecond))
 }
@@ -381,7 +398,9 @@ func TestRedisStallKeepsTheLocalCache(t *testing.T) {
 	redis := testenv.FreshRedis(t)
 	s := newShop(t)
 	o1 := s.startOrigin("origin-1", redis.URL)
-	e := s.startEdge("edge", redis.URL, o1)
+	// The default 50 ms Redis timeout and so a 500 ms breaker window: the
+	// test is about a stall longer than the one, shorter than the other.
+	e := s.startEdgeWith("edge", redis.URL, edgeOpts{redisTimeout: "50ms"}, o1)
 	c := newClient(t)
 	for id := 1; id <= 10; id++ {
 		warm(t, c, fmt.Sprintf("%s/api/products/%d/", e.url, id))

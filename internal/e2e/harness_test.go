@@ -188,13 +188,35 @@ func (p *proc) kill() {
 	srv.Kill()
 }
 
+// givenPorts are the ports freeAddr handed out in this test binary.
+var givenPorts struct {
+	sync.Mutex
+	m map[int]bool
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free now and not handed
+// out before in this binary: the kernel may give a just-closed ephemeral
+// port again at once, and an edge whose listen and admin_listen came out
+// equal that way refused to start (seen under load).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	port, err := stack.FreePort()
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	givenPorts.Lock()
+	defer givenPorts.Unlock()
+	if givenPorts.m == nil {
+		givenPorts.m = map[int]bool{}
 	}
-	return "127.0.0.1:" + strconv.Itoa(port)
+	for range 100 {
+		port, err := stack.FreePort()
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		if !givenPorts.m[port] {
+			givenPorts.m[port] = true
+			return "127.0.0.1:" + strconv.Itoa(port)
+		}
+	}
+	t.Fatal("free port: 100 tries gave only ports handed out before")
+	return ""
 }
 
 // startOrigin runs `origin serve` on a free port against the shop's
@@ -243,6 +265,7 @@ health:
   max_ejected_percent: 50
   slow_start: 1s
 access_log: {enabled: false}
+cache: {redis_timeout: %s}
 upstreams:
 %s%s`
 
@@ -266,6 +289,11 @@ type edgeOpts struct {
 	policy string
 	// healthPath is the active check's path; empty means /healthz.
 	healthPath string
+	// redisTimeout is cache.redis_timeout; empty means 1 s, not the 50 ms
+	// default: under -race on a loaded machine a Redis command can outlast
+	// 50 ms, the edge then passes that request to an origin, and a test
+	// expecting a hit sees a miss. Tests of the timeout itself set 50ms.
+	redisTimeout string
 	// extra is top-level YAML appended to the file (e.g. a retries block);
 	// a key given twice is an error, so it may only set what edgeConfig
 	// leaves out.
@@ -281,6 +309,9 @@ func (s *shop) startEdgeWith(name, redisURL string, o edgeOpts, origins ...*proc
 	if o.healthPath == "" {
 		o.healthPath = "/healthz"
 	}
+	if o.redisTimeout == "" {
+		o.redisTimeout = "1s"
+	}
 	addr, admin := freeAddr(s.t), freeAddr(s.t)
 	var ups strings.Builder
 	for _, o := range origins {
@@ -289,7 +320,7 @@ func (s *shop) startEdgeWith(name, redisURL string, o edgeOpts, origins ...*proc
 	conf := filepath.Join(s.t.TempDir(), name+".yaml")
 	t := s.t
 	writeConf := func(policy string) {
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(edgeConfig, addr, admin, policy, o.healthPath, ups.String(), o.extra)), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(edgeConfig, addr, admin, policy, o.healthPath, o.redisTimeout, ups.String(), o.extra)), 0o600); err != nil {
 			t.Error(err)
 		}
 	}

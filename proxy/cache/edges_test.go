@@ -316,7 +316,7 @@ func TestStaleOnErrorNoUpstream(t *testing.T) {
 // TestStaleOnErrorOff: a negative StaleOnError turns the grace off.
 func TestStaleOnErrorOff(t *testing.T) {
 	clk := newClock()
-	cfg := Config{RedisURL: testenv.Redis(t), Namespace: "t:" + randName(t) + ":", TagIndexNamespace: "ti:" + randName(t) + ":", StaleOnError: -1, Now: clk.now}
+	cfg := Config{RedisURL: testenv.Redis(t), Namespace: "t:" + randName(t) + ":", TagIndexNamespace: "ti:" + randName(t) + ":", StaleOnError: -1, Now: clk.now, RedisTimeout: testRedisTimeout}
 	c, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

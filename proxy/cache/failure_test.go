@@ -108,7 +108,8 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 // timeouts that go on with nothing succeeding for breakerWindow do, and a
 // connection error trips it at once.
 func TestBreakerToleratesLoneTimeouts(t *testing.T) {
-	c := newTestCache(t, testenv.Redis(t), randName(t), nil)
+	// The default timeout: the test is about its window (500 ms).
+	c := newTestCacheWith(t, testenv.Redis(t), randName(t), func(c *Config) { c.RedisTimeout = DefaultRedisTimeout })
 	timeout := fmt.Errorf("rueidis: %w", context.DeadlineExceeded)
 
 	c.t.fail(timeout)

@@ -38,12 +38,19 @@ func randName(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
+// testRedisTimeout is the Redis timeout of test caches that are not about
+// the timeout: under -race on a loaded machine a command can outlast the
+// default 50 ms, the cache then passes that request through, and a test
+// expecting a hit sees a miss. A test of the timeout or the breaker sets
+// its own (DefaultRedisTimeout).
+const testRedisTimeout = 2 * time.Second
+
 // newTestCache builds a Cache on url with its own namespace, so tests
 // sharing one Redis never see each other's entries. Pass the same ns to
 // build a second edge sharing entries.
 func newTestCache(t testing.TB, url, ns string, clk *clock) *Cache {
 	t.Helper()
-	cfg := Config{RedisURL: url, Namespace: "t:" + ns + ":", TagIndexNamespace: "ti:" + ns + ":", MaxMemoryBytes: 8 << 20}
+	cfg := Config{RedisURL: url, Namespace: "t:" + ns + ":", TagIndexNamespace: "ti:" + ns + ":", MaxMemoryBytes: 8 << 20, RedisTimeout: testRedisTimeout}
 	if clk != nil {
 		cfg.Now = clk.now
 	}

@@ -185,7 +185,7 @@ func TestWriteIssuesToken(t *testing.T) {
 // newTestCacheWith is newTestCache with a config tweak.
 func newTestCacheWith(t *testing.T, url, ns string, tweak func(*Config)) *Cache {
 	t.Helper()
-	cfg := Config{RedisURL: url, Namespace: "t:" + ns + ":", TagIndexNamespace: "ti:" + ns + ":", MaxMemoryBytes: 8 << 20}
+	cfg := Config{RedisURL: url, Namespace: "t:" + ns + ":", TagIndexNamespace: "ti:" + ns + ":", MaxMemoryBytes: 8 << 20, RedisTimeout: testRedisTimeout}
 	tweak(&cfg)
 	c, err := New(cfg, nil)
 	if err != nil {

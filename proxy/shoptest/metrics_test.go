@@ -42,6 +42,10 @@ func observedShop(t *testing.T) scrapes {
 	limited.PerIP.Rate, limited.PerIP.Burst = 0.01, 1
 	cfg.RateLimits = []config.RateLimit{limited}
 	cfg.Cache.Enabled, cfg.Cache.RedisURL = true, testenv.Redis(t)
+	// A generous Redis timeout: under -race on a loaded machine a command
+	// can outlast the 50 ms default, the second GET then passes through
+	// instead of hitting, and the hit series this file expects is missing.
+	cfg.Cache.RedisTimeout = 2 * time.Second
 	c, err := cache.New(cfg.Cache.CacheConfig(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
