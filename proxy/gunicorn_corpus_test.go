@@ -516,20 +516,6 @@ type gunicornResult struct {
 	defaults map[string]gunicornOutcome
 }
 
-// merge adds o's cases to r.
-func (r *gunicornResult) merge(o gunicornResult) {
-	r.agree += o.agree
-	r.agreeRaw += o.agreeRaw
-	r.table = append(r.table, o.table...)
-	sort.Strings(r.table)
-	for k, v := range o.differ {
-		r.differ[k] = v
-	}
-	for k, v := range o.outcome {
-		r.outcome[k] = v
-	}
-}
-
 // runGunicornCorpus sends every case to addr twice (bytes as they are, then
 // with Host added) and compares what came back, and what the origin saw,
 // with gunicorn's verdict.

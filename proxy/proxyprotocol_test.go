@@ -19,7 +19,6 @@ import (
 
 	"github.com/novashop/edge/proxy/config"
 	"github.com/valyala/fasthttp"
-	"golang.org/x/net/http2"
 )
 
 // ppV2 builds a PROXY protocol v2 header: cmd 0 LOCAL or 1 PROXY, family
@@ -377,7 +376,9 @@ func TestProxyProtocolH2CAndStreamedBody(t *testing.T) {
 	cfg.H2C = true
 	cfg.ProxyProtocol = config.ProxyProtocol{Enabled: true, Trusted: []string{"127.0.0.0/8"}, Timeout: time.Second}
 	h := startEdge(t, cfg, Options{})
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true) // h2c with prior knowledge
+	tr := &http.Transport{Protocols: &protos, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := net.Dial(network, addr)
 		if err == nil {
 			_, err = c.Write([]byte("PROXY TCP6 2001:db8::60 ::1 1 2\r\n"))

@@ -597,7 +597,7 @@ func TestFramerDiscardsTrailer(t *testing.T) {
 			// The event-loop core's way: the whole message, compacted in place.
 			b := []byte(tt.in)
 			f.Reset()
-			n, w, done, err := f.ScanMessage(b, false)
+			n, _, done, err := f.ScanMessage(b, false)
 			if err != nil || !done || n != len(r.msgs[0]) || (f.Discarded() == 0) != (tt.in == tt.out) {
 				t.Fatalf("ScanMessage: %d %v %v, discarded %d", n, done, err, f.Discarded())
 			}
