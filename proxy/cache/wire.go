@@ -2,11 +2,10 @@ package cache
 
 import (
 	"bytes"
-	"reflect"
 	"strconv"
 	"time"
-	"unsafe"
 
+	"github.com/novashop/edge/proxy/internal/nodate"
 	"github.com/valyala/fasthttp"
 )
 
@@ -192,20 +191,5 @@ func appendHitFields(dst []byte, age time.Duration, cacheStatus []byte) []byte {
 	return append(dst, "\r\n"...)
 }
 
-// noDefaultDateOffset is the offset of fasthttp.ResponseHeader's unexported
-// noDefaultDate flag, which the edge's servers set (fasthttp.Server's
-// NoDefaultDate option; proxy/evloop's setNoDefaultDate does the same) and
-// which decides whether the serializer writes the stored Date or its own
-// clock's. A fasthttp without the field panics here, at start, rather than
-// letting the raw hit path send the wrong Date.
-var noDefaultDateOffset = func() uintptr {
-	f, ok := reflect.TypeOf(fasthttp.ResponseHeader{}).FieldByName("noDefaultDate")
-	if !ok || f.Type.Kind() != reflect.Bool {
-		panic("cache: fasthttp.ResponseHeader has no bool noDefaultDate field; update setNoDefaultDate")
-	}
-	return f.Offset
-}()
-
-func setNoDefaultDate(h *fasthttp.ResponseHeader) {
-	*(*bool)(unsafe.Add(unsafe.Pointer(h), noDefaultDateOffset)) = true
-}
+// setNoDefaultDate: see proxy/internal/nodate.
+func setNoDefaultDate(h *fasthttp.ResponseHeader) { nodate.Set(h) }
