@@ -16,6 +16,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(v2(1, 0x11, addr4, tlvs))
 	f.Add(v2(1, 0x21, addr6))
 	f.Add(v2(0, 0x00))
+	f.Add(withCRC(v2(1, 0x11, addr4, tlvs)))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := Parse(b)

@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"net"
 	"net/netip"
 )
@@ -206,7 +207,7 @@ func parseV2(b []byte) (h Header, n int, err error) {
 	if len(body) < alen {
 		return h, 0, ErrInvalid
 	}
-	if !validTLVs(body[alen:]) {
+	if !validTLVs(b[:total], 16+alen) {
 		return h, 0, ErrInvalid
 	}
 	// LOCAL: the balancer's own connection (its health check); UNSPEC, UNIX
@@ -227,19 +228,44 @@ func parseV2(b []byte) (h Header, n int, err error) {
 	return h, total, nil
 }
 
-// validTLVs reports whether b is a whole number of type-length-value
-// records. Their contents are not used (nor the CRC32c one checked): the
-// edge needs only the addresses.
-func validTLVs(b []byte) bool {
-	for len(b) > 0 {
+// validTLVs reports whether hdr[off:] (hdr is the whole header) is a whole
+// number of type-length-value records and, when one of them is a CRC32c
+// (PP2_TYPE_CRC32C), whether it is the checksum of the header with its own
+// value read as zeros. The spec makes checking optional, but says a receiver
+// that supports it MUST treat a header that fails it as invalid: a balancer
+// that sends one asks for the check, and a corrupted or hand-made header
+// that carries a wrong one is better refused than trusted for its address.
+// The other records' contents are not used: the edge needs only the
+// addresses.
+func validTLVs(hdr []byte, off int) bool {
+	crcAt := -1
+	for b := hdr[off:]; len(b) > 0; {
 		if len(b) < 3 {
 			return false
 		}
-		l := 3 + int(binary.BigEndian.Uint16(b[1:3]))
-		if l > len(b) {
+		vlen := int(binary.BigEndian.Uint16(b[1:3]))
+		if 3+vlen > len(b) {
 			return false
 		}
-		b = b[l:]
+		if b[0] == typeCRC32C {
+			if vlen != 4 || crcAt >= 0 {
+				return false
+			}
+			crcAt = len(hdr) - len(b) + 3
+		}
+		b = b[3+vlen:]
 	}
-	return true
+	if crcAt < 0 {
+		return true
+	}
+	var zero [4]byte
+	sum := crc32.Update(0, castagnoli, hdr[:crcAt])
+	sum = crc32.Update(sum, castagnoli, zero[:])
+	sum = crc32.Update(sum, castagnoli, hdr[crcAt+4:])
+	return sum == binary.BigEndian.Uint32(hdr[crcAt:crcAt+4])
 }
+
+// typeCRC32C is PP2_TYPE_CRC32C, the header checksum's record type.
+const typeCRC32C = 0x03
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -3,6 +3,7 @@ package proxyproto
 import (
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/netip"
@@ -21,6 +22,23 @@ func v2(cmd, fam byte, body ...[]byte) []byte {
 	}
 	binary.BigEndian.PutUint16(b[14:16], uint16(len(b)-16))
 	return b
+}
+
+// withCRC appends a PP2_TYPE_CRC32C record to header h (built by v2) and
+// fills it with the checksum of the whole header, computed in one pass over
+// a copy whose record value is zero, as the spec says a sender does.
+func withCRC(h []byte) []byte {
+	h = append(append([]byte(nil), h...), 0x03, 0x00, 0x04, 0, 0, 0, 0)
+	binary.BigEndian.PutUint16(h[14:16], uint16(len(h)-16))
+	binary.BigEndian.PutUint32(h[len(h)-4:], crc32.Checksum(h, crc32.MakeTable(crc32.Castagnoli)))
+	return h
+}
+
+// flip returns a copy of b with bit 0 of b[i] flipped.
+func flip(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 1
+	return c
 }
 
 var (
@@ -83,6 +101,14 @@ func TestParse(t *testing.T) {
 		{"v2 short TCP6 block", string(v2(1, 0x21, addr4)), Header{}, 0, ErrInvalid},
 		{"v2 broken TLV", string(v2(1, 0x11, addr4, tlvs[:4])), Header{}, 0, ErrInvalid},
 		{"v2 TLV stub", string(v2(1, 0x11, addr4, []byte{1, 0})), Header{}, 0, ErrInvalid},
+		{"v2 TCP4 with a good CRC32c", string(withCRC(v2(1, 0x11, addr4, tlvs))), Header{Version: 2, Src: ap("192.168.0.1:12345"), Dst: ap("10.0.0.1:443")}, 16 + 12 + len(tlvs) + 7, nil},
+		{"v2 TCP6 with a good CRC32c first", string(withCRC(v2(1, 0x21, addr6))) + "GET", Header{Version: 2, Src: ap("[2001:db8::1]:42578"), Dst: ap("[2001:db8::2]:80")}, 16 + 36 + 7, nil},
+		{"v2 LOCAL with a good CRC32c", string(withCRC(v2(0, 0x00))), Header{Version: 2, Local: true}, 16 + 7, nil},
+		{"v2 CRC32c of another address", string(flip(withCRC(v2(1, 0x11, addr4)), 16)), Header{}, 0, ErrInvalid},
+		{"v2 CRC32c with a flipped bit", string(flip(withCRC(v2(1, 0x11, addr4)), 16+12+6)), Header{}, 0, ErrInvalid},
+		{"v2 LOCAL with a wrong CRC32c", string(flip(withCRC(v2(0, 0x00)), 16+6)), Header{}, 0, ErrInvalid},
+		{"v2 CRC32c of 3 bytes", string(v2(1, 0x11, addr4, []byte{0x03, 0x00, 0x03, 1, 2, 3})), Header{}, 0, ErrInvalid},
+		{"v2 two CRC32c records", string(withCRC(withCRC(v2(1, 0x11, addr4)))), Header{}, 0, ErrInvalid},
 		{"v2 too long", string(append(append([]byte(nil), sigV2...), 0x21, 0x11, 0x10, 0x00)), Header{}, 0, ErrTooLong},
 		{"v2 longest", string(v2(1, 0x11, addr4, []byte{0x04, 0x0f, 0xe1}, make([]byte, MaxV2-16-12-3))), Header{Version: 2, Src: ap("192.168.0.1:12345"), Dst: ap("10.0.0.1:443")}, MaxV2, nil},
 		{"empty", "", Header{}, 0, nil},
