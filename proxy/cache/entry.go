@@ -260,9 +260,11 @@ func decodeRecord(b []byte) (*entry, *varyIndex, error) {
 		e.tags = append(e.tags, tagVersion{tag: tag, key: cachekeys.TagVersionKey(tag), version: int64(d.u64())})
 	}
 	n = d.count(len(d.b))
+	var fieldBytes int64
 	for i := 0; i < n && d.err == nil; i++ {
 		k := d.bytes()
 		e.header = append(e.header, kv{k, d.bytes()})
+		fieldBytes += int64(len(k) + len(e.header[len(e.header)-1].v) + 4)
 	}
 	e.body = d.bytes()
 	if d.err != nil || len(d.b) != 0 {
@@ -271,6 +273,10 @@ func decodeRecord(b []byte) (*entry, *varyIndex, error) {
 	if e.status < 100 || e.status > 999 || e.lifetime < 0 || e.swr < 0 || e.sie < 0 || e.ageValue < 0 {
 		return nil, nil, fmt.Errorf("%w: entry values out of range", ErrCorruptEntry)
 	}
-	e.size = int64(len(b)) + 256 + int64(len(e.tags))*48 + int64(len(e.header))*48
+	// The raw-hit plan (wire.go), made on the first hit served raw, holds
+	// the stored fields serialized twice (the 200 and the 304 head) plus two
+	// status lines: counted from the start, so the local tier's byte bound
+	// holds whether or not the entry is ever served raw.
+	e.size = int64(len(b)) + 256 + int64(len(e.tags))*48 + int64(len(e.header))*48 + 2*fieldBytes + 64
 	return e, nil, nil
 }

@@ -86,3 +86,29 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestEntrySizeCountsRawPlan: an entry's accounted size covers its encoded
+// record and the raw-hit plan its first raw hit makes (both heads), so the
+// local tier's byte bound holds for entries served raw.
+func TestEntrySizeCountsRawPlan(t *testing.T) {
+	for _, fields := range []int{1, 8, 40} {
+		e := sampleEntry()
+		e.opts = 0
+		e.header = []kv{{[]byte("Date"), []byte("Mon, 07 Dec 2026 02:00:00 GMT")}, {[]byte("Content-Type"), []byte("application/json")}}
+		for i := 0; i < fields; i++ {
+			e.header = append(e.header, kv{[]byte("X-Field-Name-" + string(rune('a'+i%26))), []byte("a value of some forty bytes, as seen ok")})
+		}
+		rec := encodeEntry(e)
+		got, _, err := decodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := got.wirePlan()
+		if !p.ok {
+			t.Fatalf("%d fields: no raw plan", fields)
+		}
+		if need := int64(len(rec) + len(p.ok200) + len(p.ok304)); got.size < need {
+			t.Errorf("%d fields: size %d < record %d + heads %d + %d", fields, got.size, len(rec), len(p.ok200), len(p.ok304))
+		}
+	}
+}
