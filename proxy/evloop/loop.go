@@ -72,6 +72,13 @@ type loop struct {
 	// and the mark a queued request's conn.up points to.
 	pendPools []*upPool
 	waitUp    upConn
+	// pipes are the upstream connections with requests pipelined behind
+	// another (rescuePipes); dropGet and dropHead stand in their queue for
+	// requests sent again elsewhere, whose answers are read into dropResp
+	// and dropped.
+	pipes             []*upConn
+	dropGet, dropHead conn
+	dropResp          fasthttp.Response
 	// The light answer in flight and the scanner's scratch (answer.go).
 	light lightAnswer
 	scan  lightScan
@@ -601,6 +608,9 @@ func (l *loop) timers() {
 	cur := l.now / int64(tick)
 	if l.nups.Load() > 0 && l.wheelPos < cur {
 		l.upSweep()
+		if len(l.pipes) > 0 {
+			l.rescuePipes()
+		}
 	}
 	for l.wheelPos < cur {
 		l.wheelPos++

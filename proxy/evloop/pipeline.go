@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
 )
 
 // HTTP/1.1 pipelining to the origins (Config.PipelineDepth).
@@ -36,12 +37,13 @@ import (
 // loop) ends its try as today. A request sent again is on a fresh connection,
 // so a second failure is a real one: the tries budget is never exceeded.
 // Every request keeps its own per-try deadline from the moment it was queued,
-// so time spent waiting behind another counts; when it fires the connection is
+// so time spent waiting behind another counts; requests that wait behind an
+// unanswered one longer than pipelineRescue are sent again elsewhere
+// (rescuePipes), so a slow answer neither times them out nor counts as several
+// failures of its host. When a deadline fires in a pipeline the connection is
 // given up (the late answer ahead cannot be skipped) and the others are sent
 // again. Answers larger than the loop buffers end the head's try with
-// ErrTooLarge (handed off as without pipelining) and the others are sent
-// again; so a large answer holds the requests behind it for at most the time
-// the loop takes to read MaxForwardBytes.
+// ErrTooLarge (handed off as without pipelining) and the others are sent again.
 
 // pendReq is a request queued for the end of the round: its bytes are
 // (*upPool.pendBuf)[off:end].
@@ -182,8 +184,10 @@ func (l *loop) startPipe(u *upConn, ents []pendReq, out *[]byte) {
 		e.c.up = u
 		u.q = append(u.q, e.c)
 	}
+	u.headSince = l.now
 	if len(ents) > 1 {
 		l.piped.Add(uint64(len(ents) - 1))
+		l.pipes = append(l.pipes, u)
 	}
 	u.out, u.outOff, u.head = out, 0, c.ctx.Request.Header.IsHead()
 	u.got, u.need = false, 0
@@ -244,10 +248,18 @@ func (l *loop) upReadPipe(u *upConn, data []byte, eof bool) {
 	off := 0
 	for {
 		c := u.c
-		ctx := c.ctx
+		// A request sent again elsewhere (rescuePipes): its answer is read
+		// and dropped.
+		drop := l.dropped(c)
+		var ctx *fasthttp.RequestCtx
+		resp := &l.dropResp
+		if !drop {
+			ctx = c.ctx
+			resp = &ctx.Response
+		}
 		rest := data[off:]
 		used, light, done := 0, false, false
-		if cfg.LightAnswers && !u.head {
+		if cfg.LightAnswers && !u.head && !drop {
 			switch st, n := scanLight(rest, eof, cfg.UpstreamHeaderBytes/2, cfg.MaxForwardBytes, cfg.DropAnswerFields, cfg.SetAnswerFields, &l.scan); st {
 			case lightNeed:
 				u.need = n
@@ -258,7 +270,7 @@ func (l *loop) upReadPipe(u *upConn, data []byte, eof bool) {
 			}
 		}
 		if !done {
-			ok, n, ferr := l.frameResponse(&ctx.Response, rest, eof, u.head, &u.need)
+			ok, n, ferr := l.frameResponse(resp, rest, eof, u.head, &u.need)
 			switch {
 			case ferr != nil:
 				l.upFail(u, ferr)
@@ -275,7 +287,7 @@ func (l *loop) upReadPipe(u *upConn, data []byte, eof bool) {
 		}
 		off += used
 		// An ordinary (light) answer has no Connection field.
-		keep := !ctx.Request.ConnectionClose() && (light || !ctx.Response.ConnectionClose())
+		keep := (drop || !ctx.Request.ConnectionClose()) && (light || !resp.ConnectionClose())
 		var next *conn
 		if keep && len(u.q) > 0 {
 			next = u.q[0]
@@ -294,26 +306,37 @@ func (l *loop) upReadPipe(u *upConn, data []byte, eof bool) {
 			putBuf(hold)
 		}
 		if next == nil {
-			if len(u.q) == 0 {
-				// Anything after the last answer is the origin's protocol
-				// error: do not reuse the connection.
-				l.upDone(u, keep && !eof && off == len(data), nil)
+			if len(u.q) > 0 {
+				// The answer asked to close: the requests behind it were not
+				// answered, and go again.
+				l.upBreakAfter(u, c)
 				return
 			}
-			// The answer asked to close: the requests behind it were not
-			// answered, and go again.
-			l.upBreakAfter(u, c)
+			// Anything after the last answer is the origin's protocol
+			// error: do not reuse the connection.
+			reuse := keep && !eof && off == len(data)
+			if drop {
+				u.c = nil
+				l.upRelease(u, reuse)
+				return
+			}
+			l.upDone(u, reuse, nil)
 			return
 		}
-		c.up = nil
+		if !drop {
+			c.up = nil
+		}
 		u.c = next
-		u.head = next.ctx.Request.Header.IsHead()
+		u.head = next == &l.dropHead || (!l.dropped(next) && next.ctx.Request.Header.IsHead())
 		u.need = 0
 		u.got = off < len(data)
-		in := u.in
-		l.complete(c, nil)
-		if u.c != next || u.in != in {
-			return // cannot happen: nothing else reads u while it is busy
+		u.headSince = l.now
+		if !drop {
+			in := u.in
+			l.complete(c, nil)
+			if u.c != next || u.in != in {
+				return // cannot happen: nothing else reads u while it is busy
+			}
 		}
 		if off == len(data) {
 			if eof {
@@ -326,6 +349,72 @@ func (l *loop) upReadPipe(u *upConn, data []byte, eof bool) {
 			return
 		}
 	}
+}
+
+// dropped reports whether c stands for a request sent again elsewhere.
+func (l *loop) dropped(c *conn) bool { return c == &l.dropGet || c == &l.dropHead }
+
+// upRelease pools u (reuse) or closes it, with no request on it.
+func (l *loop) upRelease(u *upConn, reuse bool) {
+	if u.in != nil {
+		putBuf(u.in)
+		u.in = nil
+	}
+	if reuse && !l.stopping {
+		u.reused, u.idleSince, u.need, u.got = true, l.now, 0, false
+		l.upInterest(u, unix.EPOLLIN)
+		u.pool.idle = append(u.pool.idle, u)
+		return
+	}
+	l.upClose(u)
+}
+
+// pipelineRescue is how long requests may wait behind an unanswered one
+// before they are sent again elsewhere (checked once per timer tick, so they
+// wait up to a tick longer). A normal answer takes well under a millisecond;
+// one that takes this long would otherwise hold the requests behind it for
+// up to their whole per-try timeout, and time them all out with it.
+const pipelineRescue = 100 * time.Millisecond
+
+// rescuePipes sends the requests waiting behind a slow answer again, each on
+// a fresh connection of its own, and leaves placeholders in their place so
+// their answers on the old connection are read and dropped; the slow request
+// keeps its connection and its own deadline. A connection left with only
+// answers nobody waits for is closed after UpstreamIdleTimeout.
+func (l *loop) rescuePipes() {
+	k := 0
+	for _, u := range l.pipes {
+		if u.c == nil || (len(u.q) == 0 && !l.dropped(u.c)) {
+			continue // done with its pipeline
+		}
+		if l.dropped(u.c) && l.now-u.headSince > int64(l.s.cfg.UpstreamIdleTimeout) {
+			l.upAbort(u, fasthttp.ErrTimeout)
+			continue
+		}
+		l.pipes[k] = u
+		k++
+		if l.now-u.headSince < int64(pipelineRescue) {
+			continue
+		}
+		for i, c := range u.q {
+			if l.dropped(c) {
+				continue
+			}
+			if c.ctx.Request.Header.IsHead() {
+				u.q[i] = &l.dropHead
+			} else {
+				u.q[i] = &l.dropGet
+			}
+			c.up = nil
+			if c.deadline != 0 && c.deadline <= l.now {
+				l.complete(c, fasthttp.ErrTimeout)
+			} else {
+				l.resend(u.pool, c)
+			}
+		}
+	}
+	clear(l.pipes[k:])
+	l.pipes = l.pipes[:k]
 }
 
 // pipeWait keeps the unframed rest of u.in (from off) for the next read.
@@ -344,15 +433,15 @@ func (l *loop) pipeWait(u *upConn, off int, eof bool) {
 // sends the requests still waiting on u again.
 func (l *loop) upBreakAfter(u *upConn, done *conn) {
 	p := u.pool
-	rest := append([]*conn(nil), u.q...)
-	for _, c := range rest {
-		c.up = nil
-	}
-	done.up, u.c = nil, nil
+	rest := l.waiting(u)
+	u.c = nil
 	clear(u.q)
 	u.q = u.q[:0]
 	l.upClose(u)
-	l.complete(done, nil)
+	if !l.dropped(done) {
+		done.up = nil
+		l.complete(done, nil)
+	}
 	for _, c := range rest {
 		l.resend(p, c)
 	}
@@ -362,16 +451,20 @@ func (l *loop) upBreakAfter(u *upConn, done *conn) {
 // ends with err, every other request on u goes again on a fresh connection.
 func (l *loop) upBreak(u *upConn, victim *conn, err error) {
 	p := u.pool
-	all := make([]*conn, 0, len(u.q)+1)
-	all = append(all, u.c)
-	all = append(all, u.q...)
-	for _, c := range all {
-		c.up = nil
+	all := l.waiting(u)
+	if !l.dropped(u.c) {
+		all = append(all, u.c)
 	}
 	u.c = nil
 	clear(u.q)
 	u.q = u.q[:0]
 	l.upClose(u)
+	if l.dropped(victim) {
+		victim = nil
+	}
+	for _, c := range all {
+		c.up = nil
+	}
 	for _, c := range all {
 		switch {
 		case c == victim:
@@ -387,11 +480,24 @@ func (l *loop) upBreak(u *upConn, victim *conn, err error) {
 	}
 }
 
+// waiting returns the client connections whose requests wait behind u's
+// head (not the placeholders of requests sent again elsewhere).
+func (l *loop) waiting(u *upConn) []*conn {
+	w := make([]*conn, 0, len(u.q)+1)
+	for _, c := range u.q {
+		if !l.dropped(c) {
+			w = append(w, c)
+		}
+	}
+	return w
+}
+
 // upAbort ends the try of every request on u with err (the loop stops).
 func (l *loop) upAbort(u *upConn, err error) {
-	all := make([]*conn, 0, len(u.q)+1)
-	all = append(all, u.c)
-	all = append(all, u.q...)
+	all := l.waiting(u)
+	if !l.dropped(u.c) {
+		all = append(all, u.c)
+	}
 	for _, c := range all {
 		c.up = nil
 	}

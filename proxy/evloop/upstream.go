@@ -80,6 +80,7 @@ type upConn struct {
 	// need is how many bytes the answer needs before it is worth framing again.
 	need       int
 	idleSince  int64
+	headSince  int64 // when the request at the head of a pipeline became it
 	tryEnd     int64 // when the try ends (loop clock); the deadline while connecting may be earlier
 	fd         int32
 	ev         uint32
@@ -345,7 +346,7 @@ func (l *loop) upRead(u *upConn) {
 		l.keepAnswer(u, data)
 		return
 	}
-	if len(u.q) > 0 {
+	if len(u.q) > 0 || l.dropped(u.c) {
 		l.upReadPipe(u, data, eof)
 		return
 	}
@@ -478,6 +479,11 @@ var errTooManyInterim = errors.New("evloop: too many interim answers from the up
 // origin's failure: the request goes again once on a fresh connection, as
 // fasthttp's HostClient does for idempotent requests.
 func (l *loop) upFail(u *upConn, err error) {
+	if len(u.q) == 0 && l.dropped(u.c) {
+		u.c = nil // nobody waits for this answer any more
+		l.upClose(u)
+		return
+	}
 	if len(u.q) > 0 {
 		// Requests wait behind this one on the connection: none of them
 		// was answered, all of them are idempotent (pipeline.go).
@@ -641,6 +647,13 @@ func (l *loop) forwardTimeout(c *conn) {
 // closeUpstreams closes every upstream connection (the loop stops).
 func (l *loop) closeUpstreams() {
 	l.dropQueued()
+	for _, u := range l.pipes {
+		if u.c != nil && l.dropped(u.c) {
+			// Only answers nobody waits for: no client points to it.
+			l.upAbort(u, ErrClientGone)
+		}
+	}
+	l.pipes = nil
 	for _, c := range l.conns {
 		if c != nil && c.state == stateForwarding && c.up != nil && c.up != &l.waitUp {
 			if len(c.up.q) > 0 {
