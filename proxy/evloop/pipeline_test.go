@@ -423,3 +423,42 @@ func TestPipelineSkipsPost(t *testing.T) {
 		t.Errorf("GETs not pipelined: batches %q, stats %+v", batches, st)
 	}
 }
+
+// FuzzPipelineAnswers: whatever an origin sends to the first of three
+// pipelined requests (then closing), every client gets an answer, and the
+// first gets the status it gets without pipelining; the requests behind are
+// answered from the rest of those bytes or sent again.
+func FuzzPipelineAnswers(f *testing.F) {
+	for _, a := range pipeAnswers {
+		f.Add([]byte(a))
+		f.Add([]byte(a + a + a))
+		f.Add([]byte(a[:len(a)/2]))
+	}
+	f.Add([]byte(""))
+	f.Add([]byte(pipeAnswers["/a"] + "garbage"))
+	f.Add([]byte(pipeAnswers["/a"] + pipeAnswers["/interim"] + pipeAnswers["/204"]))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited " + pipeAnswers["/a"]))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o := startBatchOrigin(t, func(path, method string, pos, _ int) originAnswer {
+			if path == "/fuzz" && pos == 0 {
+				return originAnswer{raw: string(data), close: true}
+			}
+			return originAnswer{raw: pipeAnswer("/a", method)}
+		})
+		firstLine := func(a string) string { return a[:strings.IndexByte(a, '\r')] }
+		_, edgeOff, blockOff := pipeLoops(t, o.ln.Addr().String(), 2*time.Second, 0)
+		warm(t, edgeOff)
+		want := firstLine(round(t, edgeOff, blockOff, []string{get("/fuzz")})[0])
+		s, edge, block := pipeLoops(t, o.ln.Addr().String(), 2*time.Second, 4)
+		warm(t, edge)
+		got := round(t, edge, block, []string{get("/fuzz"), get("/n2"), get("/n3")})
+		if firstLine(got[0]) != want {
+			t.Fatalf("first answer %q pipelined, %q alone", firstLine(got[0]), want)
+		}
+		if st := s.Stats(); st.Pipelined != 2 {
+			t.Fatalf("not pipelined: %+v", st)
+		}
+		// The loop goes on serving.
+		warm(t, edge)
+	})
+}
