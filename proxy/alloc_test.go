@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -160,13 +161,22 @@ func TestInlineHitAllocatesNothing(t *testing.T) {
 // TestLoopForwardAllocatesNothing pins the event loop's forward path: a
 // keep-alive GET read on the loop, admitted, forwarded over the loop's own
 // upstream connection, framed and answered allocates nothing once warm (edge,
-// in-process origin and this client together).
+// in-process origin and this client together); with pipelining on too
+// (limits.upstream_pipeline_depth: a lone request goes through the loop's
+// queue for the round).
 func TestLoopForwardAllocatesNothing(t *testing.T) {
+	for _, depth := range []int{0, 8} {
+		t.Run("pipeline depth "+strconv.Itoa(depth), func(t *testing.T) { loopForwardAllocs(t, depth) })
+	}
+}
+
+func loopForwardAllocs(t *testing.T, depth int) {
 	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") })
 	o2 := newOrigin(t, "o2", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") })
 	cfg := testConfig(o, o2)
 	cfg.IO = config.IOEventLoop
 	cfg.Health.Active = false
+	cfg.Limits.UpstreamPipelineDepth = depth
 	e := startEdge(t, cfg, Options{})
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {

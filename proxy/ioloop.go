@@ -65,6 +65,8 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		// the loops together hold about what one HostClient would.
 		MaxUpstreamConns:    (cfg.Limits.MaxConnsPerUpstream + loops - 1) / loops,
 		UpstreamDialTimeout: cfg.Timeouts.Dial,
+		// Safe requests to one origin share a connection (evloop/pipeline.go).
+		PipelineDepth: cfg.Limits.UpstreamPipelineDepth,
 		// The PROXY header is read on the loop (nil: proxy_protocol off).
 		ProxyProtocol: s.pp,
 	})

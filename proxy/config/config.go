@@ -197,6 +197,11 @@ type Limits struct {
 	MaxResponseBytes int `yaml:"max_response_bytes"`
 	// MaxConnsPerUpstream bounds the connection pool to each origin.
 	MaxConnsPerUpstream int `yaml:"max_conns_per_upstream"`
+	// UpstreamPipelineDepth, above 1, lets the event-loop core send up to that
+	// many GET/HEAD requests (no body) on one upstream connection in one
+	// write, HTTP/1.1 pipelining (docs/io-core.md): fewer system calls per
+	// request on the upstream side. 0 or 1 is off. Fixed at start.
+	UpstreamPipelineDepth int `yaml:"upstream_pipeline_depth"`
 	// StreamRequestBytes is the request body size above which the edge streams the
 	// body to one origin instead of reading it whole (a chunked body always streams
 	// then). A streamed request is never retried, so small bodies stay whole and

@@ -193,6 +193,9 @@ func (c Config) Validate() error {
 	if l.MaxConnsPerUpstream < 1 {
 		bad("limits.max_conns_per_upstream must be positive")
 	}
+	if l.UpstreamPipelineDepth < 0 || l.UpstreamPipelineDepth > 64 {
+		bad("limits.upstream_pipeline_depth %d must be 0..64", l.UpstreamPipelineDepth)
+	}
 	if l.StreamRequestBytes < 0 {
 		bad("limits.stream_request_bytes must be >= 0")
 	}

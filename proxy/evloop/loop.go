@@ -68,6 +68,17 @@ type loop struct {
 	nups   atomic.Int64
 	ubr    bytes.Reader
 	ubu    *bufio.Reader
+	// Pipelining (pipeline.go): the pools with requests queued this round,
+	// and the mark a queued request's conn.up points to.
+	pendPools []*upPool
+	waitUp    upConn
+	// pipes are the upstream connections with requests pipelined behind
+	// another (rescuePipes); dropGet and dropHead stand in their queue for
+	// requests sent again elsewhere, whose answers are read into dropResp
+	// and dropped.
+	pipes             []*upConn
+	dropGet, dropHead conn
+	dropResp          fasthttp.Response
 	// The light answer in flight and the scanner's scratch (answer.go).
 	light lightAnswer
 	scan  lightScan
@@ -100,6 +111,7 @@ type loop struct {
 	forwards atomic.Uint64
 	retries  atomic.Uint64
 	lights   atomic.Uint64
+	piped    atomic.Uint64
 }
 
 // pendingConn is an accepted connection on its way to the loop that will own it.
@@ -265,7 +277,12 @@ func (l *loop) run() {
 				}
 			}
 		}
+		// Requests queued by this round's events go out now, several per
+		// upstream connection where they can (pipeline.go); and again after
+		// the timers, whose retries may have queued more.
+		l.flushPipes()
 		l.timers()
+		l.flushPipes()
 	}
 	l.closeAll()
 	l.mu.Lock()
@@ -591,6 +608,9 @@ func (l *loop) timers() {
 	cur := l.now / int64(tick)
 	if l.nups.Load() > 0 && l.wheelPos < cur {
 		l.upSweep()
+		if len(l.pipes) > 0 {
+			l.rescuePipes()
+		}
 	}
 	for l.wheelPos < cur {
 		l.wheelPos++

@@ -78,6 +78,13 @@ type Config struct {
 	// forwarded answer, replacing the origin's in place: an answer that
 	// carries one takes fasthttp's path.
 	SetAnswerFields []string
+	// PipelineDepth, above 1, lets a loop send up to that many requests on one
+	// upstream connection in one write (HTTP/1.1 pipelining, pipeline.go):
+	// GET and HEAD requests without a body that the loop's round forwards to
+	// the same address, written at the end of the round on an idle pooled
+	// connection, their answers read in order. It saves a write and a read on
+	// the upstream side per request behind the first. 0 or 1: off.
+	PipelineDepth int
 	// MaxForwardBytes bounds an answer body read on the loop (ErrTooLarge
 	// beyond); 0 means 1 MiB.
 	MaxForwardBytes int
@@ -272,13 +279,17 @@ type Stats struct {
 	Raw      uint64
 	Detached uint64
 	// Forwards counts requests forwarded from the loops; ForwardRetries the
-	// tries sent again on a fresh connection after a stale keep-alive one.
+	// tries sent again on a fresh connection after a stale keep-alive one
+	// or a broken pipeline.
 	Forwards, ForwardRetries uint64
 	// LightAnswers counts forwarded answers written without fasthttp's
 	// Response (Config.LightAnswers).
 	LightAnswers uint64
 	// Upstreams counts open upstream connections (in use and pooled).
 	Upstreams int
+	// Pipelined counts requests written behind another on one upstream
+	// connection (Config.PipelineDepth).
+	Pipelined uint64
 }
 
 // Stats adds up the loops' counters.
@@ -295,6 +306,7 @@ func (s *Server) Stats() Stats {
 		st.Forwards += l.forwards.Load()
 		st.ForwardRetries += l.retries.Load()
 		st.LightAnswers += l.lights.Load()
+		st.Pipelined += l.piped.Load()
 		st.Upstreams += int(l.nups.Load())
 	}
 	return st

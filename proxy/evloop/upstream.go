@@ -59,19 +59,28 @@ type upPool struct {
 	fam  int
 	idle []*upConn
 	open int // connections open, busy and idle (Config.MaxUpstreamConns)
+	// Requests queued for the end of the loop's round (pipeline.go): their
+	// serialized bytes in pendBuf, in order; pendSpare is the other list.
+	pend      []pendReq
+	pendSpare []pendReq
+	pendBuf   *[]byte
 }
 
 // upConn is one connection to an origin, owned by a loop.
 type upConn struct {
 	pool *upPool
 	// c is the client connection whose request is in flight; nil while idle.
-	c      *conn
+	c *conn
+	// q are the client connections whose requests were written behind c's
+	// on this connection (pipelined, pipeline.go), in order.
+	q      []*conn
 	in     *[]byte // the answer's bytes read so far (when it took more than one read)
 	out    *[]byte // the serialized request, written from outOff on
 	outOff int
 	// need is how many bytes the answer needs before it is worth framing again.
 	need       int
 	idleSince  int64
+	headSince  int64 // when the request at the head of a pipeline became it
 	tryEnd     int64 // when the try ends (loop clock); the deadline while connecting may be earlier
 	fd         int32
 	ev         uint32
@@ -108,6 +117,9 @@ func Forward(ctx *fasthttp.RequestCtx, addr string, timeout time.Duration) error
 	// As fasthttp's HostClient with DisablePathNormalizing: the request target
 	// goes out as the client sent it.
 	req.URI().DisablePathNormalizing = true
+	if l.s.cfg.PipelineDepth > 1 && pipelinable(req) {
+		return l.enqueue(c, ctx, p, timeout)
+	}
 	out := getBuf()
 	l.app.dst = *out
 	l.bw.Reset(&l.app)
@@ -239,7 +251,9 @@ func (l *loop) upClose(u *upConn) {
 	if u.out != nil {
 		putBuf(u.out)
 	}
-	*u = upConn{}
+	clear(u.q)
+	q := u.q[:0]
+	*u = upConn{q: q}
 	l.upFree = append(l.upFree, u)
 }
 
@@ -330,6 +344,10 @@ func (l *loop) upRead(u *upConn) {
 	}
 	if !eof && u.need > len(data) {
 		l.keepAnswer(u, data)
+		return
+	}
+	if len(u.q) > 0 || l.dropped(u.c) {
+		l.upReadPipe(u, data, eof)
 		return
 	}
 	ctx := u.c.ctx
@@ -461,6 +479,21 @@ var errTooManyInterim = errors.New("evloop: too many interim answers from the up
 // origin's failure: the request goes again once on a fresh connection, as
 // fasthttp's HostClient does for idempotent requests.
 func (l *loop) upFail(u *upConn, err error) {
+	if len(u.q) == 0 && l.dropped(u.c) {
+		u.c = nil // nobody waits for this answer any more
+		l.upClose(u)
+		return
+	}
+	if len(u.q) > 0 {
+		// Requests wait behind this one on the connection: none of them
+		// was answered, all of them are idempotent (pipeline.go).
+		if u.reused && !u.got && err != ErrTooLarge {
+			l.upBreak(u, nil, nil)
+		} else {
+			l.upBreak(u, u.c, err)
+		}
+		return
+	}
 	c := u.c
 	if u.reused && !u.got && err != ErrTooLarge && idempotent(&c.ctx.Request) {
 		p, out, tryEnd := u.pool, u.out, u.tryEnd
@@ -590,6 +623,18 @@ func (l *loop) forwardTimeout(c *conn) {
 	if u == nil {
 		return
 	}
+	if u == &l.waitUp {
+		// Still queued (cannot happen: the queue is flushed before the
+		// timers run), but then the origin never saw it.
+		l.unqueue(c)
+		l.complete(c, fasthttp.ErrTimeout)
+		return
+	}
+	if len(u.q) > 0 {
+		// Waiting in a pipeline: the connection goes, the others are sent again.
+		l.upBreak(u, c, fasthttp.ErrTimeout)
+		return
+	}
 	if u.connecting {
 		// Never connected: the origin never saw the request, so the try may
 		// go to another host whatever its method.
@@ -601,9 +646,21 @@ func (l *loop) forwardTimeout(c *conn) {
 
 // closeUpstreams closes every upstream connection (the loop stops).
 func (l *loop) closeUpstreams() {
+	l.dropQueued()
+	for _, u := range l.pipes {
+		if u.c != nil && l.dropped(u.c) {
+			// Only answers nobody waits for: no client points to it.
+			l.upAbort(u, ErrClientGone)
+		}
+	}
+	l.pipes = nil
 	for _, c := range l.conns {
-		if c != nil && c.state == stateForwarding && c.up != nil {
-			l.upDone(c.up, false, ErrClientGone)
+		if c != nil && c.state == stateForwarding && c.up != nil && c.up != &l.waitUp {
+			if len(c.up.q) > 0 {
+				l.upAbort(c.up, ErrClientGone)
+			} else {
+				l.upDone(c.up, false, ErrClientGone)
+			}
 		}
 	}
 	for _, p := range l.pools {
