@@ -494,6 +494,9 @@ func (c *conn) endRequest(st *stream) error {
 	done, rest := c.runInline(st)
 	c.mu.Lock()
 	st.owned = false
+	if done {
+		c.s.Inlined.Add(1)
+	}
 	if !done {
 		st.rest = rest
 		if st.reset {

@@ -112,8 +112,9 @@ type Server struct {
 	closing bool
 	wg      sync.WaitGroup
 
-	// Open counts live connections (for tests and metrics).
-	Open atomic.Int64
+	// Open counts live connections, Inlined the requests answered on a
+	// reading goroutine (for tests and metrics).
+	Open, Inlined atomic.Int64
 }
 
 // New returns a Server for cfg.
