@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -85,8 +86,8 @@ type conn struct {
 	goaway       bool // GOAWAY sent: no new streams
 	peerGoaway   bool
 	closed       bool
-	readerBusy   bool // the reader will flush before it next blocks
-	deadline     int8 // read deadline mode: 0 none, 1 idle, 2 reading a request
+	readerBusy   atomic.Bool // the reader will flush before it next blocks
+	deadline     int8        // read deadline mode: 0 none, 1 idle, 2 reading a request
 	handlers     sync.WaitGroup
 
 	flushMu sync.Mutex
@@ -177,15 +178,22 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if c.br.Buffered() == 0 {
-			c.mu.Lock()
-			c.readerBusy = false
-			quiet := c.quietLocked()
-			c.mu.Unlock()
+		// Flush when the next read may block (nothing buffered), or when
+		// enough waits that a client sending without reading must stall
+		// here (bounded by WriteTimeout) rather than grow the buffer.
+		idle := c.br.Buffered() == 0
+		if idle {
+			c.readerBusy.Store(false)
+		}
+		c.mu.Lock()
+		full := len(c.out.b) >= outFlushBytes
+		quiet := idle && c.quietLocked()
+		c.mu.Unlock()
+		if idle || full {
 			c.flush()
-			if quiet {
-				return
-			}
+		}
+		if quiet {
+			return
 		}
 		f, err = c.rfr.ReadFrame()
 		if err != nil {
@@ -206,9 +214,7 @@ func (c *conn) serve() {
 			f = nil
 			continue
 		}
-		c.mu.Lock()
-		c.readerBusy = true
-		c.mu.Unlock()
+		c.readerBusy.Store(true)
 	}
 }
 
@@ -607,7 +613,7 @@ func (st *stream) finish() {
 	}
 	end := c.quietLocked()
 	c.setDeadline()
-	busy := c.readerBusy
+	busy := c.readerBusy.Load()
 	full := len(c.out.b) >= outFlushBytes
 	c.mu.Unlock()
 	if ctx != nil {
