@@ -114,6 +114,7 @@ func (c *conn) writeData(st *stream, p []byte, end bool) {
 	if end {
 		fl = http2.FlagDataEndStream
 	}
+	c.out.grow()
 	c.out.b = appendFrameHeader(c.out.b, len(p), http2.FrameData, fl, st.id)
 	c.out.b = append(c.out.b, p...)
 }
@@ -265,6 +266,7 @@ func (c *conn) writeHeaderBlock(id uint32, endStream bool) {
 				fl |= http2.FlagHeadersEndStream
 			}
 		}
+		c.out.grow()
 		c.out.b = appendFrameHeader(c.out.b, n, t, fl, id)
 		c.out.b = append(c.out.b, blk[:n]...)
 		blk = blk[n:]

@@ -92,23 +92,42 @@ type conn struct {
 
 	flushMu sync.Mutex
 	wt      time.Duration // socket write bound (mu): WriteTimeout, 1s when closing
-	spare   []byte
 	flushCh chan struct{}
 	done    chan struct{}
 }
 
-// outBuf collects frames until a flush.
+// outBuf collects frames until a flush. Its buffer comes from outPool at
+// the first frame and goes back after the flush, so an idle connection
+// holds none.
 type outBuf struct{ b []byte }
 
 func (o *outBuf) Write(p []byte) (int, error) {
+	o.grow()
 	o.b = append(o.b, p...)
 	return len(p), nil
+}
+
+// grow makes sure o has a buffer.
+func (o *outBuf) grow() {
+	if o.b == nil {
+		o.b = (*outPool.Get().(*[]byte))[:0]
+	}
+}
+
+// outPool holds write buffers; ones grown past 256 KiB are dropped.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func putOut(b []byte) {
+	if cap(b) <= 256<<10 {
+		b = b[:0]
+		outPool.Put(&b)
+	}
 }
 
 func newConn(s *Server, nc, standIn net.Conn) *conn {
 	c := &conn{
 		s: s, cfg: &s.cfg, nc: nc, standIn: standIn,
-		br:           bufio.NewReaderSize(nc, 32<<10),
+		br:           bufio.NewReaderSize(nc, 8<<10),
 		streams:      map[uint32]*stream{},
 		sendWin:      65535,
 		peerInitWin:  65535,
@@ -664,6 +683,7 @@ func (c *conn) writeError(id uint32, status int, msg string) {
 	c.writeHeaderBlock(id, !fits)
 	if fits {
 		c.sendWin -= int64(len(body))
+		c.out.grow()
 		c.out.b = appendFrameHeader(c.out.b, len(body), http2.FrameData, http2.FlagDataEndStream, id)
 		c.out.b = append(c.out.b, body...)
 	}
@@ -742,24 +762,19 @@ func (c *conn) flush() {
 		c.mu.Unlock()
 		return
 	}
-	c.out.b = c.spare[:0]
-	c.spare = nil
+	c.out.b = nil
 	wt := c.wt
 	c.mu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(wt))
 	_, err := c.nc.Write(b)
+	putOut(b)
 	if err != nil {
 		_ = c.nc.Close()
-	}
-	c.mu.Lock()
-	if err != nil {
+		c.mu.Lock()
 		c.closed = true
 		c.cond.Broadcast()
+		c.mu.Unlock()
 	}
-	if cap(b) <= 256<<10 {
-		c.spare = b[:0]
-	}
-	c.mu.Unlock()
 }
 
 // flusher writes what workers left in the buffer, so answers that finish

@@ -418,6 +418,39 @@ func TestServerLimits(t *testing.T) {
 			t.Errorf("frames %v, want RST_STREAM CANCEL after the write timeout", frames)
 		}
 	})
+	t.Run("ping flood from a client that never reads", func(t *testing.T) {
+		// Each PING wants an ACK; with nobody reading, the ACKs must stall
+		// the connection (closed after WriteTimeout), not pile up.
+		s := New(Config{WriteTimeout: 200 * time.Millisecond, Handler: func(*fasthttp.RequestCtx) {}})
+		a, b := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			s.ServeConn(a, nil)
+			close(done)
+		}()
+		go func() {
+			fr := http2.NewFramer(b, b)
+			_, _ = io.WriteString(b, http2.ClientPreface)
+			// Read the server's SETTINGS and WINDOW_UPDATE, then never again.
+			for i := 0; i < 2; i++ {
+				if _, err := fr.ReadFrame(); err != nil {
+					return
+				}
+			}
+			_ = fr.WriteSettings()
+			for i := 0; i < 1e6; i++ {
+				if fr.WritePing(false, [8]byte{}) != nil {
+					return
+				}
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the connection of a client that never reads was not closed")
+		}
+		_ = b.Close()
+	})
 	t.Run("idle connection closed", func(t *testing.T) {
 		s, addr := startServer(t, Config{IdleTimeout: 200 * time.Millisecond, Handler: func(*fasthttp.RequestCtx) {}})
 		r := dialRaw(t, addr)
