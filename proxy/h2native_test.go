@@ -1,8 +1,12 @@
+//lint:file-ignore SA1019 the tests drive x/net http2 (Transport, NewClientConn) as the peer, which net/http Protocols does not offer for one raw connection.
+
 package proxy
 
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +17,7 @@ import (
 	"github.com/novashop/edge/proxy/config"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+	"golang.org/x/net/http2"
 )
 
 // TestH2NativeCacheHitsInline: with tls.http2_server: native and a cache,
@@ -101,5 +106,57 @@ func TestH2NativeCacheHitsInline(t *testing.T) {
 	}
 	if _, cs, _, _ := fetch("/products/1/"); strings.Contains(cs, "hit") {
 		t.Errorf("GET after purge: Cache-Status %q, want a miss", cs)
+	}
+}
+
+// TestH2NativeCompressionAndClientAddress: on the native server the encoded
+// answer and its headers come through over TLS, and an h2c connection behind
+// the PROXY protocol hands the header's client address to the origin.
+func TestH2NativeCompressionAndClientAddress(t *testing.T) {
+	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/html; charset=utf-8")
+		ctx.SetBody(page)
+	})
+	ca := newTestCA(t)
+	cfg := tlsTestConfig([]config.Certificate{ca.issue("shop", []string{"shop.test"}, leafOpts{})}, o)
+	cfg.Compression.Encodings = []string{"br", "gzip"}
+	cfg.TLS.HTTP2Server = config.H2ServerNative
+	e := startTLSEdge(t, cfg, Options{})
+	r, body := get(t, h2Client(ca), "https://"+e.tlsAddr+"/", "Accept-Encoding: gzip")
+	if r.ProtoMajor != 2 || r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("Vary") != "Accept-Encoding" || len(body) >= len(page)/2 {
+		t.Fatalf("native h2: %s, Content-Encoding %q, Vary %q, %d bytes", r.Proto, r.Header.Get("Content-Encoding"), r.Header.Get("Vary"), len(body))
+	}
+
+	xo, xff := xffOrigin(t, "o2")
+	pc := testConfig(xo)
+	pc.IO = config.IOGoroutine
+	pc.H2C = true
+	pc.H2CServer = config.H2ServerNative
+	pc.ProxyProtocol = config.ProxyProtocol{Enabled: true, Trusted: []string{"127.0.0.0/8"}, Timeout: time.Second}
+	h := startEdge(t, pc, Options{})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("PROXY TCP4 203.0.113.61 10.0.0.1 1 2\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http2.Transport{AllowHTTP: true}
+	cc, err := tr.NewClientConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	req, _ := http.NewRequest("GET", "http://"+h.addr+"/products/", nil)
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("native h2c behind the PROXY protocol: %d", resp.StatusCode)
+	}
+	if got := xff(); fmt.Sprint(got) != "[203.0.113.61]" {
+		t.Fatalf("native h2c: origin saw X-Forwarded-For %q", got)
 	}
 }

@@ -149,8 +149,6 @@ func newConn(s *Server, nc, standIn net.Conn) *conn {
 	return c
 }
 
-var errPreface = errors.New("h2srv: bad client preface")
-
 // serve runs the connection: preface, settings, then frames until the end.
 func (c *conn) serve() {
 	defer c.end()

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the tests use x/net http2's Transport as the peer (h2c prior knowledge over a dialled connection).
+
 package h2srv
 
 import (
