@@ -88,9 +88,12 @@ type conn struct {
 	closed       bool
 	readerBusy   atomic.Bool // the reader will flush before it next blocks
 	deadline     int8        // read deadline mode: 0 none, 1 idle, 2 reading a request
+	deadlineAt   time.Time   // when the idle deadline was last set
 	handlers     sync.WaitGroup
 
 	flushMu sync.Mutex
+	wdAt    time.Time     // when the write deadline was set (flushMu)
+	wdBound time.Duration // the bound it was set with (flushMu)
 	wt      time.Duration // socket write bound (mu): WriteTimeout, 1s when closing
 	flushCh chan struct{}
 	done    chan struct{}
@@ -99,7 +102,10 @@ type conn struct {
 // outBuf collects frames until a flush. Its buffer comes from outPool at
 // the first frame and goes back after the flush, so an idle connection
 // holds none.
-type outBuf struct{ b []byte }
+type outBuf struct {
+	b []byte
+	p *[]byte // the pool's handle of b
+}
 
 func (o *outBuf) Write(p []byte) (int, error) {
 	o.grow()
@@ -109,18 +115,19 @@ func (o *outBuf) Write(p []byte) (int, error) {
 
 // grow makes sure o has a buffer.
 func (o *outBuf) grow() {
-	if o.b == nil {
-		o.b = (*outPool.Get().(*[]byte))[:0]
+	if o.p == nil {
+		o.p = outPool.Get().(*[]byte)
+		o.b = (*o.p)[:0]
 	}
 }
 
 // outPool holds write buffers; ones grown past 256 KiB are dropped.
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-func putOut(b []byte) {
+func putOut(p *[]byte, b []byte) {
 	if cap(b) <= 256<<10 {
-		b = b[:0]
-		outPool.Put(&b)
+		*p = b[:0]
+		outPool.Put(p)
 	}
 }
 
@@ -505,12 +512,15 @@ func (c *conn) endRequest(st *stream) error {
 	if st.bodyLen > 0 {
 		st.ctx.Request.Header.SetContentLength(int(st.bodyLen))
 	}
-	c.setDeadline()
 	if c.cfg.Inline == nil {
+		c.setDeadline()
 		c.startLocked(st)
 		c.mu.Unlock()
 		return nil
 	}
+	// The read deadline is left as it is while the inline handler runs
+	// (nothing is read meanwhile): an answered hit then costs no deadline
+	// change at all (see setDeadline).
 	// Inline: the reader owns ctx while the handler runs unlocked.
 	st.owned = true
 	c.mu.Unlock()
@@ -528,6 +538,7 @@ func (c *conn) endRequest(st *stream) error {
 		} else {
 			c.startLocked(st)
 		}
+		c.setDeadline()
 		c.mu.Unlock()
 		return nil
 	}
@@ -536,6 +547,7 @@ func (c *conn) endRequest(st *stream) error {
 		st.owned = true
 		c.running++
 		c.handlers.Add(1)
+		c.setDeadline()
 		c.mu.Unlock()
 		go st.finish()
 		return nil
@@ -724,6 +736,16 @@ func (c *conn) setDeadline() {
 		}
 	}
 	if mode == c.deadline {
+		// Still idle after a stream came and went without a mode change
+		// (an inline answer): the idle deadline moves on, at most every
+		// tenth of IdleTimeout, so a busy connection never idles out and a
+		// hit costs no deadline syscall.
+		if mode == 1 {
+			if now := time.Now(); now.Sub(c.deadlineAt) > c.cfg.IdleTimeout/10 {
+				c.deadlineAt = now
+				_ = c.nc.SetReadDeadline(now.Add(c.cfg.IdleTimeout))
+			}
+		}
 		return
 	}
 	c.deadline = mode
@@ -731,7 +753,8 @@ func (c *conn) setDeadline() {
 	case 0:
 		_ = c.nc.SetReadDeadline(time.Time{})
 	case 1:
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+		c.deadlineAt = time.Now()
+		_ = c.nc.SetReadDeadline(c.deadlineAt.Add(c.cfg.IdleTimeout))
 	case 2:
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
 	}
@@ -760,12 +783,19 @@ func (c *conn) flush() {
 		c.mu.Unlock()
 		return
 	}
-	c.out.b = nil
+	p := c.out.p
+	c.out.b, c.out.p = nil, nil
 	wt := c.wt
 	c.mu.Unlock()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(wt))
+	// The write deadline moves at most every tenth of the bound (a
+	// deadline change is a poller timer update), so each write gets at
+	// least 0.9 of it.
+	if now := time.Now(); wt != c.wdBound || now.Sub(c.wdAt) > wt/10 {
+		c.wdAt, c.wdBound = now, wt
+		_ = c.nc.SetWriteDeadline(now.Add(wt))
+	}
 	_, err := c.nc.Write(b)
-	putOut(b)
+	putOut(p, b)
 	if err != nil {
 		_ = c.nc.Close()
 		c.mu.Lock()

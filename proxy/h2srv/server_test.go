@@ -453,6 +453,25 @@ func TestServerLimits(t *testing.T) {
 		}
 		_ = b.Close()
 	})
+	t.Run("busy connection not idled out", func(t *testing.T) {
+		// Inline answers change no deadline mode; the idle deadline must
+		// still move on with them.
+		h := func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }
+		_, addr := startServer(t, Config{IdleTimeout: 300 * time.Millisecond, Handler: h,
+			Inline: func(ctx *fasthttp.RequestCtx) (bool, fasthttp.RequestHandler) { h(ctx); return true, nil }})
+		r := dialRaw(t, addr)
+		end := time.Now().Add(time.Second)
+		for id := uint32(1); time.Now().Before(end); id += 2 {
+			if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.get("/"), EndStream: true, EndHeaders: true}); err != nil {
+				t.Fatalf("stream %d: %v", id, err)
+			}
+			frames, ended := r.until(isType(http2.FrameData))
+			if ended {
+				t.Fatalf("stream %d: connection closed (%v)", id, frames)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	t.Run("idle connection closed", func(t *testing.T) {
 		s, addr := startServer(t, Config{IdleTimeout: 200 * time.Millisecond, Handler: func(*fasthttp.RequestCtx) {}})
 		r := dialRaw(t, addr)
