@@ -948,7 +948,8 @@ func (c *conn) request(st *stream, f *http2.MetaHeadersFrame) (http2.ErrCode, st
 			return http2.ErrCodeProtocol, "bad_pseudo"
 		}
 		path = authority
-	} else if scheme == "" || path == "" {
+	} else if scheme == "" || path == "" || (path[0] != '/' && (path != "*" || method != fasthttp.MethodOptions)) {
+		// RFC 9113 §8.3.1: origin form, or "*" for OPTIONS.
 		return http2.ErrCodeProtocol, "bad_pseudo"
 	}
 	req := &st.ctx.Request

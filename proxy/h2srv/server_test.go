@@ -309,6 +309,9 @@ func TestServerFrames(t *testing.T) {
 		{"missing :path", func(r *rawClient) {
 			_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(":method", "GET", ":scheme", "http"), EndStream: true, EndHeaders: true})
 		}, "RST_STREAM PROTOCOL_ERROR"},
+		{"path not in origin form", func(r *rawClient) {
+			_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(":method", "GET", ":scheme", "http", ":path", "http://a/b"), EndStream: true, EndHeaders: true})
+		}, "RST_STREAM PROTOCOL_ERROR"},
 		{"connection header", func(r *rawClient) {
 			_ = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(":method", "GET", ":scheme", "http", ":path", "/", "connection", "close"), EndStream: true, EndHeaders: true})
 		}, "RST_STREAM PROTOCOL_ERROR"},
