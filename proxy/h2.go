@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/novashop/edge/proxy/config"
+	"github.com/novashop/edge/proxy/h2srv"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
@@ -73,9 +74,36 @@ type h2Front struct {
 	writeTimeout time.Duration
 	// inFlight and peak count bridge handlers, for tests of the attack bounds.
 	inFlight, peak, calls atomic.Int64
+	// native is proxy/h2srv's server when the config picks it
+	// (tls.http2_server / h2c_server: native); nil runs x/net's.
+	native *h2srv.Server
+	// inline and restH are the native server's inline path (see h2Inline).
+	inline *h2Inline
+	restH  fasthttp.RequestHandler
 }
 
-func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg config.Config) *h2Front {
+// h2Inline is how the native server answers on a connection's reading
+// goroutine what needs no waiting: try is the event-loop core's
+// handleInline (the edge's checks, then the local cache tier), rest its
+// continuation for the rest, post what the listener adds to every answer
+// (HSTS, Alt-Svc over TLS).
+type h2Inline struct {
+	try  func(*fasthttp.RequestCtx) (bool, fasthttp.RequestHandler)
+	rest fasthttp.RequestHandler
+	post func(*fasthttp.RequestCtx)
+}
+
+// inlineFor is s's inline path when it has one: only with a cache that
+// can answer from memory (without one, handleInline would forward from an
+// event loop, which the native server is not).
+func (s *Server) inlineFor(post func(*fasthttp.RequestCtx)) *h2Inline {
+	if _, ok := s.cache.(LocalServer); !ok {
+		return nil
+	}
+	return &h2Inline{try: s.handleInline, rest: s.handleRest, post: post}
+}
+
+func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg config.Config, kind string, inline *h2Inline) *h2Front {
 	write := cfg.Timeouts.Write
 	if write <= 0 {
 		write = h2DefaultWriteBound
@@ -116,7 +144,77 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 	// ConfigureServer registers the graceful GOAWAY on base.Shutdown.
 	_ = http2.ConfigureServer(f.base, f.srv)
 	f.ctxs.New = func() any { return new(h2Stream) }
+	if kind == config.H2ServerNative {
+		f.setupNative(cfg, inline, func(errType string) {
+			set.GetOrCreateCounter(`edge_h2_errors_total{type="` + errType + `"}`).Inc()
+		})
+	}
 	return f
+}
+
+// setupNative builds the native server with the same limits as x/net's.
+func (f *h2Front) setupNative(cfg config.Config, in *h2Inline, count func(string)) {
+	nc := h2srv.Config{
+		Handler:              f.nativeHandle,
+		MaxConcurrentStreams: h2MaxStreams,
+		MaxHeaderListSize:    uint32(max(cfg.Limits.MaxHeaderBytes, 0)),
+		MaxBodyBytes:         f.maxBody,
+		StreamWindow:         h2UploadPerStream,
+		ConnWindow:           h2UploadPerConn,
+		ReadTimeout:          cfg.Timeouts.Read,
+		IdleTimeout:          cfg.Timeouts.Idle,
+		WriteTimeout:         f.writeTimeout,
+		MaxWorkers:           h2WorkersMax,
+		Logger:               zapPrintf{f.log},
+		CountError:           count,
+	}
+	if in != nil {
+		f.inline = in
+		f.restH = f.nativeRest
+		nc.Inline = f.nativeInline
+	}
+	f.native = h2srv.New(nc)
+}
+
+// nativeHandle runs the handler for the native server, counted as the
+// bridge counts its handlers.
+func (f *h2Front) nativeHandle(ctx *fasthttp.RequestCtx) {
+	f.enter()
+	defer f.inFlight.Add(-1)
+	f.handler(ctx)
+}
+
+func (f *h2Front) enter() {
+	n := f.inFlight.Add(1)
+	for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+	}
+	f.calls.Add(1)
+}
+
+// nativeInline is the native server's inline try (on the reading goroutine).
+func (f *h2Front) nativeInline(ctx *fasthttp.RequestCtx) (bool, fasthttp.RequestHandler) {
+	done, rest := f.inline.try(ctx)
+	if done {
+		f.calls.Add(1)
+		if f.inline.post != nil {
+			f.inline.post(ctx)
+		}
+		return true, nil
+	}
+	if rest != nil {
+		return false, f.restH
+	}
+	return false, nil
+}
+
+// nativeRest finishes on a worker what nativeInline admitted.
+func (f *h2Front) nativeRest(ctx *fasthttp.RequestCtx) {
+	f.enter()
+	defer f.inFlight.Add(-1)
+	f.inline.rest(ctx)
+	if f.inline.post != nil {
+		f.inline.post(ctx)
+	}
 }
 
 // serve runs one h2 connection to its end.
@@ -134,6 +232,10 @@ func (f *h2Front) serveConn(c, standIn net.Conn) {
 		f.open.Add(-1)
 		f.conns.Done()
 	}()
+	if f.native != nil {
+		f.native.ServeConn(c, standIn)
+		return
+	}
 	ctx := context.WithValue(context.Background(), connKey{}, standIn)
 	// x/net writes through h2WriteConn (batched writes, see h2write.go); its
 	// Close, deferred by ServeConn, sends what is pending and closes c.
@@ -142,6 +244,9 @@ func (f *h2Front) serveConn(c, standIn net.Conn) {
 
 // shutdown sends GOAWAY to every h2 connection and waits for them to end (or ctx).
 func (f *h2Front) shutdown(ctx context.Context) error {
+	if f.native != nil {
+		_ = f.native.Shutdown(ctx)
+	}
 	_ = f.base.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -25,22 +25,36 @@ func h2Client(ca *testCA) *http.Client {
 }
 
 // newH2Edge starts an edge with TLS and HTTP/2 in front of o.
-func newH2Edge(t testing.TB, o *origin, tweak func(*config.Config)) (*tlsEdge, *testCA) {
+func newH2Edge(t testing.TB, kind string, o *origin, tweak func(*config.Config)) (*tlsEdge, *testCA) {
 	t.Helper()
 	ca := newTestCA(t)
 	cfg := tlsTestConfig([]config.Certificate{ca.issue("shop", []string{"shop.test"}, leafOpts{})}, o)
 	cfg.TLS.HSTS.MaxAge = time.Hour
+	cfg.TLS.HTTP2Server = kind
 	if tweak != nil {
 		tweak(&cfg)
 	}
 	return startTLSEdge(t, cfg, Options{JWTSecret: []byte("0123456789abcdef0123456789abcdef")}), ca
 }
 
+// h2Servers are the HTTP/2 servers every HTTP/2 test runs against (the
+// x/net bridge and proxy/h2srv).
+var h2Servers = []string{config.H2ServerXNet, config.H2ServerNative}
+
+// forH2Servers runs test once per HTTP/2 server, as a subtest named after it.
+func forH2Servers(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, kind := range h2Servers {
+		t.Run(kind, func(t *testing.T) { test(t, kind) })
+	}
+}
+
 // TestH2SamePipeline: HTTP/2 requests go through the same handler as HTTP/1.1:
 // forwarding with X-Forwarded-Proto https and the client's address, HSTS,
 // request and response bodies both ways (bounded), HEAD, rate limits, JWT,
 // and the http/1.1 fallback of ALPN.
-func TestH2SamePipeline(t *testing.T) {
+func TestH2SamePipeline(t *testing.T) { forH2Servers(t, testH2SamePipeline) }
+
+func testH2SamePipeline(t *testing.T, kind string) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
@@ -57,7 +71,7 @@ func TestH2SamePipeline(t *testing.T) {
 			ctx.SetBodyString("hello " + string(ctx.RequestURI()))
 		}
 	})
-	e, ca := newH2Edge(t, o, func(c *config.Config) {
+	e, ca := newH2Edge(t, kind, o, func(c *config.Config) {
 		c.Limits.MaxBodyBytes = 64 << 10
 		c.RateLimits = []config.RateLimit{rateRule("limited", "/limited/", nil, 0.001, 2, 0, 0)}
 	})
@@ -138,7 +152,9 @@ func TestH2SamePipeline(t *testing.T) {
 
 // TestH2StreamedAnswer: an origin answer above limits.stream_response_bytes
 // streams through the bridge to the HTTP/2 client, intact.
-func TestH2StreamedAnswer(t *testing.T) {
+func TestH2StreamedAnswer(t *testing.T) { forH2Servers(t, testH2StreamedAnswer) }
+
+func testH2StreamedAnswer(t *testing.T, kind string) {
 	const size = 8 << 20
 	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
 		b := make([]byte, size)
@@ -147,7 +163,7 @@ func TestH2StreamedAnswer(t *testing.T) {
 		}
 		ctx.SetBody(b)
 	})
-	e, ca := newH2Edge(t, o, func(c *config.Config) {
+	e, ca := newH2Edge(t, kind, o, func(c *config.Config) {
 		c.Limits.StreamResponseBytes = 1 << 20
 		// 8 MB under the race detector can take longer than the tests' 1s try.
 		c.Timeouts.Request, c.Retries.PerTryTimeout = 30*time.Second, 20*time.Second

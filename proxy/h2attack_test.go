@@ -139,12 +139,12 @@ func (h *h2raw) snapshot() (rst map[http2.ErrCode]int, goaway *http2.ErrCode, st
 
 // attackEdge is an edge whose origin takes slow to answer, so handlers pile
 // up if the server lets them.
-func attackEdge(t *testing.T, slow time.Duration, tweak func(*config.Config)) (*tlsEdge, *origin) {
+func attackEdge(t *testing.T, kind string, slow time.Duration, tweak func(*config.Config)) (*tlsEdge, *origin) {
 	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
 		time.Sleep(slow)
 		ctx.SetBodyString("ok")
 	})
-	e, _ := newH2Edge(t, o, tweak)
+	e, _ := newH2Edge(t, kind, o, tweak)
 	return e, o
 }
 
@@ -153,8 +153,10 @@ func attackEdge(t *testing.T, slow time.Duration, tweak func(*config.Config)) (*
 // all; the server sends GOAWAY ENHANCE_YOUR_CALM and closes when its queue
 // overflows. Streams reset while queued never reach the pipeline (nor the
 // origin).
-func TestH2RapidReset(t *testing.T) {
-	e, o := attackEdge(t, 300*time.Millisecond, nil)
+func TestH2RapidReset(t *testing.T) { forH2Servers(t, testH2RapidReset) }
+
+func testH2RapidReset(t *testing.T, kind string) {
+	e, o := attackEdge(t, kind, 300*time.Millisecond, nil)
 	h := dialH2Raw(t, e.tlsAddr)
 	blk := h.block("GET")
 	sent := 0
@@ -193,8 +195,10 @@ func TestH2RapidReset(t *testing.T) {
 // TestH2ContinuationFlood: a header block that never ends (CONTINUATION after
 // CONTINUATION) is cut at the header limit: the connection closes before the
 // flood is sent, and no handler runs.
-func TestH2ContinuationFlood(t *testing.T) {
-	e, _ := attackEdge(t, 0, nil)
+func TestH2ContinuationFlood(t *testing.T) { forH2Servers(t, testH2ContinuationFlood) }
+
+func testH2ContinuationFlood(t *testing.T, kind string) {
+	e, _ := attackEdge(t, kind, 0, nil)
 	h := dialH2Raw(t, e.tlsAddr)
 	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.block("GET"), EndStream: true}); err != nil {
 		t.Fatal(err)
@@ -226,8 +230,10 @@ func TestH2ContinuationFlood(t *testing.T) {
 // TestH2HPACKBomb: one 4 KB field in the dynamic table referenced a thousand
 // times (4 MB decoded from ~1 KB sent) is refused (431) without running the
 // handler.
-func TestH2HPACKBomb(t *testing.T) {
-	e, _ := attackEdge(t, 0, nil)
+func TestH2HPACKBomb(t *testing.T) { forH2Servers(t, testH2HPACKBomb) }
+
+func testH2HPACKBomb(t *testing.T, kind string) {
+	e, _ := attackEdge(t, kind, 0, nil)
 	h := dialH2Raw(t, e.tlsAddr)
 	h.buf.Reset()
 	for _, f := range []hpack.HeaderField{
@@ -260,8 +266,10 @@ func TestH2HPACKBomb(t *testing.T) {
 
 // TestH2TooManyStreams: streams past MaxConcurrentStreams are refused with
 // RST_STREAM, and at most MaxConcurrentStreams handlers run.
-func TestH2TooManyStreams(t *testing.T) {
-	e, _ := attackEdge(t, 0, nil)
+func TestH2TooManyStreams(t *testing.T) { forH2Servers(t, testH2TooManyStreams) }
+
+func testH2TooManyStreams(t *testing.T, kind string) {
+	e, _ := attackEdge(t, kind, 0, nil)
 	h := dialH2Raw(t, e.tlsAddr)
 	const streams = h2MaxStreams + 72
 	blk := h.block("POST")
@@ -285,8 +293,10 @@ func TestH2TooManyStreams(t *testing.T) {
 // TestH2WindowUpdateAbuse: a window pushed past 2^31-1 or a zero increment is
 // a connection error, and a client that never opens its window for a large
 // answer has the stream cut by the write timeout instead of holding a handler.
-func TestH2WindowUpdateAbuse(t *testing.T) {
-	e, _ := attackEdge(t, 0, func(c *config.Config) { c.Timeouts.Write = 500 * time.Millisecond })
+func TestH2WindowUpdateAbuse(t *testing.T) { forH2Servers(t, testH2WindowUpdateAbuse) }
+
+func testH2WindowUpdateAbuse(t *testing.T, kind string) {
+	e, _ := attackEdge(t, kind, 0, func(c *config.Config) { c.Timeouts.Write = 500 * time.Millisecond })
 	cases := []struct {
 		name string
 		incr uint32
@@ -313,7 +323,7 @@ func TestH2WindowUpdateAbuse(t *testing.T) {
 	}
 	t.Run("window never opened", func(t *testing.T) {
 		o := newOrigin(t, "big", func(ctx *fasthttp.RequestCtx) { ctx.SetBody(make([]byte, 1<<20)) })
-		e, _ := newH2Edge(t, o, func(c *config.Config) { c.Timeouts.Write = 500 * time.Millisecond })
+		e, _ := newH2Edge(t, kind, o, func(c *config.Config) { c.Timeouts.Write = 500 * time.Millisecond })
 		h := dialH2Raw(t, e.tlsAddr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 		if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.block("GET"), EndStream: true, EndHeaders: true}); err != nil {
 			t.Fatal(err)
@@ -328,8 +338,10 @@ func TestH2WindowUpdateAbuse(t *testing.T) {
 
 // TestH2IdleFlood: connections that open HTTP/2 and then say nothing are closed
 // after timeouts.idle.
-func TestH2IdleFlood(t *testing.T) {
-	e, _ := attackEdge(t, 0, func(c *config.Config) { c.Timeouts.Idle = 300 * time.Millisecond })
+func TestH2IdleFlood(t *testing.T) { forH2Servers(t, testH2IdleFlood) }
+
+func testH2IdleFlood(t *testing.T, kind string) {
+	e, _ := attackEdge(t, kind, 0, func(c *config.Config) { c.Timeouts.Idle = 300 * time.Millisecond })
 	var conns []*h2raw
 	for i := 0; i < 30; i++ {
 		conns = append(conns, dialH2Raw(t, e.tlsAddr))
@@ -346,9 +358,11 @@ func TestH2IdleFlood(t *testing.T) {
 // stops reading the socket cannot make the edge buffer without bound: writes
 // to it stop at the batching writer's bound, time out after timeouts.write,
 // the connection is closed and every handler returns.
-func TestH2StalledReader(t *testing.T) {
+func TestH2StalledReader(t *testing.T) { forH2Servers(t, testH2StalledReader) }
+
+func testH2StalledReader(t *testing.T, kind string) {
 	o := newOrigin(t, "big", func(ctx *fasthttp.RequestCtx) { ctx.SetBody(make([]byte, 1<<20)) })
-	e, _ := newH2Edge(t, o, func(c *config.Config) {
+	e, _ := newH2Edge(t, kind, o, func(c *config.Config) {
 		c.Timeouts.Write = time.Second
 		// On a slow machine the streams' own write timeouts may reset them
 		// all before the socket fills; the connection is then idle and the

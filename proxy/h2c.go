@@ -48,7 +48,8 @@ func (s *Server) setupH2C(cfg config.Config) {
 	// The handler is read per request: setupTLS may wrap the plaintext one
 	// (redirect to HTTPS, ACME HTTP-01 answers) after this.
 	handler := func(ctx *fasthttp.RequestCtx) { s.public.Handler(ctx) }
-	s.h2c = &h2cFront{f: newH2Front(s, s.log.Named("h2c"), handler, cfg), sniff: sniff}
+	// No inline path: the plaintext handler may be wrapped (redirect, ACME).
+	s.h2c = &h2cFront{f: newH2Front(s, s.log.Named("h2c"), handler, cfg, cfg.H2CServer, nil), sniff: sniff}
 }
 
 // serveH2C is Serve with h2c: an accept loop that sorts connections by their

@@ -40,10 +40,11 @@ func h2cClient() *http.Client {
 // h2cConfig is testConfig with h2c on. h2c is a goroutine-core feature, so
 // these tests pin io: goroutine even in the suite's event-loop run (whose
 // refusal TestH2CEventLoopRefused checks).
-func h2cConfig(o *origin) config.Config {
+func h2cConfig(o *origin, kind string) config.Config {
 	cfg := testConfig(o)
 	cfg.IO = config.IOGoroutine
 	cfg.H2C = true
+	cfg.H2CServer = kind
 	return cfg
 }
 
@@ -53,7 +54,9 @@ func h2cConfig(o *origin) config.Config {
 // missing token refused, a valid one forwarded as X-User-Id), the cache (hit,
 // purge) and rate limits; HTTP/1.1 keeps working on the same port, the
 // strict h1 framer included.
-func TestH2CSamePipeline(t *testing.T) {
+func TestH2CSamePipeline(t *testing.T) { forH2Servers(t, testH2CSamePipeline) }
+
+func testH2CSamePipeline(t *testing.T, kind string) {
 	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
 		if strings.HasPrefix(string(ctx.Path()), "/products/") {
 			ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
@@ -62,7 +65,7 @@ func TestH2CSamePipeline(t *testing.T) {
 		ctx.Response.Header.Set("Keep-Alive", "timeout=5")
 		ctx.SetBodyString("hello " + string(ctx.RequestURI()))
 	})
-	cfg := h2cConfig(o)
+	cfg := h2cConfig(o, kind)
 	cfg.RateLimits = []config.RateLimit{rateRule("limited", "/limited/", nil, 0.001, 2, 0, 0)}
 	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("h2c-%d:", time.Now().UnixNano())}, zap.NewNop())
 	if err != nil {
@@ -152,12 +155,14 @@ func TestH2CSamePipeline(t *testing.T) {
 // FRAME_SIZE_ERROR, a header list above limits.max_header_bytes is refused
 // before the handler, and a client that stops within the preface is closed
 // after timeouts.read.
-func TestH2CBounds(t *testing.T) {
+func TestH2CBounds(t *testing.T) { forH2Servers(t, testH2CBounds) }
+
+func testH2CBounds(t *testing.T, kind string) {
 	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
 		time.Sleep(200 * time.Millisecond)
 		ctx.SetBodyString("ok")
 	})
-	cfg := h2cConfig(o)
+	cfg := h2cConfig(o, kind)
 	cfg.Timeouts.Read = 400 * time.Millisecond
 	e := startEdge(t, cfg, Options{})
 	dial := func(t *testing.T) *h2raw {
@@ -248,7 +253,7 @@ func TestH2CBounds(t *testing.T) {
 // configuration is loaded (and by New), with a message that says why.
 func TestH2CEventLoopRefused(t *testing.T) {
 	o := newOrigin(t, "o1", nil)
-	cfg := h2cConfig(o)
+	cfg := h2cConfig(o, "")
 	cfg.IO = config.IOEventLoop
 	_, err := New(cfg, Options{})
 	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "h2c needs io: goroutine") {

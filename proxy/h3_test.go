@@ -22,7 +22,7 @@ func TestHTTP3SamePipeline(t *testing.T) {
 		ctx.SetContentType("text/html")
 		ctx.SetBody(page)
 	})
-	e, ca := newH2Edge(t, o, func(c *config.Config) { c.Compression.Encodings = []string{"br", "gzip"} })
+	e, ca := newH2Edge(t, "", o, func(c *config.Config) { c.Compression.Encodings = []string{"br", "gzip"} })
 	tcpAddr, _ := net.ResolveTCPAddr("tcp", e.tlsAddr)
 	pc, err := net.ListenPacket("udp", tcpAddr.String())
 	if err != nil {

@@ -142,7 +142,7 @@ func (s *Server) setupTLS(cfg config.Config) error {
 		NextProtos:     []string{"http/1.1"},
 	}
 	if cfg.TLS.HTTP2 {
-		t.h2 = newH2Front(s, t.log, t.serveHTTPS, cfg)
+		t.h2 = newH2Front(s, t.log, t.serveHTTPS, cfg, cfg.TLS.HTTP2Server, s.inlineFor(t.httpsHeaders))
 		t.config.NextProtos = []string{"h2", "http/1.1"}
 	}
 	if h := cfg.TLS.HSTS; h.MaxAge > 0 {
@@ -192,6 +192,11 @@ func (s *Server) setupTLS(cfg config.Config) error {
 // serveHTTPS is the HTTPS listeners' handler: the public handler plus HSTS.
 func (t *tlsFront) serveHTTPS(ctx *fasthttp.RequestCtx) {
 	t.s.handle(ctx)
+	t.httpsHeaders(ctx)
+}
+
+// httpsHeaders adds what every HTTPS answer carries (HSTS, Alt-Svc).
+func (t *tlsFront) httpsHeaders(ctx *fasthttp.RequestCtx) {
 	if t.hsts != nil {
 		ctx.Response.Header.SetCanonical(headerHSTS, t.hsts)
 	}

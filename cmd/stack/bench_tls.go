@@ -83,7 +83,7 @@ func benchTLS(ctx context.Context, f benchFlags, bins map[string]string, w io.Wr
 	}
 	defer redis.Stop()
 
-	edge, plainAddr, tlsAddr, adminAddr, err := startTLSEdge(ctx, dir, ca, addrs, redis.URL)
+	edge, plainAddr, tlsAddr, adminAddr, err := startTLSEdge(ctx, dir, ca, addrs, redis.URL, "xnet")
 	if err != nil {
 		return res, err
 	}
@@ -123,8 +123,23 @@ func benchTLS(ctx context.Context, f benchFlags, bins map[string]string, w io.Wr
 		}
 	}
 	h2target := target{name: "edge-h2", url: "https://" + tlsAddr + tlsBenchPath, pids: edgePids}
+	var nativeTarget target
+	nativeAdmin := ""
 	if part("h2") {
-		if err := benchH2(ctx, f, bins, []target{h2target, {name: "nginx-h2", url: "https://" + ngAddr + tlsBenchPath, pids: ngPids}}, &res, w); err != nil {
+		// A second edge with tls.http2_server: native (proxy/h2srv), in the
+		// same interleaved rounds as the x/net bridge and nginx.
+		nd := filepath.Join(dir, "native")
+		if err := os.MkdirAll(nd, 0o755); err != nil {
+			return res, err
+		}
+		native, _, nativeAddr, nAdmin, err := startTLSEdge(ctx, nd, ca, addrs, redis.URL, "native")
+		if err != nil {
+			return res, err
+		}
+		defer native.Stop()
+		nativeAdmin = nAdmin
+		nativeTarget = target{name: "edge-h2-native", url: "https://" + nativeAddr + tlsBenchPath, pids: func() []int { return []int{native.Pid()} }}
+		if err := benchH2(ctx, f, bins, []target{h2target, nativeTarget, {name: "nginx-h2", url: "https://" + ngAddr + tlsBenchPath, pids: ngPids}}, &res, w); err != nil {
 			return res, err
 		}
 	}
@@ -151,6 +166,14 @@ func benchTLS(ctx context.Context, f benchFlags, bins map[string]string, w io.Wr
 			return err
 		}, f.duration, adminAddr, "HTTP/2", w); err != nil {
 			fmt.Fprintf(w, "bench: h2 profile: %v\n", err)
+		}
+		// The native server's profile beside it (….pprof -> …-native.pprof).
+		np := strings.TrimSuffix(f.h2Profile, ".pprof") + "-native.pprof"
+		if err := profileEdge(ctx, np, func(ctx context.Context, d time.Duration) error {
+			_, err := runH2Load(ctx, bins["h2load"], nativeTarget, d)
+			return err
+		}, f.duration, nativeAdmin, "HTTP/2 (native)", w); err != nil {
+			fmt.Fprintf(w, "bench: h2 native profile: %v\n", err)
 		}
 	}
 	return res, nil
@@ -187,6 +210,10 @@ func benchH2(ctx context.Context, f benchFlags, bins map[string]string, h2target
 		}
 	}
 	res.Ratios["edge-h2/nginx-h2"] = pairRatios(res.HTTP2["edge-h2"], res.HTTP2["nginx-h2"])
+	if _, ok := res.HTTP2["edge-h2-native"]; ok {
+		res.Ratios["edge-h2-native/nginx-h2"] = pairRatios(res.HTTP2["edge-h2-native"], res.HTTP2["nginx-h2"])
+		res.Ratios["edge-h2-native/edge-h2"] = pairRatios(res.HTTP2["edge-h2-native"], res.HTTP2["edge-h2"])
+	}
 	return nil
 }
 
@@ -235,7 +262,7 @@ func pairRatios(a, b []wrkRun) map[string]spread {
 func printTLSSummary(w io.Writer, res tlsBenchResult) {
 	fmt.Fprintf(w, "\n| ratio (per round) | throughput min / median / max | CPU per request min / median / max |\n|---|---|---|\n")
 	for _, n := range []string{"edge-tls/nginx-tls", "edge-tls/edge-plain", "edge-tls-gzip/edge-tls", "edge-tls-br/edge-tls",
-		"edge-tls-gzip/nginx-tls-gzip", "edge-tls-br/nginx-tls-gzip", "edge-h2/nginx-h2", "edge-full/nginx-full", "edge-resumed/nginx-resumed"} {
+		"edge-tls-gzip/nginx-tls-gzip", "edge-tls-br/nginx-tls-gzip", "edge-h2/nginx-h2", "edge-h2-native/nginx-h2", "edge-h2-native/edge-h2", "edge-full/nginx-full", "edge-resumed/nginx-resumed"} {
 		r, ok := res.Ratios[n]
 		if !ok { // its part did not run (--tls-parts)
 			continue
@@ -248,8 +275,9 @@ func printTLSSummary(w io.Writer, res tlsBenchResult) {
 }
 
 // startTLSEdge runs the edge with a TLS listener on ca's leaf, compression
-// on, the cache on Redis and no access log.
-func startTLSEdge(ctx context.Context, dir string, ca *stack.LocalCA, upstreams []string, redisURL string) (*stack.Server, string, string, string, error) {
+// on, the cache on Redis, no access log and h2server (tls.http2_server) as
+// its HTTP/2 server.
+func startTLSEdge(ctx context.Context, dir string, ca *stack.LocalCA, upstreams []string, redisURL, h2server string) (*stack.Server, string, string, string, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := stack.FreePort()
@@ -265,7 +293,7 @@ func startTLSEdge(ctx context.Context, dir string, ca *stack.LocalCA, upstreams 
 		fmt.Fprintf(&b, "  - {name: fixed-%d, url: \"http://%s\"}\n", i+1, u)
 	}
 	fmt.Fprintf(&b, "balancer: {policy: round-robin}\ncache: {enabled: true, redis_url: %q}\naccess_log: {enabled: false}\n", redisURL)
-	fmt.Fprintf(&b, "tls:\n  listen: %q\n  certificates: [{cert_file: %q, key_file: %q}]\n  ocsp_stapling: false\n", tlsAddr, ca.CertFile, ca.KeyFile)
+	fmt.Fprintf(&b, "tls:\n  listen: %q\n  certificates: [{cert_file: %q, key_file: %q}]\n  ocsp_stapling: false\n  http2_server: %s\n", tlsAddr, ca.CertFile, ca.KeyFile, h2server)
 	b.WriteString("compression: {encodings: [br, zstd, gzip]}\n")
 	conf := filepath.Join(dir, "edge.yaml")
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {

@@ -45,6 +45,11 @@ type TLS struct {
 	OCSPStapling bool `yaml:"ocsp_stapling"`
 	// HTTP2 offers HTTP/2 by ALPN (h2, with http/1.1 as the fallback).
 	HTTP2 bool `yaml:"http2"`
+	// HTTP2Server picks the HTTP/2 server behind ALPN h2: "xnet"
+	// (golang.org/x/net/http2 bridged into the handler, the default) or
+	// "native" (proxy/h2srv, which feeds the handler directly and answers
+	// cache hits on the connection's reading goroutine). Empty means xnet.
+	HTTP2Server string `yaml:"http2_server"`
 	// HTTP3 serves HTTP/3 over QUIC on tls.listen's port over UDP and
 	// advertises it with Alt-Svc; it needs HTTP2 (it shares its bridge).
 	HTTP3 bool `yaml:"http3"`
@@ -110,6 +115,12 @@ type SessionTickets struct {
 	Namespace string `yaml:"namespace"`
 }
 
+// The HTTP/2 servers tls.http2_server and h2c_server choose between.
+const (
+	H2ServerXNet   = "xnet"
+	H2ServerNative = "native"
+)
+
 // tlsDefaults are TLS's defaults, used by Default.
 func tlsDefaults() TLS {
 	return TLS{
@@ -119,6 +130,7 @@ func tlsDefaults() TLS {
 		SessionTickets:   SessionTickets{Rotate: time.Hour, Namespace: "novashop:tlstk:"},
 		OCSPStapling:     true,
 		HTTP2:            true,
+		HTTP2Server:      H2ServerXNet,
 		HTTP3:            true,
 	}
 }
@@ -163,6 +175,11 @@ func (c Config) tlsProblems() []string {
 		if cert.CertFile == "" || cert.KeyFile == "" {
 			bad("tls.certificates[%d]: cert_file and key_file are both required", i)
 		}
+	}
+	switch t.HTTP2Server {
+	case "", H2ServerXNet, H2ServerNative:
+	default:
+		bad("tls.http2_server %q must be %s or %s", t.HTTP2Server, H2ServerXNet, H2ServerNative)
 	}
 	if t.HTTP3 && !t.HTTP2 {
 		bad("tls.http3 needs tls.http2 (they share the bridge into the handler)")

@@ -67,6 +67,11 @@ func (c Config) Validate() error {
 	default:
 		bad("io %q must be %s or %s", c.IO, IOGoroutine, IOEventLoop)
 	}
+	switch c.H2CServer {
+	case "", H2ServerXNet, H2ServerNative:
+	default:
+		bad("h2c_server %q must be %s or %s", c.H2CServer, H2ServerXNet, H2ServerNative)
+	}
 	if c.H2C && c.IO == IOEventLoop {
 		bad("h2c needs io: %s (the event-loop core serves HTTP/1.1 only; HTTP/2 over TLS works on either core)", IOGoroutine)
 	}
