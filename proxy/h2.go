@@ -100,7 +100,13 @@ func (s *Server) inlineFor(post func(*fasthttp.RequestCtx)) *h2Inline {
 	if _, ok := s.cache.(LocalServer); !ok {
 		return nil
 	}
-	return &h2Inline{try: s.handleInline, rest: s.handleRest, post: post}
+	// handleInline hands back s.rest for a request it admitted; on the
+	// goroutine core newLoops never set it, and a nil rest would run the
+	// whole handler again (admitting the request twice).
+	if s.rest == nil {
+		s.rest = s.handleRest
+	}
+	return &h2Inline{try: s.handleInline, rest: s.rest, post: post}
 }
 
 func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg config.Config, kind string, inline *h2Inline) *h2Front {
@@ -204,7 +210,7 @@ func (f *h2Front) nativeInline(ctx *fasthttp.RequestCtx) (bool, fasthttp.Request
 	if rest != nil {
 		return false, f.restH
 	}
-	return false, nil
+	return false, nil // not admitted: the whole handler runs
 }
 
 // nativeRest finishes on a worker what nativeInline admitted.

@@ -48,8 +48,15 @@ func (s *Server) setupH2C(cfg config.Config) {
 	// The handler is read per request: setupTLS may wrap the plaintext one
 	// (redirect to HTTPS, ACME HTTP-01 answers) after this.
 	handler := func(ctx *fasthttp.RequestCtx) { s.public.Handler(ctx) }
-	// No inline path: the plaintext handler may be wrapped (redirect, ACME).
-	s.h2c = &h2cFront{f: newH2Front(s, s.log.Named("h2c"), handler, cfg, cfg.H2CServer, nil), sniff: sniff}
+	// The native server's inline path (cache hits on the reading
+	// goroutine) bypasses s.public.Handler, so it is off when setupTLS will
+	// put its own handler in front (redirect to HTTPS, ACME answers), as
+	// for the event-loop core.
+	var inline *h2Inline
+	if !cfg.TLS.RedirectHTTP && len(cfg.TLS.ACME.Domains) == 0 {
+		inline = s.inlineFor(nil)
+	}
+	s.h2c = &h2cFront{f: newH2Front(s, s.log.Named("h2c"), handler, cfg, cfg.H2CServer, inline), sniff: sniff}
 }
 
 // serveH2C is Serve with h2c: an accept loop that sorts connections by their

@@ -144,6 +144,9 @@ func testH2CSamePipeline(t *testing.T, kind string) {
 	if !strings.HasPrefix(string(got), "HTTP/1.1 400") {
 		t.Errorf("two Host headers over HTTP/1.1 beside h2c: %q", got)
 	}
+	if kind == config.H2ServerNative && e.s.h2c.f.native.Inlined.Load() == 0 {
+		t.Error("no h2c cache hit was answered inline by the native server")
+	}
 	if n := e.s.h2c.f.calls.Load(); n != 9 {
 		t.Errorf("%d requests went through the h2c bridge, want the 9 HTTP/2 ones", n)
 	}

@@ -27,7 +27,12 @@ import (
 // still take the worker path; many streams mixing both on one connection
 // all get their own answers.
 func TestH2NativeCacheHitsInline(t *testing.T) {
+	var xffMu sync.Mutex
+	var xff []string
 	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) {
+		xffMu.Lock()
+		xff = append(xff, string(ctx.Request.Header.Peek("X-Forwarded-For")))
+		xffMu.Unlock()
 		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
 		ctx.Response.Header.Set("Cache-Tag", "p")
 		ctx.SetBodyString("page " + string(ctx.Path()))
@@ -64,6 +69,13 @@ func TestH2NativeCacheHitsInline(t *testing.T) {
 	if _, cs, _, _ := fetch("/products/1/"); strings.Contains(cs, "hit") {
 		t.Fatalf("first GET: Cache-Status %q, want a miss", cs)
 	}
+	// The miss went on from the inline path to a worker: admitted once
+	// (one X-Forwarded-For entry), not run through the handler again.
+	xffMu.Lock()
+	if fmt.Sprint(xff) != "[127.0.0.1]" {
+		t.Errorf("origin saw X-Forwarded-For %q, want one entry", xff)
+	}
+	xffMu.Unlock()
 	before := native.Inlined.Load()
 	st, cs, hsts, body := fetch("/products/1/")
 	if st != 200 || !strings.Contains(cs, "hit") || hsts == "" || body != "page /products/1/" {
