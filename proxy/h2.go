@@ -150,7 +150,7 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 	// ConfigureServer registers the graceful GOAWAY on base.Shutdown.
 	_ = http2.ConfigureServer(f.base, f.srv)
 	f.ctxs.New = func() any { return new(h2Stream) }
-	if kind == config.H2ServerNative {
+	if kind != config.H2ServerXNet {
 		f.setupNative(cfg, inline, func(errType string) {
 			set.GetOrCreateCounter(`edge_h2_errors_total{type="` + errType + `"}`).Inc()
 		})

@@ -31,9 +31,9 @@ type Config struct {
 	// the HTTP/2 preface) on Listen beside HTTP/1.1, through the same handler.
 	// Goroutine core only: the event-loop core speaks HTTP/1.1.
 	H2C bool `yaml:"h2c"`
-	// H2CServer picks h2c's HTTP/2 server: "xnet" (golang.org/x/net/http2
-	// bridged into the handler, the default) or "native" (proxy/h2srv, which
-	// feeds the handler directly). Empty means xnet.
+	// H2CServer picks h2c's HTTP/2 server: "native" (proxy/h2srv, which
+	// feeds the handler directly, the default) or "xnet" (golang.org/x/net/http2
+	// bridged into the handler, kept as a fallback). Empty means native.
 	H2CServer string `yaml:"h2c_server"`
 	// Admin guards the admin API's levers (purge, drain, balancer).
 	Admin Admin `yaml:"admin"`

@@ -13,7 +13,7 @@ func Default() Config {
 		Listen:      ":8080",
 		AdminListen: "127.0.0.1:9090",
 		IO:          IOGoroutine,
-		H2CServer:   H2ServerXNet,
+		H2CServer:   H2ServerNative,
 		Admin:       Admin{TokenEnv: "EDGE_ADMIN_TOKEN"},
 		Balancer:    Balancer{Policy: "round-robin", HashKey: "ip"},
 		Health: Health{
