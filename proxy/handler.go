@@ -11,6 +11,7 @@ import (
 	"github.com/novashop/edge/proxy/auth"
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/config"
+	"github.com/novashop/edge/proxy/internal/stripe"
 	"github.com/novashop/edge/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -594,7 +595,7 @@ func (s *Server) finish(ex *exchange) {
 func (s *Server) record(ex *exchange) {
 	ctx := ex.ctx
 	code := ctx.Response.StatusCode()
-	s.metrics.Request(code)
+	s.metrics.RequestOn(code, stripe.Hint(ctx))
 	if rt := ex.rt; rt.logEvery > 0 {
 		if n := s.logCount.Add(1); code >= 500 || n%rt.logEvery == 0 {
 			ex.setForwarded() // the request id of a raw hit, for the line
