@@ -16,6 +16,7 @@ func BenchmarkRawHitParallel(b *testing.B) {
 	c.Serve(hitCtx(), o.fetch)
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := hitCtx()
+		ctx.Init2(nil, nil, false) // a connection of its own, as each loop is
 		dst := make([]byte, 0, 8192)
 		for pb.Next() {
 			ctx.Response.Reset()
