@@ -97,3 +97,17 @@ func (m *RWMutex) Unlock() {
 		m.s[i].mu.Unlock()
 	}
 }
+
+// Sequence hands out unique numbers from per-stripe counters: the n-th
+// number of stripe s is n*N+s, so no two stripes ever give the same one and
+// no core waits for another's line. The zero value is ready; numbers start
+// above zero.
+type Sequence struct {
+	s [N]counterStripe
+}
+
+// Next returns a number no other Next of the Sequence returns.
+func (q *Sequence) Next(hint uint) uint64 {
+	i := hint & (N - 1)
+	return q.s[i].n.Add(1)*N + uint64(i)
+}

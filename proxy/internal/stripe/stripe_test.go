@@ -95,3 +95,31 @@ func TestHint(t *testing.T) {
 		t.Fatalf("hint %d, want the connection id %d", h, ctx.ConnID())
 	}
 }
+
+// TestSequenceUnique: numbers from every stripe, taken concurrently, never
+// repeat and are never zero.
+func TestSequenceUnique(t *testing.T) {
+	var q Sequence
+	const per, workers = 3000, 2 * N
+	got := make([][]uint64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				got[w] = append(got[w], q.Next(uint(w+i%3)))
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for _, g := range got {
+		for _, v := range g {
+			if v == 0 || seen[v] {
+				t.Fatalf("number %d given twice (or zero)", v)
+			}
+			seen[v] = true
+		}
+	}
+}
