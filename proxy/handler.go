@@ -11,6 +11,7 @@ import (
 	"github.com/novashop/edge/proxy/auth"
 	"github.com/novashop/edge/proxy/balancer"
 	"github.com/novashop/edge/proxy/config"
+	"github.com/novashop/edge/proxy/internal/stripe"
 	"github.com/novashop/edge/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -21,9 +22,12 @@ const maxTries = 10
 // exchange is the per-request state, pooled so the hot path allocates nothing. It
 // holds the RequestCtx only while the handler runs; release clears it.
 type exchange struct {
-	ctx     *fasthttp.RequestCtx
-	rt      *runtime
-	start   time.Time
+	ctx   *fasthttp.RequestCtx
+	rt    *runtime
+	start time.Time
+	// stripe is the request's stripe hint (stripe.Hint): what it counts and
+	// numbers goes to its event loop's own cache lines.
+	stripe  uint
 	note    tryNote
 	scratch []byte
 	// body holds a small request body read from a streaming listener (see
@@ -79,7 +83,7 @@ func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, rt *runtime) *exchang
 // acquireExchangeAt is acquireExchange with the request's start time given.
 func (s *Server) acquireExchangeAt(ctx *fasthttp.RequestCtx, rt *runtime, start time.Time) *exchange {
 	ex := s.exchanges.Get().(*exchange)
-	ex.ctx, ex.rt, ex.start = ctx, rt, start
+	ex.ctx, ex.rt, ex.start, ex.stripe = ctx, rt, start, stripe.Hint(ctx)
 	return ex
 }
 
@@ -243,9 +247,9 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 	// reads the request's field (setForwarded); serveRaw echoes it from there.
 	if !in.validID {
 		if ex.lazyFwd {
-			ex.genID, ex.idPending = appendRequestID(ex.genID[:0]), true
+			ex.genID, ex.idPending = appendRequestIDOn(ex.genID[:0], ex.stripe), true
 		} else {
-			ex.scratch = appendRequestID(ex.scratch[:0])
+			ex.scratch = appendRequestIDOn(ex.scratch[:0], ex.stripe)
 			h.SetCanonical(keyRequestID, ex.scratch)
 		}
 	}
@@ -594,7 +598,7 @@ func (s *Server) finish(ex *exchange) {
 func (s *Server) record(ex *exchange) {
 	ctx := ex.ctx
 	code := ctx.Response.StatusCode()
-	s.metrics.Request(code)
+	s.metrics.RequestOn(code, ex.stripe)
 	if rt := ex.rt; rt.logEvery > 0 {
 		if n := s.logCount.Add(1); code >= 500 || n%rt.logEvery == 0 {
 			ex.setForwarded() // the request id of a raw hit, for the line

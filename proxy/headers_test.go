@@ -26,6 +26,15 @@ func TestValidRequestID(t *testing.T) {
 	if string(a) == string(b) || !validRequestID(a) {
 		t.Fatalf("generated ids %q, %q", a, b)
 	}
+	// Each loop numbers its own ids: still never the same id twice.
+	seen := map[string]bool{}
+	for i := range 64 {
+		id := string(appendRequestIDOn(nil, uint(i%3)))
+		if seen[id] || !validRequestID([]byte(id)) {
+			t.Fatalf("id %q given twice or invalid", id)
+		}
+		seen[id] = true
+	}
 }
 
 func TestConnectionTokens(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/novashop/edge/cachekeys"
+	"github.com/novashop/edge/proxy/internal/stripe"
 	"github.com/valyala/fasthttp"
 )
 
@@ -30,7 +31,7 @@ func (c *Cache) TryServeLocal(ctx *fasthttp.RequestCtx) (served bool) {
 	if !ok {
 		return false
 	}
-	c.m.hit.Inc()
+	c.countHit(ctx)
 	c.writeEntry(ctx, e, age, c.statusHit)
 	return true
 }
@@ -63,7 +64,10 @@ func (c *Cache) localHit(ctx *fasthttp.RequestCtx, hr *hitRequest) (e *entry, ag
 	if err != nil {
 		return nil, 0, false
 	}
-	r := c.local.get(kb, tick)
+	// The loops look up one hot entry at once: each reads (and counts,
+	// countHit) on its own stripe.
+	sh := stripe.Hint(ctx)
+	r := c.local.getFor(sh, kb, tick)
 	if r == nil {
 		return nil, 0, false
 	}
@@ -73,7 +77,7 @@ func (c *Cache) localHit(ctx *fasthttp.RequestCtx, hr *hitRequest) (e *entry, ag
 			hr.prep.PrepareVary(ctx)
 		}
 		kb = r.vary.appendVariantKey(kb, rh)
-		vr := c.local.get(kb, tick)
+		vr := c.local.getFor(sh, kb, tick)
 		if vr == nil {
 			return nil, 0, false
 		}
@@ -84,7 +88,7 @@ func (c *Cache) localHit(ctx *fasthttp.RequestCtx, hr *hitRequest) (e *entry, ag
 	}
 	for i := range e.tags {
 		tv := &e.tags[i]
-		tr := c.local.getString(tv.key, tick)
+		tr := c.local.getStringFor(sh, tv.key, tick)
 		if tr == nil || tr.version != tv.version {
 			return nil, 0, false
 		}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/novashop/edge/internal/metricshelp"
+	"github.com/novashop/edge/proxy/internal/stripe"
+	"github.com/valyala/fasthttp"
 )
 
 // cacheMetrics are one Cache's Prometheus series, in their own set so two
@@ -16,6 +18,20 @@ type cacheMetrics struct {
 	// rvCurrent and rvChanged count read-your-writes checks against
 	// Redis whose entry was still current, or had changed.
 	rvCurrent, rvChanged *metrics.Counter
+	// hits counts local hits (countHit) in stripes, added to hit when the
+	// series are written: the loops' hits would otherwise share hit's
+	// cache line (see package stripe).
+	hits stripe.Counter
+}
+
+// countHit counts a hit answered from the local tier on ctx's stripe.
+func (c *Cache) countHit(ctx *fasthttp.RequestCtx) { c.m.hits.Inc(stripe.Hint(ctx)) }
+
+// syncHits adds the striped local hits to the hit series.
+func (m *cacheMetrics) syncHits() {
+	if n := m.hits.Drain(); n > 0 {
+		m.hit.Add(int(n))
+	}
 }
 
 func newCacheMetrics(c *Cache) *cacheMetrics {
@@ -52,5 +68,6 @@ var cacheHelp = metricshelp.Help{
 // WritePrometheus writes the cache's series in the Prometheus text format,
 // with their # HELP and # TYPE lines; the edge's /metrics handler calls it.
 func (c *Cache) WritePrometheus(w io.Writer) {
+	c.m.syncHits()
 	metricshelp.Write(w, cacheHelp, c.m.set.WritePrometheus)
 }

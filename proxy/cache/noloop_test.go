@@ -16,13 +16,13 @@ func localKeys(c *Cache, sub string) []string {
 	var out []string
 	for i := range c.local.shards {
 		s := &c.local.shards[i]
-		s.mu.RLock()
+		mu := s.mu.RLock(0)
 		for k := range s.m {
 			if strings.Contains(k, sub) {
 				out = append(out, k)
 			}
 		}
-		s.mu.RUnlock()
+		mu.RUnlock()
 	}
 	return out
 }

@@ -151,7 +151,7 @@ func (c *Cache) TryServeLocalRawFor(ctx *fasthttp.RequestCtx, dst []byte, prep V
 	if !ok {
 		return dst, nil, RawMiss
 	}
-	c.m.hit.Inc()
+	c.countHit(ctx)
 	return c.writeRaw(ctx, e, age, &hr, dst)
 }
 
