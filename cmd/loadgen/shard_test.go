@@ -99,10 +99,18 @@ func TestShardsAddUpAndMergeExactly(t *testing.T) {
 			t.Errorf("shard %d asked for no product", i+1)
 		}
 	}
-	// The shards partition the full profile's hits; vegeta's end of run
-	// may cut one hit more or less per process.
-	if d := total - full.hits; d < -3 || d > 3 || full.hits < 140 {
-		t.Errorf("3 shards sent %d requests, one process at the full rate %d", total, full.hits)
+	// The shards partition the full profile's hits. vegeta stops each
+	// process at its duration, so a process the scheduler starves near the
+	// end sends a few hits fewer (seen: 7 of 150 over three shards, with the
+	// race detector on a loaded 2-core box): 5 % either way. A partition
+	// error is far outside that (shards at the full rate send 3x; one shard
+	// short of its share, a third less).
+	per := make([]int, len(recs))
+	for i, r := range recs {
+		per[i] = r.hits
+	}
+	if d := total - full.hits; d < -8 || d > 8 || full.hits < 140 {
+		t.Errorf("3 shards sent %d requests (%v), one process at the full rate %d", total, per, full.hits)
 	}
 
 	out, _, err := runArgs(t, "report", "--json", "-", files[0], files[1], files[2])
