@@ -68,7 +68,7 @@ func (s *Server) serveH2C(ln net.Listener) error {
 	h.lnMu.Unlock()
 	q := newConnQueue(ln.Addr())
 	go func() {
-		_ = s.public.Serve(&h1.Listener{Listener: q, Limits: s.framer})
+		_ = s.public.Serve(&h1.Listener{Listener: q, Limits: s.framer, WriteBuffer: publicWriteBuffer})
 	}()
 	defer q.Close()
 	return acceptLoop(ln, &h.closing, func(c net.Conn) { h.sort(c, q) })

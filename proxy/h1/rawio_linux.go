@@ -25,14 +25,20 @@ import (
 // through it costs nothing; the event-loop core (evloop/rawsys.go) does the same.
 type rawIO struct {
 	rc syscall.RawConn
-	// readFn and writeFn are r.doRead and r.doWrite, bound once per
-	// connection so a read or write allocates nothing.
-	readFn, writeFn func(fd uintptr) bool
+	// readFn, writeFn and writevFn are r.doRead, r.doWrite and r.doWritev,
+	// bound once per connection so a read or write allocates nothing.
+	readFn, writeFn, writevFn func(fd uintptr) bool
 	// The read's and the write's state are apart: a server may write an
 	// answer while another goroutine waits to read the next request.
 	rbuf, wbuf []byte
 	rn, wn     int
 	rerr, werr error
+	// whead goes out before wbuf in one writev (Conn's held full buffer);
+	// iov is the writev's vector, here so that it does not escape per call.
+	whead []byte
+	iov   [2]syscall.Iovec
+	// writes counts write system calls (tests pin the one-write answer).
+	writes int
 }
 
 // newRawIO returns c's raw I/O, or nil when c is not a plain TCP connection
@@ -47,7 +53,7 @@ func newRawIO(c net.Conn) *rawIO {
 		return nil
 	}
 	r := &rawIO{rc: rc}
-	r.readFn, r.writeFn = r.doRead, r.doWrite
+	r.readFn, r.writeFn, r.writevFn = r.doRead, r.doWrite, r.doWritev
 	return r
 }
 
@@ -80,6 +86,7 @@ func (r *rawIO) doWrite(fd uintptr) bool {
 	for r.wn < len(r.wbuf) {
 		rest := r.wbuf[r.wn:]
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, bufPtr(rest), uintptr(len(rest)))
+		r.writes++
 		switch e {
 		case 0:
 			r.wn += int(n)
@@ -92,6 +99,60 @@ func (r *rawIO) doWrite(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// doWritev writes what is left of r.whead then r.wbuf, both in one system call
+// while both have bytes left; false asks the poller to wait for room.
+func (r *rawIO) doWritev(fd uintptr) bool {
+	h := len(r.whead)
+	for total := h + len(r.wbuf); r.wn < total; {
+		k := 0
+		if r.wn < h {
+			r.iov[0].Base = &r.whead[r.wn]
+			r.iov[0].SetLen(h - r.wn)
+			k = 1
+			if len(r.wbuf) > 0 {
+				r.iov[1].Base = &r.wbuf[0]
+				r.iov[1].SetLen(len(r.wbuf))
+				k = 2
+			}
+		} else {
+			r.iov[0].Base = &r.wbuf[r.wn-h]
+			r.iov[0].SetLen(total - r.wn)
+			k = 1
+		}
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&r.iov[0])), uintptr(k))
+		r.writes++
+		switch e {
+		case 0:
+			r.wn += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.werr = os.NewSyscallError("writev", e)
+			return true
+		}
+	}
+	return true
+}
+
+// writev writes head then p, as one write where the socket has room for both:
+// the count returned is of p's bytes, with an error when not all of head and p
+// went out.
+func (r *rawIO) writev(head, p []byte) (int, error) {
+	r.whead, r.wbuf, r.wn, r.werr = head, p, 0, nil
+	err := r.rc.Write(r.writevFn)
+	n, werr := r.wn-len(head), r.werr
+	r.whead, r.wbuf, r.werr = nil, nil, nil
+	r.iov = [2]syscall.Iovec{}
+	if err == nil {
+		err = werr
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, err
 }
 
 // read is net.Conn.Read: (0, io.EOF) once the peer has closed its side.

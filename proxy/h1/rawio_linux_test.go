@@ -3,6 +3,7 @@
 package h1
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -198,6 +199,161 @@ func TestRawIOAllocs(t *testing.T) {
 			t.Fatalf("read %d, %v", n, err)
 		}
 		if _, err := c.Write(answer); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, back); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per request", allocs)
+	}
+}
+
+// answerThrough writes an answer of a header and a body as fasthttp does:
+// through a bufio.Writer of the connection's write buffer size, then Flush.
+func answerThrough(bw *bufio.Writer, header, body []byte) error {
+	if _, err := bw.Write(header); err != nil {
+		return err
+	}
+	if _, err := bw.Write(body); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// TestConnWriteBufferOneWrite: with SetWriteBuffer, an answer that bufio
+// sends as a full buffer and the rest goes out in one write system call, every
+// byte in order; an answer filling the buffer exactly is held only until the
+// server reads the next request (which the client sends once it has the
+// answer) or closes.
+func TestConnWriteBufferOneWrite(t *testing.T) {
+	const size = 4096
+	header := []byte("HTTP/1.1 200 OK\r\nContent-Length: NNNNN\r\nCache-Status: novashop-edge; hit\r\n\r\n")
+	tests := []struct {
+		name   string
+		body   int
+		writes int // write system calls for the answer
+		close  bool
+	}{
+		{"small", 200, 1, false},
+		{"fits", size - len(header) - 1, 1, false},
+		{"exactly full, sent before the next read", size - len(header), 1, false},
+		{"exactly full, sent on close", size - len(header), 1, true},
+		{"one byte over", size - len(header) + 1, 1, false},
+		{"product list page", 5287, 1, false},
+		{"HTML page", 27554, 1, false},
+		{"larger than the socket takes at once", 8 << 20, -1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, client := tcpPair(t)
+			c.SetWriteBuffer(size)
+			body := bytes.Repeat([]byte("0123456789"), tt.body/10+1)[:tt.body]
+			want := append(append([]byte(nil), header...), body...)
+			bw := bufio.NewWriterSize(c, size)
+			done := make(chan error, 1)
+			before := c.raw.writes
+			go func() {
+				if err := answerThrough(bw, header, body); err != nil {
+					done <- err
+					return
+				}
+				if tt.close {
+					done <- c.Close()
+					return
+				}
+				p := make([]byte, 4096)
+				n := 0
+				for n < len(benchGet) {
+					k, err := c.Read(p[n:])
+					if err != nil {
+						done <- err
+						return
+					}
+					n += k
+				}
+				if string(p[:n]) != benchGet {
+					done <- errors.New("read " + string(p[:n]))
+					return
+				}
+				done <- nil
+			}()
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(client, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("the answer arrived changed")
+			}
+			if !tt.close {
+				if _, err := client.Write([]byte(benchGet)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if w := c.raw.writes - before; tt.writes > 0 && w != tt.writes {
+				t.Fatalf("%d write system calls, want %d", w, tt.writes)
+			}
+			if c.pending != nil {
+				t.Fatal("a full buffer is still held")
+			}
+		})
+	}
+}
+
+// TestConnWriteBufferOff: without SetWriteBuffer (and on connections without
+// raw I/O) a full buffer goes out at once, as before: two writes for an
+// answer over the buffer.
+func TestConnWriteBufferOff(t *testing.T) {
+	c, client := tcpPair(t)
+	body := bytes.Repeat([]byte("x"), 10000)
+	bw := bufio.NewWriterSize(c, 4096)
+	before := c.raw.writes
+	done := make(chan error, 1)
+	go func() { done <- answerThrough(bw, []byte("HTTP/1.1 200 OK\r\n\r\n"), body) }()
+	got := make([]byte, 19+len(body))
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if w := c.raw.writes - before; w != 2 {
+		t.Fatalf("%d write system calls, want bufio's 2", w)
+	}
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	pc := NewConn(p1, Limits{})
+	pc.SetWriteBuffer(4096)
+	if pc.fullWrite != 0 {
+		t.Fatal("a pipe took SetWriteBuffer")
+	}
+}
+
+// TestConnWriteBufferAllocs pins the hit path with SetWriteBuffer: a request
+// read and a 13 KB answer written through bufio (held full buffer, writev)
+// allocate nothing once the held buffer's pool is warm.
+func TestConnWriteBufferAllocs(t *testing.T) {
+	c, client := tcpPair(t)
+	c.SetWriteBuffer(4096)
+	bw := bufio.NewWriterSize(c, 4096)
+	req := []byte(benchGet)
+	p := make([]byte, 4096)
+	header := []byte("HTTP/1.1 200 OK\r\nContent-Length: 13000\r\n\r\n")
+	body := bytes.Repeat([]byte("z"), 13000)
+	back := make([]byte, len(header)+len(body))
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := client.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Read(p); err != nil || n != len(req) {
+			t.Fatalf("read %d, %v", n, err)
+		}
+		if err := answerThrough(bw, header, body); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := io.ReadFull(client, back); err != nil {
