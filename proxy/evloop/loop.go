@@ -22,6 +22,13 @@ const (
 	// tick is the timer wheel's granularity and the longest epoll wait.
 	tick       = 100 * time.Millisecond
 	wheelSlots = 1024
+	// perRoundRequests bounds the pipelined requests one connection gets
+	// answered per loop round (process): without it one read of 64 KiB of
+	// small pipelined GETs answered on the loop (a thousand hits, each its
+	// own write) ran to the end before any other connection of the loop was
+	// looked at. The rest stays buffered and goes on in the next round
+	// (runAgain), which does not wait for epoll.
+	perRoundRequests = 16
 )
 
 // loop is one event loop: an epoll set, the connections it owns, a shared read
@@ -82,6 +89,9 @@ type loop struct {
 	// The light answer in flight and the scanner's scratch (answer.go).
 	light lightAnswer
 	scan  lightScan
+	// again lists the connections with complete requests left buffered by
+	// perRoundRequests; the round after serves them without waiting for epoll.
+	again, againSpare []timerRef
 	// date is httpDate's cache: the HTTP date of second dateSec.
 	date    []byte
 	dateSec int64
@@ -243,7 +253,7 @@ func (l *loop) run() {
 		// Under load events are usually ready: take them without the
 		// runtime's blocking-syscall bookkeeping, and wait only when none are.
 		n, err := pollReady(l.epfd, events)
-		if n == 0 && err == nil {
+		if n == 0 && err == nil && len(l.again) == 0 {
 			if l.pw != nil {
 				n, err = l.pw.wait(events, tick)
 			} else {
@@ -277,6 +287,9 @@ func (l *loop) run() {
 				}
 			}
 		}
+		if len(l.again) > 0 {
+			l.runAgain()
+		}
 		// Requests queued by this round's events go out now, several per
 		// upstream connection where they can (pipeline.go); and again after
 		// the timers, whose retries may have queued more.
@@ -299,6 +312,28 @@ func (l *loop) run() {
 		l.nconns.Add(-1)
 		unix.Close(pc.fd)
 	}
+}
+
+// runAgain goes on with the connections whose pipelined requests the last
+// round left buffered (perRoundRequests); each again gets at most its budget.
+func (l *loop) runAgain() {
+	refs := l.again
+	l.again, l.againSpare = l.againSpare[:0], nil
+	for _, r := range refs {
+		if int(r.fd) >= len(l.conns) {
+			continue
+		}
+		c := l.conns[r.fd]
+		if c == nil || c.gen != r.gen || !c.again {
+			continue
+		}
+		c.again = false
+		if c.state == stateOpen && c.pending() == 0 && c.in != nil && len(*c.in) > 0 {
+			l.process(c, nil)
+		}
+	}
+	clear(refs)
+	l.againSpare = refs[:0]
 }
 
 // drainWake handles finished hand-offs and posted tasks.
@@ -462,6 +497,11 @@ func (l *loop) read(c *conn) {
 	if c.pending() > 0 {
 		// The client has not read our last answer: it gets no more until it does.
 		l.setInterest(c, unix.EPOLLOUT)
+		return
+	}
+	if c.again {
+		// Complete requests are still buffered (runAgain serves them): read
+		// no more until they are answered, so the buffer stays bounded.
 		return
 	}
 	n, err := rawRead(int(c.fd), l.buf)
