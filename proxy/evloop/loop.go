@@ -29,9 +29,6 @@ const (
 	// looked at. The rest stays buffered and goes on in the next round
 	// (runAgain), which does not wait for epoll.
 	perRoundRequests = 16
-	// busyWaitMs is how long a loop that had events waits for more in
-	// epoll_wait itself before it parks in the runtime's poller (pollwait.go).
-	busyWaitMs = 1
 )
 
 // loop is one event loop: an epoll set, the connections it owns, a shared read
@@ -252,32 +249,16 @@ func (l *loop) release() {
 func (l *loop) run() {
 	defer l.s.wg.Done()
 	events := make([]unix.EpollEvent, maxEvents)
-	quiet := true // nothing happened in the last busyWaitMs: park in the poller
 	for !l.stopping {
 		// Under load events are usually ready: take them without the
 		// runtime's blocking-syscall bookkeeping, and wait only when none are.
 		n, err := pollReady(l.epfd, events)
 		if n == 0 && err == nil && len(l.again) == 0 {
-			switch {
-			case l.pw != nil && quiet:
+			if l.pw != nil {
 				n, err = l.pw.wait(events, tick)
-			case l.pw != nil:
-				// Busy until now: wait for the kernel directly, and park in
-				// the poller only when a whole busyWait passes with nothing.
-				// A loop parked in the poller is woken only when some thread
-				// polls the network, and while the other loops run flat out
-				// (never entering the scheduler) only sysmon does, every
-				// 10 ms: a runtime trace under wrk -c64 showed a loop parked
-				// 15 ms with its connections' data ready while the other
-				// loop ran; that was the p99 tail (docs/io-core.md).
-				n, err = unix.EpollWait(l.epfd, events, busyWaitMs)
-				quiet = n == 0 && err == nil
-			default:
+			} else {
 				n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
 			}
-		}
-		if n > 0 {
-			quiet = false
 		}
 		if err != nil && err != unix.EINTR {
 			l.s.cfg.Logger.Printf("evloop: epoll_wait: %v", err)
