@@ -113,6 +113,11 @@ type loop struct {
 	now      int64 // unix nanoseconds, read once per round
 	pauseTil int64 // accepting paused until (EMFILE)
 
+	// parked: the loop waits in the runtime's poller (see nudgeOthers);
+	// lastNudge is when it last looked at the other loops.
+	parked    atomic.Bool
+	lastNudge int64
+
 	nconns   atomic.Int64
 	handoffs atomic.Uint64
 	inline   atomic.Uint64
@@ -255,7 +260,9 @@ func (l *loop) run() {
 		n, err := pollReady(l.epfd, events)
 		if n == 0 && err == nil && len(l.again) == 0 {
 			if l.pw != nil {
+				l.parked.Store(true)
 				n, err = l.pw.wait(events, tick)
+				l.parked.Store(false)
 			} else {
 				n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
 			}
@@ -289,6 +296,10 @@ func (l *loop) run() {
 		}
 		if len(l.again) > 0 {
 			l.runAgain()
+		}
+		if l.now-l.lastNudge >= int64(nudgeEvery) && len(l.s.loops) > 1 {
+			l.lastNudge = l.now
+			l.nudgeOthers()
 		}
 		// Requests queued by this round's events go out now, several per
 		// upstream connection where they can (pipeline.go); and again after
@@ -334,6 +345,38 @@ func (l *loop) runAgain() {
 	}
 	clear(refs)
 	l.againSpare = refs[:0]
+}
+
+// nudgeEvery is how often a running loop looks for parked loops with events.
+const nudgeEvery = 3 * time.Millisecond
+
+// nudgeOthers wakes the loops parked in the runtime's poller whose epoll set
+// has events ready. A parked loop is woken only when some thread polls the
+// network; while the other loops run flat out (their events always ready,
+// never entering the scheduler) only sysmon does, every 10 ms. A runtime
+// trace under wrk -c64 showed loops parked up to 20 ms with their
+// connections' data ready: that was the loop core's p99 tail
+// (docs/benchmarks.md). Looking costs one poll(2) per parked loop per
+// nudgeEvery.
+func (l *loop) nudgeOthers() {
+	for _, o := range l.s.loops {
+		if o != l && o.parked.Load() {
+			o.nudge()
+		}
+	}
+}
+
+// nudge unparks l if its epoll set has events (called from another loop).
+func (l *loop) nudge() {
+	l.mu.Lock() // release closes pw and epfd under it
+	defer l.mu.Unlock()
+	if l.pw == nil || l.epfd < 0 {
+		return
+	}
+	fds := [1]unix.PollFd{{Fd: int32(l.epfd), Events: unix.POLLIN}}
+	if n, _ := unix.Poll(fds[:], 0); n > 0 {
+		l.pw.unpark()
+	}
 }
 
 // drainWake handles finished hand-offs and posted tasks.
