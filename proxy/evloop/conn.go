@@ -70,6 +70,9 @@ type conn struct {
 	reqClose, http10, reqHead bool
 	// rawDone: the Inline handler wrote the answer itself (EndRaw).
 	rawDone bool
+	// again: c is in its loop's again list (complete pipelined requests
+	// left for the next round by the per-round budget).
+	again bool
 }
 
 func (c *conn) pending() int {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -376,4 +377,87 @@ func TestConnectionsSpreadOverLoops(t *testing.T) {
 		t.Fatalf("connections per loop %v: want about %d each", per, n/2)
 	}
 	t.Logf("connections per loop: %v", per)
+}
+
+// A connection sending a deep pipeline of requests answered on the loop gets at
+// most perRoundRequests of them answered per round: another connection's
+// request that is ready in the same round is answered after at most one budget
+// of the pipeline, not after all of it; and the whole pipeline is still
+// answered, in order.
+func TestPipelineDoesNotStarveOthers(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	hold, holding := make(chan struct{}), make(chan struct{})
+	_, addr := startLoops(t, Config{Loops: 1, ReadTimeout: 5 * time.Second,
+		Handler: echo,
+		Inline: func(ctx *fasthttp.RequestCtx) (bool, fasthttp.RequestHandler) {
+			p := string(ctx.Path())
+			if p == "/hold" {
+				close(holding)
+				<-hold // keeps the loop busy until both others have written
+			}
+			mu.Lock()
+			order = append(order, p)
+			mu.Unlock()
+			ctx.SetBodyString(p)
+			return true, nil
+		}})
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	holder, deep, single := dial(), dial(), dial()
+	// The loop accepts all three before it blocks in /hold.
+	for _, c := range []net.Conn{deep, single} {
+		if _, err := c.Write([]byte("GET /warm HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		var r fasthttp.Response
+		if err := r.Read(bufio.NewReader(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := holder.Write([]byte("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	<-holding
+	const depth = 400 // ~12 KB: one read
+	pipe := strings.Repeat("GET /deep HTTP/1.1\r\nHost: x\r\n\r\n", depth)
+	if _, err := deep.Write([]byte(pipe)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := single.Write([]byte("GET /single HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	close(hold) // on loopback both writes are in the loop's sockets already
+	br := bufio.NewReader(deep)
+	for i := 0; i < depth; i++ {
+		var r fasthttp.Response
+		if err := r.Read(br); err != nil || string(r.Body()) != "/deep" {
+			t.Fatalf("deep answer %d: %q %v", i, r.Body(), err)
+		}
+	}
+	var r fasthttp.Response
+	if err := r.Read(bufio.NewReader(single)); err != nil || string(r.Body()) != "/single" {
+		t.Fatalf("single answer: %q %v", r.Body(), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	deepBefore := 0
+	for _, p := range order {
+		if p == "/single" {
+			break
+		}
+		if p == "/deep" {
+			deepBefore++
+		}
+	}
+	if deepBefore > perRoundRequests || deepBefore == depth {
+		t.Fatalf("%d of the pipeline's %d requests were answered before the other connection's one; want at most %d", deepBefore, depth, perRoundRequests)
+	}
 }

@@ -46,8 +46,18 @@ func (l *loop) process(c *conn, fresh []byte) {
 		*c.in = append(*c.in, fresh...)
 		data = *c.in
 	}
-	off := 0
+	off, served := 0, 0
 	for c.state == stateOpen && !c.closeAfter && off < len(data) && c.pending() == 0 {
+		if served == perRoundRequests {
+			// Fairness: the rest of a deep pipeline waits for the next
+			// round, so other connections of the loop are served between.
+			if !c.again {
+				l.again = append(l.again, timerRef{fd: c.fd, gen: c.gen})
+				c.again = true
+			}
+			break
+		}
+		served++
 		n := l.serveOne(c, data[off:])
 		if c.state == stateClosed {
 			return // detached or closed: c is reset

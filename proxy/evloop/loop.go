@@ -22,6 +22,13 @@ const (
 	// tick is the timer wheel's granularity and the longest epoll wait.
 	tick       = 100 * time.Millisecond
 	wheelSlots = 1024
+	// perRoundRequests bounds the pipelined requests one connection gets
+	// answered per loop round (process): without it one read of 64 KiB of
+	// small pipelined GETs answered on the loop (a thousand hits, each its
+	// own write) ran to the end before any other connection of the loop was
+	// looked at. The rest stays buffered and goes on in the next round
+	// (runAgain), which does not wait for epoll.
+	perRoundRequests = 16
 )
 
 // loop is one event loop: an epoll set, the connections it owns, a shared read
@@ -82,6 +89,9 @@ type loop struct {
 	// The light answer in flight and the scanner's scratch (answer.go).
 	light lightAnswer
 	scan  lightScan
+	// again lists the connections with complete requests left buffered by
+	// perRoundRequests; the round after serves them without waiting for epoll.
+	again, againSpare []timerRef
 	// date is httpDate's cache: the HTTP date of second dateSec.
 	date    []byte
 	dateSec int64
@@ -102,6 +112,11 @@ type loop struct {
 	wheelPos int64 // last processed slot (absolute tick number)
 	now      int64 // unix nanoseconds, read once per round
 	pauseTil int64 // accepting paused until (EMFILE)
+
+	// parked: the loop waits in the runtime's poller (see nudgeOthers);
+	// lastNudge is when it last looked at the other loops.
+	parked    atomic.Bool
+	lastNudge int64
 
 	nconns   atomic.Int64
 	handoffs atomic.Uint64
@@ -243,9 +258,11 @@ func (l *loop) run() {
 		// Under load events are usually ready: take them without the
 		// runtime's blocking-syscall bookkeeping, and wait only when none are.
 		n, err := pollReady(l.epfd, events)
-		if n == 0 && err == nil {
+		if n == 0 && err == nil && len(l.again) == 0 {
 			if l.pw != nil {
+				l.parked.Store(true)
 				n, err = l.pw.wait(events, tick)
+				l.parked.Store(false)
 			} else {
 				n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
 			}
@@ -277,6 +294,13 @@ func (l *loop) run() {
 				}
 			}
 		}
+		if len(l.again) > 0 {
+			l.runAgain()
+		}
+		if l.now-l.lastNudge >= int64(nudgeEvery) && len(l.s.loops) > 1 {
+			l.lastNudge = l.now
+			l.nudgeOthers()
+		}
 		// Requests queued by this round's events go out now, several per
 		// upstream connection where they can (pipeline.go); and again after
 		// the timers, whose retries may have queued more.
@@ -298,6 +322,60 @@ func (l *loop) run() {
 	for _, pc := range incoming {
 		l.nconns.Add(-1)
 		unix.Close(pc.fd)
+	}
+}
+
+// runAgain goes on with the connections whose pipelined requests the last
+// round left buffered (perRoundRequests); each again gets at most its budget.
+func (l *loop) runAgain() {
+	refs := l.again
+	l.again, l.againSpare = l.againSpare[:0], nil
+	for _, r := range refs {
+		if int(r.fd) >= len(l.conns) {
+			continue
+		}
+		c := l.conns[r.fd]
+		if c == nil || c.gen != r.gen || !c.again {
+			continue
+		}
+		c.again = false
+		if c.state == stateOpen && c.pending() == 0 && c.in != nil && len(*c.in) > 0 {
+			l.process(c, nil)
+		}
+	}
+	clear(refs)
+	l.againSpare = refs[:0]
+}
+
+// nudgeEvery is how often a running loop looks for parked loops with events.
+const nudgeEvery = 3 * time.Millisecond
+
+// nudgeOthers wakes the loops parked in the runtime's poller whose epoll set
+// has events ready. A parked loop is woken only when some thread polls the
+// network; while the other loops run flat out (their events always ready,
+// never entering the scheduler) only sysmon does, every 10 ms. A runtime
+// trace under wrk -c64 showed loops parked up to 20 ms with their
+// connections' data ready: that was the loop core's p99 tail
+// (docs/benchmarks.md). Looking costs one poll(2) per parked loop per
+// nudgeEvery.
+func (l *loop) nudgeOthers() {
+	for _, o := range l.s.loops {
+		if o != l && o.parked.Load() {
+			o.nudge()
+		}
+	}
+}
+
+// nudge unparks l if its epoll set has events (called from another loop).
+func (l *loop) nudge() {
+	l.mu.Lock() // release closes pw and epfd under it
+	defer l.mu.Unlock()
+	if l.pw == nil || l.epfd < 0 {
+		return
+	}
+	fds := [1]unix.PollFd{{Fd: int32(l.epfd), Events: unix.POLLIN}}
+	if n, _ := unix.Poll(fds[:], 0); n > 0 {
+		l.pw.unpark()
 	}
 }
 
@@ -462,6 +540,11 @@ func (l *loop) read(c *conn) {
 	if c.pending() > 0 {
 		// The client has not read our last answer: it gets no more until it does.
 		l.setInterest(c, unix.EPOLLOUT)
+		return
+	}
+	if c.again {
+		// Complete requests are still buffered (runAgain serves them): read
+		// no more until they are answered, so the buffer stays bounded.
 		return
 	}
 	n, err := rawRead(int(c.fd), l.buf)

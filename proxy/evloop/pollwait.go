@@ -81,4 +81,9 @@ func (w *pollWait) wait(events []unix.EpollEvent, d time.Duration) (int, error) 
 	return w.n, w.err
 }
 
+// unpark ends a wait in progress at once (from another goroutine): its
+// deadline passes, and wait returns (0, nil). A wait that starts after it
+// sets its own deadline, so at worst one round finds nothing.
+func (w *pollWait) unpark() { _ = w.f.SetReadDeadline(time.Unix(1, 0)) }
+
 func (w *pollWait) close() { w.f.Close() }
