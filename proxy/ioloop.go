@@ -30,7 +30,13 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		inline = nil
 	}
 	limits := s.framer
-	loops := goruntime.GOMAXPROCS(0)
+	// io_loops picks the loop count; 0 keeps one loop per GOMAXPROCS. GOMAXPROCS
+	// itself is left alone: with fewer loops than Ps, the handed-off handlers,
+	// the GC and the timers still use the other cores (docs/io-core.md).
+	loops := cfg.IOLoops
+	if loops <= 0 {
+		loops = goruntime.GOMAXPROCS(0)
+	}
 	return evloop.New(evloop.Config{
 		Loops:        loops,
 		Handler:      s.public.Handler,

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -156,5 +157,31 @@ func TestEventLoopForwardRetriesOnAnotherHost(t *testing.T) {
 	}
 	if st := e.s.loops.Stats(); st.Handoffs-st0.Handoffs != 1 {
 		t.Fatalf("large answer: %d hand-offs, want 1", st.Handoffs-st0.Handoffs)
+	}
+}
+
+// TestEventLoopIOLoops: io_loops sets the loop count (0 keeps one per
+// GOMAXPROCS), and the edge serves on however many loops it runs.
+func TestEventLoopIOLoops(t *testing.T) {
+	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") })
+	for _, tt := range []struct{ ioLoops, want int }{
+		{0, goruntime.GOMAXPROCS(0)},
+		{1, 1},
+		{3, 3},
+	} {
+		t.Run(fmt.Sprint(tt.ioLoops), func(t *testing.T) {
+			cfg := testConfig(o)
+			cfg.IO = config.IOEventLoop
+			cfg.IOLoops = tt.ioLoops
+			e := startEdge(t, cfg, Options{})
+			if got := e.s.loops.Loops(); got != tt.want {
+				t.Fatalf("io_loops %d: %d loops, want %d", tt.ioLoops, got, tt.want)
+			}
+			for i := 0; i < 4; i++ {
+				if r := e.do(t, "GET", "/api/products/1/", ""); r.StatusCode() != 200 || string(r.Body()) != "ok" {
+					t.Fatalf("GET %d: %d %q", i, r.StatusCode(), r.Body())
+				}
+			}
+		})
 	}
 }

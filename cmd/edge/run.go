@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,11 +51,11 @@ func (u *upstreamList) Set(v string) error {
 // flags holds the command line; set records which flags were given, so an
 // explicitly empty --redis-url can turn a configured cache off.
 type flags struct {
-	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL, io string
-	upstreams                                                                  upstreamList
-	tlsListen                                                                  string
-	tlsCerts, tlsKeys                                                          upstreamList
-	set                                                                        map[string]bool
+	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL, io, ioLoops string
+	upstreams                                                                           upstreamList
+	tlsListen                                                                           string
+	tlsCerts, tlsKeys                                                                   upstreamList
+	set                                                                                 map[string]bool
 }
 
 const usageText = `Usage: edge --config FILE [flags]
@@ -70,6 +71,7 @@ Flags:
   --upstream URL         origin, repeatable, name=URL allowed [EDGE_UPSTREAMS, comma-separated]
   --balancer POLICY      round-robin, weighted, least-conn, p2c-ewma, random, hash [EDGE_BALANCER]
   --io CORE              goroutine or eventloop: the public listener's I/O core [EDGE_IO]
+  --io-loops N           event loops of the eventloop core; 0 = one per GOMAXPROCS [EDGE_IO_LOOPS]
   --redis-url URL        shared cache; empty means no cache [REDIS_URL]
   --jwt-public-key FILE  Ed25519 or RSA public key PEM for token checks
   --jwks-url URL         JWKS endpoint for token checks
@@ -95,6 +97,7 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.Var(&f.upstreams, "upstream", "")
 	fs.StringVar(&f.balancer, "balancer", "", "")
 	fs.StringVar(&f.io, "io", "", "")
+	fs.StringVar(&f.ioLoops, "io-loops", "", "")
 	fs.StringVar(&f.redisURL, "redis-url", "", "")
 	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "")
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "")
@@ -153,6 +156,17 @@ func loadConfig(f *flags, getenv func(string) string) (config.Config, error) {
 		}
 	}
 	pick(&cfg.IO, "EDGE_IO", "io", f.io)
+	// io_loops is an int in the file; the environment and the flag arrive as
+	// text through the same precedence, then are parsed once here.
+	loops := ""
+	pick(&loops, "EDGE_IO_LOOPS", "io-loops", f.ioLoops)
+	if loops != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(loops))
+		if err != nil {
+			return cfg, usagef("io loops %q (--io-loops, EDGE_IO_LOOPS) is not a whole number", loops)
+		}
+		cfg.IOLoops = n
+	}
 	if getenv("REDIS_URL") != "" || f.set["redis-url"] {
 		// A Redis URL from the environment or the command line turns the cache on;
 		// an explicitly empty --redis-url turns it off.

@@ -71,6 +71,9 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"bad upstream", []string{"--upstream", "ftp://x"}, "scheme must be http or https"},
 		{"bad policy", []string{"--upstream", "http://127.0.0.1:1", "--balancer", "fastest"}, "balancer.policy"},
 		{"bad io core", []string{"--upstream", "http://127.0.0.1:1", "--io", "threads"}, `io "threads"`},
+		{"bad io loops", []string{"--upstream", "http://127.0.0.1:1", "--io-loops", "two"}, `io loops "two"`},
+		{"too many io loops", []string{"--upstream", "http://127.0.0.1:1", "--io-loops", "300"}, "io_loops 300 must be 0..256"},
+		{"negative io loops", []string{"--upstream", "http://127.0.0.1:1", "--io-loops", "-1"}, "io_loops -1 must be 0..256"},
 		{"bad file value", []string{"--config", badYAML}, "retries.attempts 99"},
 		{"bad cache value", []string{"--config", badCache}, "cache.max_ttl"},
 		{"short jwt secret", []string{"--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, "auth:"},
@@ -152,6 +155,46 @@ func TestOverridePrecedence(t *testing.T) {
 	f, _ = parseFlags([]string{"--config", file, "--redis-url", ""}, &syncBuffer{})
 	if cfg, _ = loadConfig(f, getenv); cfg.Cache.Enabled {
 		t.Fatal("an empty --redis-url did not turn the cache off")
+	}
+}
+
+// TestIOLoopsPrecedence: io_loops comes from the file, then EDGE_IO_LOOPS, then
+// --io-loops, like io/EDGE_IO/--io.
+func TestIOLoopsPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(file, []byte("io: eventloop\nio_loops: 4\nupstreams: [{url: 'http://127.0.0.1:1'}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		want int
+	}{
+		{"file", "", nil, 4},
+		{"env over file", "3", nil, 3},
+		{"flag over env", "3", []string{"--io-loops", "1"}, 1},
+		{"flag zero restores the default", "3", []string{"--io-loops", "0"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseFlags(append([]string{"--config", file}, tt.args...), &syncBuffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(f, func(k string) string {
+				if k == "EDGE_IO_LOOPS" {
+					return tt.env
+				}
+				return ""
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.IOLoops != tt.want {
+				t.Fatalf("IOLoops = %d, want %d", cfg.IOLoops, tt.want)
+			}
+		})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -48,6 +49,12 @@ type benchFlags struct {
 	// edgeB, when set, is a second edge binary measured beside this build's
 	// in the same interleaved rounds (targets edge-b-CORE): an A/B of two builds.
 	edgeB string
+	// edgeLoops is the --io-loops every edge the bench starts gets (0: the
+	// edge's default, one loop per GOMAXPROCS), so the edge can be given as
+	// many serving threads as its one-worker peers; edgeBLoops, when not -1,
+	// overrides it for the --edge-b build, so one run can compare loop counts
+	// (--edge-b bin/edge --edge-loops 1 --edge-b-loops 2).
+	edgeLoops, edgeBLoops int
 	// h2Profile, when set, is where the tls scenario writes a CPU profile of
 	// the edge under h2load; tlsParts narrows the tls scenario to some of its
 	// parts (keepalive, h2, handshakes) so one of them can be measured alone.
@@ -77,6 +84,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&f.tlsBody, "tls-body", 13000, "page size of the tls scenario, bytes (catalog-like JSON, about 4x compressible)")
 	fs.StringVar(&f.tlsProfile, "tls-profile", "out/bench-tls-edge.pprof", "where the tls scenario writes a CPU profile of the edge under TLS keep-alive load (empty: none)")
 	fs.StringVar(&f.edgeB, "edge-b", "", "a second edge binary (an older build, say) measured beside bin/edge in the proxy, hits and idle scenarios, each core as target edge-b-CORE; the ratios edge-CORE/edge-b-CORE compare the two builds in the same interleaved rounds")
+	fs.IntVar(&f.edgeLoops, "edge-loops", 0, "event loops (the edge's --io-loops) of the edges of the proxy, hits, accesslog and idle scenarios, --edge-b's too (0: the edge's default, one per GOMAXPROCS); nginx and HAProxy run 1 worker/thread")
+	fs.IntVar(&f.edgeBLoops, "edge-b-loops", -1, "event loops of the --edge-b edges (-1: as --edge-loops), to compare loop counts in one run")
 	fs.StringVar(&f.h2Profile, "h2-profile", "out/bench-h2-edge.pprof", "where the tls scenario writes a CPU profile of the edge under HTTP/2 load (h2load; empty: none)")
 	fs.StringVar(&f.tlsParts, "tls-parts", "keepalive,h2,handshakes", "parts of the tls scenario to run, comma-separated: keepalive (HTTP/1.1 over TLS, wrk), h2 (HTTP/2, h2load), handshakes")
 	fs.StringVar(&f.costRates, "cost-rates", "500,3000", "offered rates (req/s) of the cost scenario: the campaign's 500 and a higher one every set-up sustains")
@@ -111,7 +120,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	f.haproxy, f.varnish = bins["haproxy"], bins["varnishd"]
 	results := map[string]any{"started": time.Now().UTC().Format(time.RFC3339), "rounds": f.rounds,
-		"duration": f.duration.String(), "connections": f.conns}
+		"duration": f.duration.String(), "connections": f.conns, "edge_loops": f.edgeLoops}
+	fmt.Fprintf(stdout, "bench: edge io loops %s (GOMAXPROCS %d)", loopsText(f.edgeLoops), runtime.GOMAXPROCS(0))
+	if f.edgeB != "" {
+		results["edge_b_loops"] = f.bLoops()
+		fmt.Fprintf(stdout, "; edge-b io loops %s", loopsText(f.bLoops()))
+	}
+	fmt.Fprintln(stdout)
 	for _, sc := range strings.Split(f.scenarios, ",") {
 		switch strings.TrimSpace(sc) {
 		case "proxy":
@@ -458,6 +473,12 @@ func (f benchFlags) validate() error {
 	if err := check("io", f.io, "eventloop", "goroutine"); err != nil {
 		return err
 	}
+	if f.edgeLoops < 0 || f.edgeLoops > maxEdgeLoops {
+		return fmt.Errorf("--edge-loops %d must be 0..%d", f.edgeLoops, maxEdgeLoops)
+	}
+	if f.edgeBLoops < -1 || f.edgeBLoops > maxEdgeLoops {
+		return fmt.Errorf("--edge-b-loops %d must be -1..%d", f.edgeBLoops, maxEdgeLoops)
+	}
 	if f.edgeB != "" {
 		st, err := os.Stat(f.edgeB)
 		if err != nil {
@@ -483,17 +504,57 @@ func (f benchFlags) ioCores() []string {
 	return out
 }
 
+// maxEdgeLoops is the edge's own io_loops bound (proxy/config.MaxIOLoops).
+const maxEdgeLoops = 256
+
+// bLoops is the loop count of the --edge-b edges.
+func (f benchFlags) bLoops() int {
+	if f.edgeBLoops >= 0 {
+		return f.edgeBLoops
+	}
+	return f.edgeLoops
+}
+
+// loopsText names a loop count for the header: 0 is the edge's default.
+func loopsText(n int) string {
+	if n == 0 {
+		return "default (one per GOMAXPROCS)"
+	}
+	return strconv.Itoa(n)
+}
+
+// edgeBuild is one edge binary the bench measures, with its target prefix
+// and loop count.
+type edgeBuild struct {
+	prefix, bin string
+	loops       int
+}
+
+// edgeBuilds is bin/edge and, with --edge-b, the second build.
+func (f benchFlags) edgeBuilds() []edgeBuild {
+	builds := []edgeBuild{{"edge-", filepath.Join(binDir(), "edge"), f.edgeLoops}}
+	if f.edgeB != "" {
+		builds = append(builds, edgeBuild{"edge-b-", f.edgeB, f.bLoops()})
+	}
+	return builds
+}
+
+// loopArgs is the edge's --io-loops for n loops; 0 passes nothing, so the
+// edge keeps its default and an older build without the flag still starts.
+func loopArgs(n int) []string {
+	if n == 0 {
+		return nil
+	}
+	return []string{"--io-loops", strconv.Itoa(n)}
+}
+
 // startEdges starts one edge per I/O core and returns them as targets on path.
 func startEdges(ctx context.Context, f benchFlags, upstreams []string, redisURL, path string) ([]*stack.Server, []target, error) {
 	var servers []*stack.Server
 	var targets []target
-	builds := []struct{ prefix, bin string }{{"edge-", filepath.Join(binDir(), "edge")}}
-	if f.edgeB != "" {
-		builds = append(builds, struct{ prefix, bin string }{"edge-b-", f.edgeB})
-	}
 	for _, core := range f.ioCores() {
-		for _, b := range builds {
-			s, addr, err := startEdge(ctx, b.bin, upstreams, redisURL, "round-robin", core)
+		for _, b := range f.edgeBuilds() {
+			s, addr, err := startEdge(ctx, b.bin, upstreams, redisURL, "round-robin", core, b.loops)
 			if err != nil {
 				stopAll(servers)
 				return nil, nil, err
@@ -505,7 +566,7 @@ func startEdges(ctx context.Context, f benchFlags, upstreams []string, redisURL,
 	return servers, targets, nil
 }
 
-func startEdge(ctx context.Context, bin string, upstreams []string, redisURL, balancer, core string) (*stack.Server, string, error) {
+func startEdge(ctx context.Context, bin string, upstreams []string, redisURL, balancer, core string, loops int) (*stack.Server, string, error) {
 	port, err := stack.FreePort()
 	if err != nil {
 		return nil, "", err
@@ -516,6 +577,7 @@ func startEdge(ctx context.Context, bin string, upstreams []string, redisURL, ba
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"--listen", addr, "--admin-listen", "127.0.0.1:" + strconv.Itoa(aport), "--balancer", balancer, "--redis-url", redisURL, "--io", core}
+	args = append(args, loopArgs(loops)...)
 	for i, u := range upstreams {
 		args = append(args, "--upstream", "fixed-"+strconv.Itoa(i+1)+"=http://"+u)
 	}

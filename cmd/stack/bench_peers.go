@@ -131,6 +131,7 @@ func startLoggedEdges(ctx context.Context, f benchFlags, upstreams []string, red
 				addr := "127.0.0.1:" + strconv.Itoa(port)
 				args := []string{"--config", conf, "--listen", addr, "--admin-listen", "127.0.0.1:" + strconv.Itoa(aport),
 					"--balancer", "round-robin", "--redis-url", redisURL, "--io", core}
+				args = append(args, loopArgs(f.edgeLoops)...)
 				for i, u := range upstreams {
 					args = append(args, "--upstream", "fixed-"+strconv.Itoa(i+1)+"=http://"+u)
 				}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -215,7 +216,7 @@ func TestBenchFlagsValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := benchFlags{scenarios: "proxy, hits,tls", tlsParts: "keepalive,h2,handshakes", io: "eventloop,goroutine"}
+	ok := benchFlags{scenarios: "proxy, hits,tls", tlsParts: "keepalive,h2,handshakes", io: "eventloop,goroutine", edgeBLoops: -1}
 	for _, tc := range []struct {
 		name string
 		edit func(*benchFlags)
@@ -233,6 +234,10 @@ func TestBenchFlagsValidate(t *testing.T) {
 		{"cost rate zero", func(f *benchFlags) { f.scenarios, f.costRates = "cost", "0" }, `--cost-rates: "0"`},
 		{"cost without a rate", func(f *benchFlags) { f.scenarios, f.costRates = "cost", " , " }, "--cost-rates: no rate"},
 		{"cost rates ignored without cost", func(f *benchFlags) { f.costRates = "fast" }, ""},
+		{"one edge loop", func(f *benchFlags) { f.edgeLoops, f.edgeBLoops = 1, 2 }, ""},
+		{"negative edge loops", func(f *benchFlags) { f.edgeLoops = -1 }, "--edge-loops -1 must be 0..256"},
+		{"too many edge loops", func(f *benchFlags) { f.edgeLoops = 257 }, "--edge-loops 257 must be 0..256"},
+		{"edge-b loops below -1", func(f *benchFlags) { f.edgeBLoops = -2 }, "--edge-b-loops -2 must be -1..256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := ok
@@ -246,6 +251,38 @@ func TestBenchFlagsValidate(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestEdgeBuildsLoops: --edge-loops reaches every edge the bench starts, the
+// --edge-b one too unless --edge-b-loops overrides it, and 0 passes no flag
+// (the edge's default; an older build without --io-loops still starts).
+func TestEdgeBuildsLoops(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		edgeB         string
+		loops, bLoops int
+		want          []string // per build: prefix and its loop args
+	}{
+		{"default", "", 0, -1, []string{"edge- []"}},
+		{"one loop", "", 1, -1, []string{"edge- [--io-loops 1]"}},
+		{"edge-b follows", "/x/edge", 1, -1, []string{"edge- [--io-loops 1]", "edge-b- [--io-loops 1]"}},
+		{"1 vs 2 in one run", "/x/edge", 1, 2, []string{"edge- [--io-loops 1]", "edge-b- [--io-loops 2]"}},
+		{"edge-b back to the default", "/x/edge", 1, 0, []string{"edge- [--io-loops 1]", "edge-b- []"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := benchFlags{edgeB: tc.edgeB, edgeLoops: tc.loops, edgeBLoops: tc.bLoops}
+			var got []string
+			for _, b := range f.edgeBuilds() {
+				got = append(got, fmt.Sprintf("%s %v", b.prefix, loopArgs(b.loops)))
+				if b.prefix == "edge-b-" && b.bin != tc.edgeB {
+					t.Errorf("edge-b binary %q, want %q", b.bin, tc.edgeB)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("builds %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -27,6 +27,13 @@ type Config struct {
 	// goroutine per connection, the default) or "eventloop" (proxy/evloop: epoll
 	// loops, see docs/io-core.md). Empty means goroutine. Fixed at start.
 	IO string `yaml:"io"`
+	// IOLoops is the number of event loops the eventloop core runs (ignored by
+	// the goroutine core). 0 means one per GOMAXPROCS. Fewer loops than cores
+	// suit an edge that shares its cores with other busy processes (a
+	// co-located load generator): a loop that loses its core to another
+	// process holds its connections' answers until it runs again
+	// (docs/io-core.md, "Sizing io_loops"). Fixed at start.
+	IOLoops int `yaml:"io_loops"`
 	// H2C serves HTTP/2 without TLS (prior knowledge: the client starts with
 	// the HTTP/2 preface) on Listen beside HTTP/1.1, through the same handler.
 	// Goroutine core only: the event-loop core speaks HTTP/1.1.

@@ -77,6 +77,8 @@ func TestParseErrors(t *testing.T) {
 		{"zero header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 0}", []string{"limits.max_header_fields 0 must be 1..10000"}},
 		{"unknown obs_fold", "upstreams: [{url: 'http://a:1'}]\nlimits: {obs_fold: keep}", []string{`limits.obs_fold "keep" must be reject or unfold`}},
 		{"too many header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 10001}", []string{"limits.max_header_fields 10001"}},
+		{"negative io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: -1", []string{"io_loops -1 must be 0..256"}},
+		{"too many io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: 257", []string{"io_loops 257 must be 0..256"}},
 		{"acme renewal knobs", `
 upstreams: [{url: 'http://a:1'}]
 tls: {listen: ':8443', acme: {directory_url: 'https://acme/dir', domains: [shop.test], renew_check_interval: 10ms, renewal_window_ratio: 1}}
@@ -118,6 +120,29 @@ access_log: {sample: 2}
 				}
 			}
 		})
+	}
+}
+
+// TestIOLoops pins the accepted io_loops range: 0 (one loop per GOMAXPROCS)
+// up to MaxIOLoops, on either core (the goroutine core ignores it).
+func TestIOLoops(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want int
+	}{
+		{"io: eventloop", 0},
+		{"io: eventloop\nio_loops: 1", 1},
+		{"io: eventloop\nio_loops: 256", MaxIOLoops},
+		{"io: goroutine\nio_loops: 2", 2},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte("upstreams: [{url: 'http://a:1'}]\n" + tt.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if c.IOLoops != tt.want {
+			t.Errorf("%q: IOLoops = %d, want %d", tt.yaml, c.IOLoops, tt.want)
+		}
 	}
 }
 

@@ -67,6 +67,9 @@ func (c Config) Validate() error {
 	default:
 		bad("io %q must be %s or %s", c.IO, IOGoroutine, IOEventLoop)
 	}
+	if c.IOLoops < 0 || c.IOLoops > MaxIOLoops {
+		bad("io_loops %d must be 0..%d (0: one per GOMAXPROCS)", c.IOLoops, MaxIOLoops)
+	}
 	switch c.H2CServer {
 	case "", H2ServerXNet, H2ServerNative:
 	default:
@@ -300,6 +303,10 @@ func cacheProblems(err error) []string {
 	}
 	return out
 }
+
+// MaxIOLoops bounds io_loops: each loop is an epoll set, a goroutine and
+// its own upstream pools, so a typo (4000 for 4) is refused rather than run.
+const MaxIOLoops = 256
 
 // The I/O cores Config.IO names.
 const (

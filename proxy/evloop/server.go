@@ -292,6 +292,10 @@ type Stats struct {
 	Pipelined uint64
 }
 
+// Loops is the number of event loops Serve runs (Config.Loops, or one per
+// GOMAXPROCS when that was 0): the edge's tests and io_loops check it.
+func (s *Server) Loops() int { return s.cfg.Loops }
+
 // Stats adds up the loops' counters.
 func (s *Server) Stats() Stats {
 	var st Stats
