@@ -115,7 +115,7 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 		write = h2DefaultWriteBound
 	}
 	f := &h2Front{handler: handler, log: log, maxBody: cfg.Limits.MaxBodyBytes}
-	f.workers.max, f.workers.maxIdle = h2WorkersMax, h2WorkersMaxIdle
+	f.workers.init(h2WorkersMax, h2WorkersMaxIdle)
 	f.writeTimeout = write
 	set := s.metrics.set
 	f.srv = &http2.Server{

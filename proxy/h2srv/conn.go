@@ -594,7 +594,9 @@ func (c *conn) startLocked(st *stream) {
 	st.owned = true
 	c.running++
 	c.handlers.Add(1)
-	c.s.workers.run(st)
+	if !c.s.workers.Go(st) {
+		go st.run()
+	}
 }
 
 // run is a handler's goroutine: the handler, then the answer.

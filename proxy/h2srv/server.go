@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/novashop/edge/proxy/internal/workpool"
 	"github.com/valyala/fasthttp"
 )
 
@@ -105,7 +106,7 @@ func (c *Config) defaults() {
 type Server struct {
 	cfg     Config
 	ctxs    sync.Pool
-	workers workers
+	workers workpool.Pool[*stream]
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -121,7 +122,10 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, conns: map[*conn]struct{}{}}
-	s.workers.max = cfg.MaxWorkers
+	// Handlers run on long-lived workers whose stacks stay grown; with every
+	// worker busy a stream gets a goroutine of its own (the stream limits
+	// bound the work).
+	s.workers.Max, s.workers.MaxIdle, s.workers.Do = cfg.MaxWorkers, workerMaxIdle, runStream
 	s.ctxs.New = func() any { return new(fasthttp.RequestCtx) }
 	return s
 }
@@ -172,7 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
-		s.workers.close()
+		s.workers.Close()
 		close(done)
 	}()
 	select {
