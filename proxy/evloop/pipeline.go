@@ -66,13 +66,7 @@ func (l *loop) enqueue(c *conn, ctx *fasthttp.RequestCtx, p *upPool, timeout tim
 		p.pendBuf = getBuf()
 	}
 	start := len(*p.pendBuf)
-	l.app.dst = *p.pendBuf
-	l.bw.Reset(&l.app)
-	err := ctx.Request.Write(l.bw)
-	_ = l.bw.Flush()
-	*p.pendBuf = l.app.dst
-	l.app.dst = nil
-	if err != nil {
+	if err := l.appendRequest(p.pendBuf, &ctx.Request); err != nil {
 		*p.pendBuf = (*p.pendBuf)[:start]
 		return err
 	}
@@ -519,12 +513,7 @@ func (l *loop) resend(p *upPool, c *conn) {
 		return
 	}
 	out := getBuf()
-	l.app.dst = *out
-	l.bw.Reset(&l.app)
-	_ = c.ctx.Request.Write(l.bw)
-	_ = l.bw.Flush()
-	*out = l.app.dst
-	l.app.dst = nil
+	_ = l.appendRequest(out, &c.ctx.Request) // it was written once already
 	nu, err := l.dial(p)
 	if err != nil {
 		putBuf(out)

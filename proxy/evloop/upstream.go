@@ -121,17 +121,14 @@ func Forward(ctx *fasthttp.RequestCtx, addr string, timeout time.Duration) error
 		return l.enqueue(c, ctx, p, timeout)
 	}
 	out := getBuf()
-	l.app.dst = *out
-	l.bw.Reset(&l.app)
-	err := req.Write(l.bw)
-	_ = l.bw.Flush()
-	*out = l.app.dst
-	l.app.dst = nil
-	if err != nil {
+	if err := l.appendRequest(out, req); err != nil {
 		putBuf(out)
 		return err
 	}
-	var u *upConn
+	var (
+		u   *upConn
+		err error
+	)
 	if n := len(p.idle); n > 0 {
 		u, p.idle = p.idle[n-1], p.idle[:n-1]
 	} else if max := l.s.cfg.MaxUpstreamConns; max > 0 && p.open >= max {
@@ -503,12 +500,7 @@ func (l *loop) upFail(u *upConn, err error) {
 		if out == nil {
 			// Written already: serialize again (the request is unchanged).
 			out = getBuf()
-			l.app.dst = *out
-			l.bw.Reset(&l.app)
-			_ = c.ctx.Request.Write(l.bw)
-			_ = l.bw.Flush()
-			*out = l.app.dst
-			l.app.dst = nil
+			_ = l.appendRequest(out, &c.ctx.Request)
 		}
 		nu, derr := l.dial(p)
 		if derr != nil {
@@ -669,4 +661,19 @@ func (l *loop) closeUpstreams() {
 		}
 		p.idle = nil
 	}
+}
+
+// appendRequest appends req as it goes to an origin to *buf, through the
+// loop's bufio.Writer (fasthttp serializes into one) over l.app, which
+// appends to the slice it holds. On an error *buf may hold part of it.
+func (l *loop) appendRequest(buf *[]byte, req *fasthttp.Request) error {
+	l.app.dst = *buf
+	l.bw.Reset(&l.app)
+	err := req.Write(l.bw)
+	if ferr := l.bw.Flush(); err == nil {
+		err = ferr
+	}
+	*buf = l.app.dst
+	l.app.dst = nil
+	return err
 }
