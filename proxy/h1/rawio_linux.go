@@ -25,9 +25,9 @@ import (
 // through it costs nothing; the event-loop core (evloop/rawsys.go) does the same.
 type rawIO struct {
 	rc syscall.RawConn
-	// readFn, writeFn and writevFn are r.doRead, r.doWrite and r.doWritev,
-	// bound once per connection so a read or write allocates nothing.
-	readFn, writeFn, writevFn func(fd uintptr) bool
+	// readFn and writevFn are r.doRead and r.doWritev, bound once per
+	// connection so a read or write allocates nothing.
+	readFn, writevFn func(fd uintptr) bool
 	// The read's and the write's state are apart: a server may write an
 	// answer while another goroutine waits to read the next request.
 	rbuf, wbuf []byte
@@ -53,7 +53,7 @@ func newRawIO(c net.Conn) *rawIO {
 		return nil
 	}
 	r := &rawIO{rc: rc}
-	r.readFn, r.writeFn, r.writevFn = r.doRead, r.doWrite, r.doWritev
+	r.readFn, r.writevFn = r.doRead, r.doWritev
 	return r
 }
 
@@ -81,28 +81,9 @@ func (r *rawIO) doRead(fd uintptr) bool {
 	}
 }
 
-// doWrite writes what is left of r.wbuf; false asks the poller to wait for room.
-func (r *rawIO) doWrite(fd uintptr) bool {
-	for r.wn < len(r.wbuf) {
-		rest := r.wbuf[r.wn:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, bufPtr(rest), uintptr(len(rest)))
-		r.writes++
-		switch e {
-		case 0:
-			r.wn += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			r.werr = os.NewSyscallError("write", e)
-			return true
-		}
-	}
-	return true
-}
-
 // doWritev writes what is left of r.whead then r.wbuf, both in one system call
-// while both have bytes left; false asks the poller to wait for room.
+// while both have bytes left (a plain write is one with no head: writev of one
+// vector costs what write does); false asks the poller to wait for room.
 func (r *rawIO) doWritev(fd uintptr) bool {
 	h := len(r.whead)
 	for total := h + len(r.wbuf); r.wn < total; {
@@ -171,13 +152,4 @@ func (r *rawIO) read(p []byte) (int, error) {
 }
 
 // write is net.Conn.Write: all of p, or the count written and an error.
-func (r *rawIO) write(p []byte) (int, error) {
-	r.wbuf, r.wn, r.werr = p, 0, nil
-	err := r.rc.Write(r.writeFn)
-	n, werr := r.wn, r.werr
-	r.wbuf, r.werr = nil, nil
-	if err == nil {
-		err = werr
-	}
-	return n, err
-}
+func (r *rawIO) write(p []byte) (int, error) { return r.writev(nil, p) }
