@@ -79,6 +79,9 @@ func TestParseErrors(t *testing.T) {
 		{"too many header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 10001}", []string{"limits.max_header_fields 10001"}},
 		{"negative io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: -1", []string{"io_loops -1 must be 0..256"}},
 		{"too many io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: 257", []string{"io_loops 257 must be 0..256"}},
+		{"negative pipeline depth", "upstreams: [{url: 'http://a:1'}]\nlimits: {upstream_pipeline_depth: -1}", []string{"limits.upstream_pipeline_depth -1 must be 0..64"}},
+		{"pipeline too deep", "upstreams: [{url: 'http://a:1'}]\nlimits: {upstream_pipeline_depth: 65}", []string{"limits.upstream_pipeline_depth 65 must be 0..64"}},
+		{"unknown http/2 server", "upstreams: [{url: 'http://a:1'}]\nh2c_server: quic", []string{"h2c_server \"quic\" must be"}},
 		{"acme renewal knobs", `
 upstreams: [{url: 'http://a:1'}]
 tls: {listen: ':8443', acme: {directory_url: 'https://acme/dir', domains: [shop.test], renew_check_interval: 10ms, renewal_window_ratio: 1}}
