@@ -24,9 +24,10 @@ import (
 // §3.2 (removed from RFC 9113) is not offered: curl --http2-prior-knowledge,
 // h2load and gRPC clients use prior knowledge, and browsers never speak h2c.
 //
-// It runs on the goroutine core only: each new connection is sniffed in a
-// goroutine of its own, bounded by timeouts.read, before it is passed on.
-// config refuses h2c with io: eventloop.
+// On the goroutine core each new connection is sniffed in a goroutine of its
+// own, bounded by timeouts.read, before it is passed on; on the event-loop
+// core the loop sniffs its first bytes and gives an HTTP/2 connection up to
+// the same server (evloop.Config.H2C), bounded by the same timeout.
 
 // h2cFront is the plaintext listener's HTTP/2 side.
 type h2cFront struct {

@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -37,12 +38,10 @@ func h2cClient() *http.Client {
 	}}
 }
 
-// h2cConfig is testConfig with h2c on. h2c is a goroutine-core feature, so
-// these tests pin io: goroutine even in the suite's event-loop run (whose
-// refusal TestH2CEventLoopRefused checks).
+// h2cConfig is testConfig with h2c on, on the suite's I/O core
+// (EDGE_TEST_IO: make test runs these on both).
 func h2cConfig(o *origin, kind string) config.Config {
 	cfg := testConfig(o)
-	cfg.IO = config.IOGoroutine
 	cfg.H2C = true
 	cfg.H2CServer = kind
 	return cfg
@@ -252,18 +251,91 @@ func testH2CBounds(t *testing.T, kind string) {
 	}
 }
 
-// TestH2CEventLoopRefused: h2c with io: eventloop is refused when the
-// configuration is loaded (and by New), with a message that says why.
-func TestH2CEventLoopRefused(t *testing.T) {
-	o := newOrigin(t, "o1", nil)
+// TestH2CEventLoop: on the event-loop core, a connection that opens with the
+// HTTP/2 preface (sent a byte at a time, so the loop sees every proper prefix)
+// leaves the loop for the HTTP/2 server, and HTTP/1.1 on the same port stays on
+// the loop, including a request whose method starts like the preface ("PR").
+func TestH2CEventLoop(t *testing.T) {
+	o := newOrigin(t, "o1", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hi " + string(ctx.Method())) })
 	cfg := h2cConfig(o, "")
 	cfg.IO = config.IOEventLoop
-	_, err := New(cfg, Options{})
-	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "h2c needs io: goroutine") {
-		t.Fatalf("New with h2c on the event loop: %v", err)
+	cfg.Timeouts.Read = time.Second
+	e := startEdge(t, cfg, Options{})
+	if e.s.loops == nil {
+		t.Fatal("io: eventloop with h2c did not start the event loops")
 	}
-	_, err = config.Parse([]byte("upstreams: [{url: 'http://127.0.0.1:1'}]\nio: eventloop\nh2c: true\n"))
-	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "h2c needs io: goroutine") {
-		t.Fatalf("config.Parse with h2c on the event loop: %v", err)
+
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer c.Close()
+	for _, b := range []byte(http2.ClientPreface) {
+		if _, err := c.Write([]byte{b}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatalf("no HTTP/2 frame after a preface sent byte by byte: %v", err)
+	}
+	if _, ok := f.(*http2.SettingsFrame); !ok {
+		t.Fatalf("first frame %T, want SETTINGS", f)
+	}
+	if st := e.s.loops.Stats(); st.Detached != 1 {
+		t.Fatalf("the HTTP/2 connection did not leave the loop: %+v", st)
+	}
+
+	r, body := get(t, h2cClient(), "http://"+e.addr+"/x")
+	if r.ProtoMajor != 2 || r.StatusCode != 200 || body != "hi GET" {
+		t.Fatalf("h2c GET: %s %d %q", r.Proto, r.StatusCode, body)
+	}
+	for _, m := range []string{"GET", "PRX"} {
+		code, body := rawHTTP1(t, e.addr, m+" /y HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+		if code != 200 || body != "hi "+m {
+			t.Fatalf("HTTP/1.1 %s on the h2c port: %d %q", m, code, body)
+		}
+	}
+	if st := e.s.loops.Stats(); st.Detached != 2 {
+		t.Fatalf("HTTP/1.1 connections left the loop (want only the two HTTP/2 ones): %+v", st)
+	}
+
+	// A partial preface then silence is closed unanswered within timeouts.read.
+	p, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Write([]byte("PRI * HTTP/2")); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.SetReadDeadline(time.Now().Add(cfg.Timeouts.Read + 5*time.Second))
+	if got, err := io.ReadAll(p); len(got) != 0 || err != nil {
+		t.Fatalf("partial preface: read %q, %v; want a silent close", got, err)
+	}
+}
+
+// rawHTTP1 sends one HTTP/1.1 request as raw bytes and reads its answer.
+func rawHTTP1(t *testing.T, addr, req string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatalf("%q: %v", req, err)
+	}
+	return resp.StatusCode(), string(resp.Body())
 }

@@ -75,7 +75,23 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		PipelineDepth: cfg.Limits.UpstreamPipelineDepth,
 		// The PROXY header is read on the loop (nil: proxy_protocol off).
 		ProxyProtocol: s.pp,
+		// h2c (prior knowledge): a connection that opens with the HTTP/2
+		// preface leaves the loop for the same HTTP/2 server the goroutine
+		// core gives it (h2c.go).
+		H2C: s.loopH2C(),
 	})
+}
+
+// loopH2C is evloop.Config.H2C: nil without h2c.
+func (s *Server) loopH2C() func(net.Conn) error {
+	if s.h2c == nil {
+		return nil
+	}
+	f := s.h2c.f
+	return func(c net.Conn) error {
+		f.serveConn(c, &h2cConn{laddr: c.LocalAddr(), raddr: c.RemoteAddr()})
+		return nil
+	}
 }
 
 // lightAnswers turns the loops' light answers on (tests compare both paths).

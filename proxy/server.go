@@ -175,7 +175,8 @@ func New(cfg config.Config, opt Options) (*Server, error) {
 	}
 	// After setupTLS, which may wrap the plaintext handler (redirect to HTTPS,
 	// ACME HTTP-01 answers): the event loops serve the same handler.
-	if cfg.IO == config.IOEventLoop {
+	// Empty io means the default core, the event loop.
+	if cfg.IO != config.IOGoroutine {
 		s.loops = s.newLoops(cfg)
 	}
 	return s, nil

@@ -70,7 +70,7 @@ Flags:
   --admin-listen ADDR    admin API, /metrics, pprof [EDGE_ADMIN_LISTEN]
   --upstream URL         origin, repeatable, name=URL allowed [EDGE_UPSTREAMS, comma-separated]
   --balancer POLICY      round-robin, weighted, least-conn, p2c-ewma, random, hash [EDGE_BALANCER]
-  --io CORE              goroutine or eventloop: the public listener's I/O core [EDGE_IO]
+  --io CORE              eventloop (default) or goroutine: the public listener's I/O core [EDGE_IO]
   --io-loops N           event loops of the eventloop core; 0 = one per GOMAXPROCS [EDGE_IO_LOOPS]
   --redis-url URL        shared cache; empty means no cache [REDIS_URL]
   --jwt-public-key FILE  Ed25519 or RSA public key PEM for token checks

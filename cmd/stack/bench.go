@@ -50,8 +50,8 @@ type benchFlags struct {
 	// in the same interleaved rounds (targets edge-b-CORE): an A/B of two builds.
 	edgeB string
 	// edgeLoops is the --io-loops every edge the bench starts gets (0: the
-	// edge's default, one loop per GOMAXPROCS), so the edge can be given as
-	// many serving threads as its one-worker peers; edgeBLoops, when not -1,
+	// edge's default, one loop per GOMAXPROCS; 1 unless told, so the edge has
+	// as many serving threads as its one-worker peers); edgeBLoops, when not -1,
 	// overrides it for the --edge-b build, so one run can compare loop counts
 	// (--edge-b bin/edge --edge-loops 1 --edge-b-loops 2).
 	edgeLoops, edgeBLoops int
@@ -84,7 +84,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&f.tlsBody, "tls-body", 13000, "page size of the tls scenario, bytes (catalog-like JSON, about 4x compressible)")
 	fs.StringVar(&f.tlsProfile, "tls-profile", "out/bench-tls-edge.pprof", "where the tls scenario writes a CPU profile of the edge under TLS keep-alive load (empty: none)")
 	fs.StringVar(&f.edgeB, "edge-b", "", "a second edge binary (an older build, say) measured beside bin/edge in the proxy, hits and idle scenarios, each core as target edge-b-CORE; the ratios edge-CORE/edge-b-CORE compare the two builds in the same interleaved rounds")
-	fs.IntVar(&f.edgeLoops, "edge-loops", 0, "event loops (the edge's --io-loops) of the edges of the proxy, hits, accesslog and idle scenarios, --edge-b's too (0: the edge's default, one per GOMAXPROCS); nginx and HAProxy run 1 worker/thread")
+	fs.IntVar(&f.edgeLoops, "edge-loops", 1, "event loops (the edge's --io-loops) of the edges of the proxy, hits, accesslog and idle scenarios, --edge-b's too (0: the edge's default, one per GOMAXPROCS); 1 by default, as nginx and HAProxy run 1 worker/thread")
 	fs.IntVar(&f.edgeBLoops, "edge-b-loops", -1, "event loops of the --edge-b edges (-1: as --edge-loops), to compare loop counts in one run")
 	fs.StringVar(&f.h2Profile, "h2-profile", "out/bench-h2-edge.pprof", "where the tls scenario writes a CPU profile of the edge under HTTP/2 load (h2load; empty: none)")
 	fs.StringVar(&f.tlsParts, "tls-parts", "keepalive,h2,handshakes", "parts of the tls scenario to run, comma-separated: keepalive (HTTP/1.1 over TLS, wrk), h2 (HTTP/2, h2load), handshakes")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/novashop/edge/internal/stack"
 	"github.com/novashop/edge/internal/testenv"
+	"github.com/novashop/edge/proxy/config"
 )
 
 // The independent HTTP cache conformance suite (github.com/http-tests/
@@ -368,13 +369,13 @@ func TestCacheTestsSuite(t *testing.T) {
 // the demo's peer configuration and logs its figures (docs/cache-rfc.md)
 // without a floor: it is the comparison, not the product. It fails only when
 // the run itself fails. nginx does not depend on the edge's I/O core, so it
-// runs once, on the goroutine core's pass of make test.
+// runs once, on the default core's pass of make test.
 func TestCacheTestsSuiteNginx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs and runs the http-cache-tests suite")
 	}
-	if ioCore() != "goroutine" {
-		t.Skip("nginx's figure does not depend on EDGE_TEST_IO; measured on the goroutine pass")
+	if ioCore() != config.Default().IO {
+		t.Skip("nginx's figure does not depend on EDGE_TEST_IO; measured on the default core's pass")
 	}
 	pkg := cacheTestsPackage(t)
 	origin := startCacheTestsServer(t, pkg)
@@ -383,10 +384,11 @@ func TestCacheTestsSuiteNginx(t *testing.T) {
 	logCacheTests(t, "nginx proxy_cache", r)
 }
 
-// ioCore is the edge's I/O core in this run (EDGE_TEST_IO, make test runs both).
+// ioCore is the edge's I/O core in this run (EDGE_TEST_IO, make test runs both;
+// unset means the edge's default).
 func ioCore() string {
 	if v := os.Getenv("EDGE_TEST_IO"); v != "" {
 		return v
 	}
-	return "goroutine"
+	return config.Default().IO
 }

@@ -23,9 +23,9 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminListen is the address of the admin API, /metrics and pprof; keep it private.
 	AdminListen string `yaml:"admin_listen"`
-	// IO selects the public listener's I/O core: "goroutine" (fasthttp's
-	// goroutine per connection, the default) or "eventloop" (proxy/evloop: epoll
-	// loops, see docs/io-core.md). Empty means goroutine. Fixed at start.
+	// IO selects the public listener's I/O core: "eventloop" (proxy/evloop:
+	// epoll loops, the default, see docs/io-core.md) or "goroutine" (fasthttp's
+	// goroutine per connection). Empty means the default. Fixed at start.
 	IO string `yaml:"io"`
 	// IOLoops is the number of event loops the eventloop core runs (ignored by
 	// the goroutine core). 0 means one per GOMAXPROCS. Fewer loops than cores

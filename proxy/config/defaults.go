@@ -12,7 +12,7 @@ func Default() Config {
 	return Config{
 		Listen:      ":8080",
 		AdminListen: "127.0.0.1:9090",
-		IO:          IOGoroutine,
+		IO:          IOEventLoop,
 		H2CServer:   H2ServerNative,
 		Admin:       Admin{TokenEnv: "EDGE_ADMIN_TOKEN"},
 		Balancer:    Balancer{Policy: "round-robin", HashKey: "ip"},

@@ -75,9 +75,6 @@ func (c Config) Validate() error {
 	default:
 		bad("h2c_server %q must be %s or %s", c.H2CServer, H2ServerXNet, H2ServerNative)
 	}
-	if c.H2C && c.IO == IOEventLoop {
-		bad("h2c needs io: %s (the event-loop core serves HTTP/1.1 only; HTTP/2 over TLS works on either core)", IOGoroutine)
-	}
 	if _, port, _ := net.SplitHostPort(c.Listen); c.Listen == c.AdminListen && port != "0" {
 		bad("listen and admin_listen must differ")
 	}

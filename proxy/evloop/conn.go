@@ -64,7 +64,10 @@ type conn struct {
 	closeAfter   bool
 	gone         bool
 	// proxyHdr: the PROXY protocol header has not been read yet.
-	proxyHdr     bool
+	proxyHdr bool
+	// sniffH2: Config.H2C is set and c's first bytes, so far, are a prefix
+	// of the HTTP/2 client preface (sniffPreface).
+	sniffH2      bool
 	sentContinue bool
 	// What the current request asked for (see noteRequest).
 	reqClose, http10, reqHead bool

@@ -40,6 +40,12 @@ func (l *loop) process(c *conn, fresh []byte) {
 			return
 		}
 	}
+	if c.sniffH2 {
+		var ok bool
+		if fresh, ok = l.sniffPreface(c, fresh); !ok {
+			return
+		}
+	}
 	data := fresh
 	buffered := c.in != nil && len(*c.in) > 0
 	if buffered {
@@ -494,6 +500,11 @@ func (l *loop) expire(c *conn) {
 		l.close(c)
 		return
 	}
+	if c.sniffH2 && c.in != nil && len(*c.in) > 0 {
+		// Still within the HTTP/2 preface: closed unanswered.
+		l.close(c)
+		return
+	}
 	if c.state == stateForwarding {
 		l.forwardTimeout(c)
 		return
@@ -517,10 +528,40 @@ func (l *loop) expire(c *conn) {
 	l.close(c)
 }
 
+// h2Preface is the HTTP/2 client preface (RFC 9113 §3.4).
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+// sniffPreface sorts a connection that has sent no request yet between HTTP/2
+// (Config.H2C) and HTTP/1.1 by its first bytes: as soon as one differs from
+// the preface it is HTTP/1.1, and process goes on with fresh (true). With a
+// whole preface c is given to H2C; with a proper prefix of it the bytes wait in
+// c.in for more (false in both cases).
+func (l *loop) sniffPreface(c *conn, fresh []byte) ([]byte, bool) {
+	data := fresh
+	if c.in != nil {
+		*c.in = append(*c.in, fresh...)
+		data, fresh = *c.in, nil
+	}
+	k := min(len(data), len(h2Preface))
+	if !bytes.Equal(data[:k], h2Preface[:k]) {
+		c.sniffH2 = false
+		return fresh, true
+	}
+	if k < len(h2Preface) {
+		if c.in == nil && len(fresh) > 0 {
+			c.in = getBuf()
+			*c.in = append(*c.in, fresh...)
+		}
+		return nil, false
+	}
+	c.sniffH2 = false
+	l.giveUp(c, data, l.s.cfg.H2C)
+	return nil, false
+}
+
 // detach gives c to the goroutine core (Fallback) with the bytes read so far: a
 // request whose body streams is served there with today's bounded memory.
 func (l *loop) detach(c *conn, b []byte) {
-	fd := int(c.fd)
 	if l.s.cfg.Fallback == nil {
 		ctx := l.getCtx(c)
 		noteRequest(c, ctx)
@@ -531,6 +572,13 @@ func (l *loop) detach(c *conn, b []byte) {
 		l.flush(c)
 		return
 	}
+	l.giveUp(c, b, l.s.cfg.Fallback)
+}
+
+// giveUp takes c out of the loop and runs serve on it in a goroutine of its
+// own, as a net.Conn that first replays b (the bytes the loop has read).
+func (l *loop) giveUp(c *conn, b []byte, serve func(net.Conn) error) {
+	fd := int(c.fd)
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	pre := append([]byte(nil), b...)
 	raddr := c.raddr
@@ -547,7 +595,7 @@ func (l *loop) detach(c *conn, b []byte) {
 	}
 	l.detached.Add(1)
 	go func() {
-		_ = l.s.cfg.Fallback(&prefixConn{Conn: nc, pre: pre, raddr: raddr})
+		_ = serve(&prefixConn{Conn: nc, pre: pre, raddr: raddr})
 		_ = nc.Close()
 	}()
 }

@@ -497,6 +497,7 @@ func (l *loop) open(fd int, sa unix.Sockaddr) {
 	}
 	l.conns[fd] = c
 	l.nconns.Add(1)
+	c.sniffH2 = l.s.cfg.H2C != nil
 	if pp != nil {
 		// First its PROXY header, within the header's own bound.
 		c.proxyHdr, c.deadlineKind = true, deadlineProxy

@@ -113,6 +113,15 @@ type Config struct {
 	// unanswered; the header's client address becomes the connection's
 	// RemoteAddr.
 	ProxyProtocol *proxyproto.Policy
+	// H2C, when set, takes the connections whose first bytes are the HTTP/2
+	// client preface (h2c by prior knowledge): the loop gives such a
+	// connection up, as it does to Fallback, with the bytes it read replayed,
+	// and serves every other connection as HTTP/1.1. A connection whose first
+	// bytes stay a proper prefix of the preface until the read timeout, or
+	// that closes within it, is closed unanswered (the goroutine core's h2c
+	// sniffing does the same). Nil: no sniffing; the preface is a bad
+	// HTTP/1.1 request.
+	H2C func(net.Conn) error
 }
 
 // Server runs the event loops on one listener.
