@@ -767,16 +767,15 @@ func (f *RequestFramer) Discarded() int { return f.discarded }
 
 // HeaderDropped is how many Transfer-Encoding field lines of the current
 // message's header section the framer dropped: lines that name no chunked
-// coding, only identity, which names no coding at all (RFC 7230 took it out of
-// the transfer coding registry; RFC 9112 §7 has none by that name), as in "Transfer-Encoding: identity" then
-// "Transfer-Encoding: chunked" on the next line. fasthttp refuses a second
-// Transfer-Encoding line and any value but chunked, so a caller passing the
-// bytes on leaves these lines out, as it does the discarded trailer lines
-// (DropTail, Pending; ScanMessage with compact). In the line that names
-// chunked, identity and the commas are overwritten with SP (teRewrite,
-// RewriteBefore). The
-// origin then sees the body framed as the edge sends it (chunked, or a
-// length), never identity.
+// coding, only identity, which names no coding at all (RFC 7230 took it out
+// of the transfer coding registry; RFC 9112 §7 has none by that name), as in
+// "Transfer-Encoding: identity" then "Transfer-Encoding: chunked" on the next
+// line. fasthttp refuses a second Transfer-Encoding line and any value but
+// chunked, so a caller passing the bytes on leaves these lines out, as it
+// does the discarded trailer lines (DropTail, Pending; ScanMessage with
+// compact). In the line that names chunked, identity and the commas are
+// overwritten with SP (teRewrite, RewriteBefore). The origin then sees the
+// body framed as the edge sends it (chunked, or a length), never identity.
 func (f *RequestFramer) HeaderDropped() int { return f.hdrDropped }
 
 // Pending is how many of the last bytes Scan consumed a caller that passes
