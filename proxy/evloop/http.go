@@ -218,7 +218,8 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		// request fasthttp would take as complete waits for the framer.
 		msg := b[skip:]
 		if l.fr.HeaderDropped() > 0 {
-			msg, _ = l.withoutDropped(msg)
+			cp, w := l.withoutDropped(msg)
+			msg = cp[:w]
 		}
 		n, err = l.parse(c, ctx, msg)
 		if err == nil {
