@@ -17,6 +17,31 @@ import (
 // and closes the connection after it when closeAfter is set.
 func rawAnswerOrigin(t *testing.T, answer string, closeAfter bool) *origin {
 	t.Helper()
+	addr := serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if line == "\r\n" {
+					break
+				}
+			}
+			if _, err := io.WriteString(c, answer); err != nil || closeAfter {
+				return
+			}
+		}
+	})
+	return &origin{name: "raw", addr: addr, url: "http://" + addr}
+}
+
+// serveRaw listens on a loopback port until the test ends, runs serve on
+// each connection it accepts (then closes it), and returns the address.
+func serveRaw(t testing.TB, serve func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -30,26 +55,11 @@ func rawAnswerOrigin(t *testing.T, answer string, closeAfter bool) *origin {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						if line == "\r\n" {
-							break
-						}
-					}
-					if _, err := io.WriteString(c, answer); err != nil || closeAfter {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
-	return &origin{name: "raw", addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
+	return ln.Addr().String()
 }
 
 var answerDate = regexp.MustCompile(`\r\nDate: [^\r]*\r\n`)

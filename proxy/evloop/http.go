@@ -186,7 +186,10 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		err = ferr
 	case framed:
 		m := fn
-		if l.fr.Discarded() > 0 && l.s.cfg.StreamAbove <= 0 {
+		msg := b[skip:]
+		if l.fr.HeaderDropped() > 0 {
+			msg, m = l.withoutDropped(b[skip : skip+fn])
+		} else if l.fr.Discarded() > 0 && l.s.cfg.StreamAbove <= 0 {
 			// Trailer fields the framer discards (fasthttp would refuse the
 			// request for them): frame the message again, taking them out of
 			// the bytes fasthttp reads. The message is consumed whole, so its
@@ -196,7 +199,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 			l.fr.Reset()
 			_, m, _, _ = l.fr.ScanMessage(b[skip:skip+fn], true)
 		}
-		n, err = l.parse(c, ctx, b[skip:skip+m])
+		n, err = l.parse(c, ctx, msg[:m])
 		if err == errIncomplete {
 			// fasthttp wants more than the framer's complete message: the two
 			// disagree on the framing, so refuse rather than guess.
@@ -204,6 +207,10 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		}
 		if err == nil && n == m {
 			n = fn
+		} else if err == nil && m != fn {
+			// The bytes fasthttp read were compacted, so its length is not
+			// one in b: it must end the message where the framer did.
+			err = h1.ErrRequestLine
 		}
 	case l.fr.Discarded() > 0:
 		// In the trailer section with a discarded field already in b:
@@ -215,7 +222,12 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		// Incomplete for the framer. parse still runs for what it does on a
 		// partial request (100 Continue, detaching a streamed body), but a
 		// request fasthttp would take as complete waits for the framer.
-		n, err = l.parse(c, ctx, b[skip:])
+		msg := b[skip:]
+		if l.fr.HeaderDropped() > 0 {
+			cp, w := l.withoutDropped(msg)
+			msg = cp[:w]
+		}
+		n, err = l.parse(c, ctx, msg)
 		if err == nil {
 			c.need = len(b) + 1
 			err = errIncomplete
@@ -274,6 +286,20 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	}
 	l.handoff(c, ctx, h)
 	return skip + n
+}
+
+// withoutDropped returns a copy of a message (or of its start) without the
+// Transfer-Encoding lines the framer drops (only identity,
+// h1.RequestFramer.HeaderDropped: fasthttp refuses a second Transfer-Encoding
+// line), and the copy's length. A copy, not c's buffer compacted in place: a
+// chunked request detached to the goroutine core (StreamAbove) goes with its
+// bytes as sent, and h1.Conn drops the lines again. Rare (a client sending
+// Transfer-Encoding: identity), so the copy is not pooled.
+func (l *loop) withoutDropped(b []byte) ([]byte, int) {
+	cp := append([]byte(nil), b...)
+	l.fr.Reset()
+	_, w, _, _ := l.fr.ScanMessage(cp, true)
+	return cp, w
 }
 
 // parse reads one request from b into ctx with fasthttp's own parser, so the

@@ -51,8 +51,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 // start of a trailer field name that arrives last in a read is held back
 // while it may still name a field the framer discards (RequestFramer.Pending),
 // and the lines of those fields are removed from what Read returns (the server
-// never sees them, RFC 9110 §6.5.1). Read then needs a buffer longer than the
-// bytes it may hold, at most 19 (else io.ErrShortBuffer).
+// never sees them, RFC 9110 §6.5.1). So is a Transfer-Encoding field line of
+// the header section, from the start of its name, until its end shows whether
+// it is one the framer drops (only identity: RequestFramer.HeaderDropped); the
+// framer bounds such a line (MaxTransferEncodingLine). Read then needs a
+// buffer longer than the bytes it may hold, at most
+// MaxTransferEncodingLine+1 (else io.ErrShortBuffer).
 //
 // Writes, deadlines and addresses are the wrapped connection's. A Conn is used
 // by one reader at a time, as a server does.
@@ -66,15 +70,19 @@ type Conn struct {
 	fresh bool
 	// held: the CR or CRLF ending a field line at the end of the last read,
 	// kept back while an obs-fold could still turn it into SP (FoldPending),
-	// or the start of a trailer field name that may still be discarded
-	// (Pending); nheld bytes of it.
-	held  [nameCap]byte
+	// the start of a trailer field name that may still be discarded, or a
+	// Transfer-Encoding line that may still be dropped (Pending); nheld bytes
+	// of it.
+	held  [MaxTransferEncodingLine + 1]byte
 	nheld int
 	// unfold: how many held bytes the first Scan of a read unfolded.
 	unfold int
 	// dropHeld: how many held bytes the first Scan of a read discarded (the
-	// start of a discarded trailer line).
+	// start of a discarded trailer line or dropped Transfer-Encoding line).
 	dropHeld int
+	// rewFrom, rewTo: the held bytes the first Scan of a read rewrote with SP
+	// (RequestFramer.RewriteBefore), relative to the read's new bytes.
+	rewFrom, rewTo int
 	// raw, for a plain TCP connection, reads and writes without waking the
 	// runtime's sysmon thread on every request (rawio_linux.go); nil otherwise.
 	raw *rawIO
@@ -230,6 +238,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 		for k := max(h-c.unfold, 0); k < h; k++ {
 			p[k] = ' '
 		}
+		// A Transfer-Encoding line held back, rewritten at its end. (Never
+		// before p: the framer holds such a line whole.)
+		for k := max(h+c.rewFrom, 0); k < h+c.rewTo; k++ {
+			p[k] = ' '
+		}
 		if d := min(c.dropHeld, h); d > 0 {
 			copy(p[h-d:], p[h:w])
 			w -= d
@@ -258,7 +271,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // taken out.
 func (c *Conn) filter(b []byte) int {
 	w, off := 0, 0
-	c.unfold, c.dropHeld = 0, 0
+	c.unfold, c.dropHeld, c.rewFrom, c.rewTo = 0, 0, 0, 0
 	for off < len(b) {
 		before := 0
 		if !c.fresh {
@@ -268,6 +281,7 @@ func (c *Conn) filter(b []byte) int {
 		if off == 0 {
 			// Only a read's first Scan continues a message's header section.
 			c.unfold = c.f.UnfoldedBefore()
+			c.rewFrom, c.rewTo = c.f.RewriteBefore()
 		}
 		if err != nil {
 			// The rejected request's bytes in this read are dropped; those

@@ -64,6 +64,10 @@ func TestConnPassesValidRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, size := range []int{1, 5, 4096} {
+			if strings.Contains(strings.Join(tt.chunks, ""), "Transfer-Encoding") {
+				// Conn holds a Transfer-Encoding line back until its end.
+				size = max(size, MaxTransferEncodingLine+2)
+			}
 			m := &memConn{}
 			for _, c := range tt.chunks {
 				m.chunks = append(m.chunks, []byte(c))
@@ -255,9 +259,36 @@ func connReadAllocs(t *testing.T, unfold bool) {
 // each split point, and one byte a read), a trailer field the framer discards
 // never reaches the reader, not even the start of its name: what the server
 // reads is the stream with those lines taken out, kept trailer fields
-// included. Buffers are longer than the 19 bytes a Conn may hold.
+// included. Buffers are longer than the bytes a Conn may hold (a
+// Transfer-Encoding line, MaxTransferEncodingLine and its CR).
 func TestConnDiscardsTrailer(t *testing.T) {
-	for _, tt := range trailerDiscardCases() {
+	connSplits(t, trailerDiscardCases())
+	// A buffer no longer than a held name cannot make progress.
+	m := &memConn{chunks: [][]byte{[]byte(trailerTE + "Cook"), []byte("ie: 1\r\n\r\n")}}
+	if _, err := readAll(NewConn(m, Limits{}), 4); !errors.Is(err, io.ErrShortBuffer) {
+		t.Fatalf("4-byte buffer: %v", err)
+	}
+}
+
+// TestConnDropsIdentity: through Conn, split at every byte, a
+// Transfer-Encoding line naming only identity never reaches the reader, and
+// in the one naming chunked identity is overwritten (RequestFramer.HeaderDropped).
+func TestConnDropsIdentity(t *testing.T) {
+	var cases []trailerCase
+	for _, c := range identityCases() {
+		if c.out != "" {
+			cases = append(cases, c.trailerCase)
+		}
+	}
+	connSplits(t, cases)
+}
+
+// connSplits reads each case's stream through Conn, split at every byte (two
+// reads at each split point, and one byte a read), and checks that the reader
+// gets out.
+func connSplits(t *testing.T, cases []trailerCase) {
+	t.Helper()
+	for _, tt := range cases {
 		var splits [][]string
 		for i := 1; i < len(tt.in); i++ {
 			splits = append(splits, []string{tt.in[:i], tt.in[i:]})
@@ -268,7 +299,7 @@ func TestConnDiscardsTrailer(t *testing.T) {
 		}
 		splits = append(splits, bytewise, []string{tt.in})
 		for _, chunks := range splits {
-			for _, size := range []int{20, 23, 4096} {
+			for _, size := range []int{MaxTransferEncodingLine + 2, MaxTransferEncodingLine + 5, 4096} {
 				m := &memConn{}
 				for _, c := range chunks {
 					m.chunks = append(m.chunks, []byte(c))
@@ -280,11 +311,6 @@ func TestConnDiscardsTrailer(t *testing.T) {
 				}
 			}
 		}
-	}
-	// A buffer no longer than a held name cannot make progress.
-	m := &memConn{chunks: [][]byte{[]byte(trailerTE + "Cook"), []byte("ie: 1\r\n\r\n")}}
-	if _, err := readAll(NewConn(m, Limits{}), 4); !errors.Is(err, io.ErrShortBuffer) {
-		t.Fatalf("4-byte buffer: %v", err)
 	}
 }
 

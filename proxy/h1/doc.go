@@ -18,7 +18,10 @@
 //     twice and b is not kept. b is not changed either, except with
 //     Limits.UnfoldObsFold, where Scan writes SP over each obs-fold's CRLF in
 //     b (UnfoldedBefore reports fold bytes an earlier call consumed, and
-//     FoldPending the trailing ones a fold may still claim).
+//     FoldPending the trailing ones a fold may still claim), and at the end
+//     of a Transfer-Encoding line naming identity before chunked, which Scan
+//     overwrites with SP up to chunked (RewriteBefore names the part before
+//     b). Framing the changed bytes again gives the same result.
 //   - done == true: the message ended at b[n-1]. b[n:] is not consumed and
 //     belongs to the next message; the next Scan call starts it. Until then,
 //     Skipped, HeaderLen, Framing, ContentLength and Version describe the
@@ -50,10 +53,13 @@
 //     began in bytes an earlier call left Pending(): a caller that passes
 //     bytes on as soon as they are scanned holds the last Pending() bytes of
 //     each call back (a trailer field name that may still be discarded, at
-//     most 19 bytes, or a line end an obs-fold may claim) until the next
-//     call. Discarded() counts the message's discarded lines; they still
-//     count towards the trailer section's limits. ScanMessage does all this
-//     for a caller that holds a whole message.
+//     most 19 bytes, a Transfer-Encoding line so far, at most
+//     MaxTransferEncodingLine+1, or a line end an obs-fold may claim) until
+//     the next call. Discarded() counts the message's discarded lines; they
+//     still count towards the trailer section's limits. The same goes for
+//     the Transfer-Encoding lines of the header section that name only
+//     identity (HeaderDropped()), which fasthttp would refuse. ScanMessage
+//     does all this for a caller that holds a whole message.
 //   - Idle() reports that no byte of a request is pending: an end of stream
 //     there is a clean close; elsewhere the request was cut short.
 //   - Reset() readies the framer for a new connection (and clears an error).

@@ -42,6 +42,12 @@ const (
 	// MaxChunkSizeDigits bounds a chunk size line's hex digits (leading zeros
 	// included): 16 digits cover int64, more are rejected as ErrChunkSize.
 	MaxChunkSizeDigits = 16
+	// MaxTransferEncodingLine bounds a Transfer-Encoding field line, its CRLF
+	// not counted ("Transfer-Encoding: identity, chunked" is 36 bytes): past
+	// it, ErrTransferEncoding. A line that names no chunked is dropped
+	// (HeaderDropped), so a caller passing bytes on holds the line back until
+	// its end (Pending): this bounds what it holds.
+	MaxTransferEncodingLine = 128
 )
 
 // Limits bound what a RequestFramer accepts. A zero field takes its default.
@@ -101,6 +107,11 @@ type RequestFramer struct {
 	discarded int
 	// unfolded: bytes before this call's b that an obs-fold turned into SP.
 	unfolded uint8
+	// hdrDropped: Transfer-Encoding lines of the header section dropped
+	// (HeaderDropped).
+	hdrDropped int
+	// rewFrom, rewTo: RewriteBefore.
+	rewFrom, rewTo int
 
 	skipped   int   // bytes of empty lines before the request-line
 	hdr       int   // bytes of the current header (or trailer) section so far, skipped included
@@ -128,6 +139,13 @@ type RequestFramer struct {
 	vstate  uint8 // per-kind value parsing state
 	tokLen  int   // Transfer-Encoding: current coding's length
 	tokOK   bool  // Transfer-Encoding: current coding is a prefix of "chunked"
+	tokID   bool  // Transfer-Encoding: current coding is a prefix of "identity"
+	tokAt   int   // Transfer-Encoding: current coding's offset in the line
+	// teLine: the current Transfer-Encoding line has a chunked coding, at
+	// offset teChunkAt; its value starts at teVal (-1: not yet).
+	teLine    bool
+	teChunkAt int
+	teVal     int
 	// nonEmpty: the value has a byte other than whitespace.
 	nonEmpty bool
 
@@ -272,7 +290,7 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 	if f.state == sDone {
 		f.next()
 	}
-	f.unfolded, f.dropTail = 0, 0
+	f.unfolded, f.dropTail, f.rewFrom, f.rewTo = 0, 0, 0, 0
 	st := f.state
 	// b[runFrom:i] are this call's bytes of a discarded trailer field line
 	// (f.drop); runFrom < 0 when the line's first bytes came before b.
@@ -536,6 +554,9 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				return i, false, f.fail(ErrHeaderName)
 			}
 		case sValueOWS:
+			if f.kind == kindTransferEncoding && c != '\r' && f.line+i-lfrom >= MaxTransferEncodingLine {
+				return i, false, f.fail(ErrTransferEncoding)
+			}
 			switch {
 			case c == ' ' || c == '\t':
 			case c == '\r':
@@ -563,8 +584,10 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				return i, false, f.fail(ErrBareLF)
 			case !fieldChar[c]:
 				return i, false, f.fail(ErrHeaderValue)
+			case f.kind == kindTransferEncoding && f.line+i-lfrom >= MaxTransferEncodingLine:
+				return i, false, f.fail(ErrTransferEncoding)
 			default:
-				if e := f.valueByte(c); e != nil {
+				if e := f.valueByte(c, f.line+i-lfrom); e != nil {
 					return i, false, f.fail(e)
 				}
 			}
@@ -572,9 +595,16 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			if c != '\n' {
 				return i, false, f.fail(ErrBareCR)
 			}
+			drop := f.drop
 			if e := f.endValue(); e != nil {
 				return i, false, f.fail(e)
 			}
+			if f.drop && !drop {
+				// A dropped Transfer-Encoding line (HeaderDropped), from
+				// its first byte, which may be before b (held: Pending).
+				runFrom = lfrom - f.line
+			}
+			f.teRewrite(b, lfrom-f.line)
 			st = sFieldStart
 		case sEndLF:
 			if c != '\n' {
@@ -712,7 +742,8 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 }
 
 // DropTail is how many of the last bytes the last Scan call consumed belong to
-// a trailer field line the framer discards (see Discarded): the caller drops
+// a trailer field line the framer discards (see Discarded) or a
+// Transfer-Encoding line it drops (HeaderDropped): the caller drops
 // them from what it passes on. When it is above the call's n, the line began
 // before b, in bytes an earlier call left Pending: the caller drops those too.
 // A discarded line is always the tail of a call's bytes: Scan returns early
@@ -734,14 +765,45 @@ func (f *RequestFramer) DropTail() int { return f.dropTail }
 // length).
 func (f *RequestFramer) Discarded() int { return f.discarded }
 
+// HeaderDropped is how many Transfer-Encoding field lines of the current
+// message's header section the framer dropped: lines that name no chunked
+// coding, only identity, which names no coding at all (RFC 7230 took it out
+// of the transfer coding registry; RFC 9112 §7 has none by that name), as in
+// "Transfer-Encoding: identity" then "Transfer-Encoding: chunked" on the next
+// line. fasthttp refuses a second Transfer-Encoding line and any value but
+// chunked, so a caller passing the bytes on leaves these lines out, as it
+// does the discarded trailer lines (DropTail, Pending; ScanMessage with
+// compact). In the line that names chunked, identity and the commas are
+// overwritten with SP (teRewrite, RewriteBefore). The origin then sees the
+// body framed as the edge sends it (chunked, or a length), never identity.
+func (f *RequestFramer) HeaderDropped() int { return f.hdrDropped }
+
 // Pending is how many of the last bytes Scan consumed a caller that passes
 // bytes on as soon as they are scanned (Conn) must hold back until the next
-// call: the line end an obs-fold may still turn into SP (FoldPending), or the
+// call: the line end an obs-fold may still turn into SP (FoldPending), the
 // name so far of a trailer field that may still be one the framer discards
-// (at most len("proxy-authorization") bytes).
+// (at most len("proxy-authorization") bytes), or a header field line so far
+// that is or may still be Transfer-Encoding, dropped or rewritten at its end
+// (at most MaxTransferEncodingLine bytes and its CR).
 func (f *RequestFramer) Pending() int {
 	if f.err == nil && f.trailer && f.state == sName && !f.drop && f.nameLen <= nameCap && mayBeBadTrailer(f.name[:f.nameLen]) {
 		return f.nameLen
+	}
+	if f.err == nil && !f.trailer && !f.drop {
+		switch f.state {
+		case sName:
+			// A name that may still be Transfer-Encoding (lower-cased).
+			if te := "transfer-encoding"; f.nameLen <= len(te) && string(f.name[:f.nameLen]) == te[:f.nameLen] {
+				return f.nameLen
+			}
+		case sValueOWS, sValue, sValueLF:
+			// A Transfer-Encoding line is dropped or rewritten at its end
+			// (HeaderDropped, RewriteBefore): all of it so far, at most
+			// MaxTransferEncodingLine bytes and its CR.
+			if f.kind == kindTransferEncoding {
+				return f.line
+			}
+		}
 	}
 	return f.FoldPending()
 }
@@ -1017,7 +1079,7 @@ func (f *RequestFramer) startValue(kind uint8) *Error {
 		}
 		f.clSeen, f.length = true, 0
 	case kindTransferEncoding:
-		f.teSeen = true
+		f.teSeen, f.teLine, f.teVal, f.teChunkAt = true, false, -1, -1
 	case kindHost:
 		if f.hostCount++; f.hostCount > 1 {
 			return ErrHost
@@ -1027,8 +1089,9 @@ func (f *RequestFramer) startValue(kind uint8) *Error {
 }
 
 // valueByte reads one byte (a field-vchar, SP or HTAB, never the first one
-// whitespace) of a Content-Length, Transfer-Encoding or Host value.
-func (f *RequestFramer) valueByte(c byte) *Error {
+// whitespace) of a Content-Length, Transfer-Encoding or Host value; at is its
+// offset in the field line.
+func (f *RequestFramer) valueByte(c byte, at int) *Error {
 	ws := c == ' ' || c == '\t'
 	switch f.kind {
 	case kindContentLength:
@@ -1054,12 +1117,15 @@ func (f *RequestFramer) valueByte(c byte) *Error {
 			return ErrHost
 		}
 	case kindTransferEncoding:
+		if f.teVal < 0 {
+			f.teVal = at
+		}
 		// vstate 0: before a coding; 1: in it; 2: after it; 3: in parameters.
 		switch f.vstate {
 		case 0:
 			switch {
 			case tchar[c]:
-				f.tokLen, f.tokOK = 0, true
+				f.tokLen, f.tokOK, f.tokID, f.tokAt = 0, true, true, at
 				f.tokByte(c)
 				f.vstate = 1
 			case ws:
@@ -1111,17 +1177,56 @@ func (f *RequestFramer) tokByte(c byte) {
 	if f.tokLen >= len("chunked") || c|0x20 != "chunked"[f.tokLen] {
 		f.tokOK = false
 	}
+	if f.tokLen >= len("identity") || c|0x20 != "identity"[f.tokLen] {
+		f.tokID = false
+	}
 	f.tokLen++
 }
 
+// endCoding ends a transfer coding of a Transfer-Encoding list. identity
+// (no parameters) is a no-op coding: it is left out (teRewrite, and the line
+// is dropped when it names no chunked), but chunked must still come after it
+// (§6.3: "chunked, identity" is refused).
 func (f *RequestFramer) endCoding() {
-	if f.tokOK && f.tokLen == len("chunked") {
+	switch {
+	case f.tokOK && f.tokLen == len("chunked"):
 		f.teChunked++
-		f.teLastChunk = true
+		f.teLastChunk, f.teLine, f.teChunkAt = true, true, f.tokAt
+	case f.tokID && f.tokLen == len("identity"):
+		f.teLastChunk = false
+	default:
+		f.teOther, f.teLastChunk = true, false
+	}
+}
+
+// teRewrite runs at the end of a Transfer-Encoding line that is kept (it
+// names chunked), the line starting at b[line] (line < 0: it began before b,
+// in bytes a caller holds, Pending): what comes before chunked in its value is
+// overwritten with SP. In a request the framer accepts that is identity and
+// commas (anything else is refused at the end of the header section, whatever
+// was overwritten), so fasthttp reads "chunked" with whitespace around it.
+// The part before b is left to the caller (RewriteBefore). Done only once
+// the line is whole, so that framing the rewritten bytes again (the event-loop
+// core frames a message's bytes from its start on every read) gives the same
+// result.
+func (f *RequestFramer) teRewrite(b []byte, line int) {
+	if f.kind != kindTransferEncoding || f.trailer || f.drop || !f.teLine || f.teChunkAt <= f.teVal {
 		return
 	}
-	f.teOther, f.teLastChunk = true, false
+	from, to := line+f.teVal, line+f.teChunkAt
+	for k := max(from, 0); k < to; k++ {
+		b[k] = ' '
+	}
+	if from < 0 {
+		f.rewFrom, f.rewTo = from, min(to, 0)
+	}
 }
+
+// RewriteBefore is the part of b's past, [from, to) relative to the last
+// Scan call's b (both <= 0), that the call rewrote with SP but could not reach
+// (a Transfer-Encoding line whose start a caller held back, Pending): the
+// caller writes SP there too. Empty (0, 0) but for such a line.
+func (f *RequestFramer) RewriteBefore() (from, to int) { return f.rewFrom, f.rewTo }
 
 // endValue runs at a field line's end.
 func (f *RequestFramer) endValue() *Error {
@@ -1138,6 +1243,13 @@ func (f *RequestFramer) endValue() *Error {
 			f.teEmpty = true // "chunked," or an empty value
 		case 1:
 			f.endCoding()
+		}
+		if !f.teLine && !f.trailer {
+			// Only identity (or the request is refused at the end of the
+			// header section): fasthttp takes one Transfer-Encoding line,
+			// so the line is taken out of what it reads.
+			f.drop = true
+			f.hdrDropped++
 		}
 	case kindHost:
 		f.hostEmpty = !f.nonEmpty
@@ -1291,14 +1403,22 @@ func (f *RequestFramer) fieldLine(b []byte) (n int, e *Error, at int) {
 	}
 	if f.kind != kindOther {
 		f.nonEmpty = j > from
-		for k := from; k < j; k++ {
-			if e := f.valueByte(b[k]); e != nil {
+		end := j
+		if f.kind == kindTransferEncoding {
+			end = min(j, MaxTransferEncodingLine)
+		}
+		for k := from; k < end; k++ {
+			if e := f.valueByte(b[k], k); e != nil {
 				return 0, e, k
 			}
+		}
+		if end < j {
+			return 0, ErrTransferEncoding, end
 		}
 		if e := f.endValue(); e != nil {
 			return 0, e, j + 1
 		}
+		f.teRewrite(b, 0)
 	}
 	return j + 2, nil, 0
 }

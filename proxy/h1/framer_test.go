@@ -49,6 +49,12 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 			for k := 1; k <= f.UnfoldedBefore(); k++ {
 				b[pos-k] = ' '
 			}
+			// A Transfer-Encoding line rewritten at its end, begun in an
+			// earlier chunk.
+			from, to := f.RewriteBefore()
+			for k := pos + from; k < pos+to; k++ {
+				b[k] = ' '
+			}
 			if err != nil {
 				r.err, r.errAt = err, pos+n
 				return r
@@ -620,5 +626,109 @@ func TestFramerDiscardsTrailer(t *testing.T) {
 	f.Limits = Limits{MaxHeaderBytes: 64}
 	if r := frameAll(&f, te+"Cookie: "+strings.Repeat("c", 70)+"\r\n\r\n", nil); !errors.Is(r.err, ErrHeaderTooLarge) {
 		t.Fatalf("discarded line over the section limit: %v", r)
+	}
+}
+
+// identityCases are streams with identity in Transfer-Encoding (in) and what
+// a caller passes on (out): a line naming only identity taken out, identity
+// and the commas in the line naming chunked overwritten with SP. drops is
+// HeaderDropped of the first message.
+func identityCases() []struct {
+	trailerCase
+	drops int
+} {
+	const (
+		head = "POST / HTTP/1.1\r\nHost: a\r\n"
+		body = "\r\n5\r\nhello\r\n0\r\n\r\n"
+	)
+	type c = struct {
+		trailerCase
+		drops int
+	}
+	return []c{
+		{trailerCase{"identity, chunked (gunicorn rfc9112_smuggle_te_identity_chunked_01)", head + "Transfer-Encoding: identity, chunked\r\n" + body + get,
+			head + "Transfer-Encoding:           chunked\r\n" + body + get, Limits{}}, 0},
+		{trailerCase{"identity then chunked on two lines (gunicorn valid/030)", head + "Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n" + body + get,
+			head + "Transfer-Encoding: chunked\r\n" + body + get, Limits{}}, 1},
+		{trailerCase{"identity lines around other fields, any case", head + "transfer-encoding: IDENTITY\r\nX: 1\r\nTransfer-Encoding:identity,identity ,\tIdentity\r\nTRANSFER-ENCODING: identity,Chunked \r\nY: 2\r\n" + body,
+			head + "X: 1\r\nTRANSFER-ENCODING:          Chunked \r\nY: 2\r\n" + body, Limits{}}, 2},
+		{trailerCase{"dropped line last in the header", head + "Transfer-Encoding: chunked\r\nX: 1\r\nTransfer-Encoding: identity\r\n" + body,
+			"", Limits{}}, 0}, // refused: chunked is not the last coding
+		{trailerCase{"with obs-fold unfolding on", head + "X: a\r\n b\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\nY: c\r\n d\r\n" + body,
+			head + "X: a   b\r\nTransfer-Encoding: chunked\r\nY: c   d\r\n" + body, Limits{UnfoldObsFold: true}}, 1},
+	}
+}
+
+// TestFramerIdentity: identity in a Transfer-Encoding list is a no-op coding
+// (chunked must still be the last one): the framer drops the lines naming
+// only identity and overwrites identity in the line naming chunked, however
+// the stream is split, so fasthttp reads "Transfer-Encoding: chunked" once
+// and the same body.
+func TestFramerIdentity(t *testing.T) {
+	var f RequestFramer
+	for _, tt := range identityCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			f.Limits = tt.limits
+			r := checkSplits(t, &f, tt.in)
+			if tt.out == "" {
+				if !errors.Is(r.err, ErrTransferEncoding) {
+					t.Fatalf("%v, want ErrTransferEncoding", r)
+				}
+				return
+			}
+			if r.err != nil || strings.Join(r.out, "") != tt.out {
+				t.Fatalf("%v\nwant out %q", r, tt.out)
+			}
+			var req fasthttp.Request
+			if err := req.Read(bufio.NewReader(strings.NewReader(r.out[0]))); err != nil {
+				t.Fatalf("fasthttp on %q: %v", r.out[0], err)
+			}
+			if string(req.Body()) != "hello" || req.Header.ContentLength() != -1 {
+				t.Fatalf("fasthttp read body %q, length %d", req.Body(), req.Header.ContentLength())
+			}
+			// The event-loop core's way: the whole message, compacted.
+			b := []byte(tt.in)
+			f.Reset()
+			n, _, done, err := f.ScanMessage(b, false)
+			if err != nil || !done || n != len(r.msgs[0]) || f.HeaderDropped() != tt.drops {
+				t.Fatalf("ScanMessage: %d %v %v, dropped %d", n, done, err, f.HeaderDropped())
+			}
+			f.Reset()
+			_, w, _, _ := f.ScanMessage(b[:n], true)
+			if string(b[:w]) != r.out[0] {
+				t.Fatalf("ScanMessage compacted: %q, want %q", b[:w], r.out[0])
+			}
+		})
+	}
+	const head = "POST / HTTP/1.1\r\nHost: a\r\n"
+	refused := []struct {
+		name, in string
+		err      error
+	}{
+		{"identity alone", head + "Transfer-Encoding: identity\r\n\r\n", ErrTransferEncoding},
+		{"chunked, identity (gunicorn invalid/chunked_06)", head + "Transfer-Encoding: chunked, identity\r\n\r\n", ErrTransferEncoding},
+		{"chunked then identity lines", head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", ErrTransferEncoding},
+		{"chunked twice around identity (gunicorn invalid/chunked_03)", head + "Transfer-Encoding: identity, chunked, identity, chunked\r\n\r\n", ErrTransferEncoding},
+		{"identity with a parameter", head + "Transfer-Encoding: identity;q=1, chunked\r\n\r\n0\r\n\r\n", ErrUnsupportedCoding},
+		{"identity lookalike", head + "Transfer-Encoding: identityx, chunked\r\n\r\n0\r\n\r\n", ErrUnsupportedCoding},
+		{"identity prefix", head + "Transfer-Encoding: ident, chunked\r\n\r\n0\r\n\r\n", ErrUnsupportedCoding},
+		{"identity and gzip", head + "Transfer-Encoding: identity, gzip, chunked\r\n\r\n0\r\n\r\n", ErrUnsupportedCoding},
+		{"empty element after identity", head + "Transfer-Encoding: identity,,chunked\r\n\r\n", ErrTransferEncoding},
+		{"identity with Content-Length", head + "Transfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc", ErrLengthAndChunked},
+		{"identity, chunked with Content-Length", head + "Content-Length: 3\r\nTransfer-Encoding: identity, chunked\r\n\r\n", ErrLengthAndChunked},
+		{"identity in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: identity, chunked\r\n\r\n", ErrTransferEncoding},
+		{"identity in a trailer", trailerTE + "Transfer-Encoding: identity\r\n\r\n", ErrTrailer},
+		{"Transfer-Encoding line one byte over its limit", head + "Transfer-Encoding: identity," + strings.Repeat(" ", MaxTransferEncodingLine-len("Transfer-Encoding: identity,chunked")+1) + "chunked\r\n\r\n", ErrTransferEncoding},
+		{"dropped line one byte over its limit", head + "Transfer-Encoding: identity" + strings.Repeat(" ", MaxTransferEncodingLine-len("Transfer-Encoding: identity")+1) + "\r\nTransfer-Encoding: chunked\r\n\r\n", ErrTransferEncoding},
+	}
+	for _, tt := range refused {
+		if r := checkSplits(t, &f, tt.in); !errors.Is(r.err, tt.err) {
+			t.Errorf("%s: %v, want %v", tt.name, r, tt.err)
+		}
+	}
+	// At the limit, a Transfer-Encoding line is taken.
+	atLimit := head + "Transfer-Encoding: identity," + strings.Repeat(" ", MaxTransferEncodingLine-len("Transfer-Encoding: identity,chunked")) + "chunked\r\n\r\n0\r\n\r\n"
+	if r := checkSplits(t, &f, atLimit); r.err != nil || len(r.msgs) != 1 {
+		t.Fatalf("a Transfer-Encoding line at its limit: %v", r)
 	}
 }
