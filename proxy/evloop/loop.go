@@ -254,15 +254,26 @@ func (l *loop) release() {
 func (l *loop) run() {
 	defer l.s.wg.Done()
 	events := make([]unix.EpollEvent, maxEvents)
+	// slept: the last round began with a wait that slept in the poller.
+	slept := false
 	for !l.stopping {
 		// Under load events are usually ready: take them without the
-		// runtime's blocking-syscall bookkeeping, and wait only when none are.
-		n, err := pollReady(l.epfd, events)
+		// runtime's blocking-syscall bookkeeping, and wait only when none
+		// are. After a round that began asleep (a low rate: one request per
+		// wake-up) the wait's own first poll does the looking, one
+		// epoll_pwait per wake-up fewer than polling here too.
+		var n int
+		var err error
+		if !slept || len(l.again) > 0 || l.pw == nil {
+			n, err = pollReady(l.epfd, events)
+		}
+		slept = false
 		if n == 0 && err == nil && len(l.again) == 0 {
 			if l.pw != nil {
 				l.parked.Store(true)
 				n, err = l.pw.wait(events, tick)
 				l.parked.Store(false)
+				slept = l.pw.parked
 			} else {
 				n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
 			}
@@ -272,6 +283,11 @@ func (l *loop) run() {
 			break
 		}
 		l.now = time.Now().UnixNano()
+		if slept {
+			// This loop's thread just went through the scheduler, which
+			// polls the network: no need to nudge the others for a while.
+			l.lastNudge = l.now
+		}
 		for i := 0; i < n; i++ {
 			ev := &events[i]
 			fd := int(ev.Fd)
@@ -358,6 +374,10 @@ const nudgeEvery = 3 * time.Millisecond
 // connections' data ready: that was the loop core's p99 tail
 // (docs/benchmarks.md). Looking costs one poll(2) per parked loop per
 // nudgeEvery.
+// A loop nudges only after nudgeEvery without sleeping itself: a loop that
+// sleeps hands its thread to the scheduler, whose search for work polls the
+// network and so wakes the others (at low rates every round sleeps, and
+// looking would cost a poll(2) per wake-up for nothing).
 func (l *loop) nudgeOthers() {
 	for _, o := range l.s.loops {
 		if o != l && o.parked.Load() {
