@@ -36,11 +36,12 @@ type pollWait struct {
 	calls  int
 	parked bool
 	// deadline is the read deadline set on f (unix nanoseconds), 0 when
-	// none is or it has passed. A wait keeps a deadline still ahead instead
-	// of setting a new one: at 500 requests a second a loop waits 250-500
-	// times a second, and each SetReadDeadline is a runtime timer changed.
-	// Only the loop's goroutine touches it; unpark's past deadline shows as
-	// os.ErrDeadlineExceeded, which clears it.
+	// none is or it has passed. A wait keeps a deadline at least half its
+	// limit ahead instead of setting a new one: at 500 requests a second a
+	// loop waits 250-500 times a second, and each SetReadDeadline is a
+	// runtime timer changed; pushed on when half spent, the deadline of a
+	// busy loop never fires. Only the loop's goroutine touches it; unpark's
+	// past deadline shows as os.ErrDeadlineExceeded, which clears it.
 	deadline int64
 }
 
@@ -76,10 +77,10 @@ func (w *pollWait) pollOnce(fd uintptr) bool {
 }
 
 // wait returns the ready events, waiting at most d for some: (0, nil) when
-// none came in time. A deadline set by an earlier wait that is still ahead,
-// and at most d away, stands: a wait may end sooner than d, never later.
+// none came in time. A deadline set by an earlier wait that is d/2 to d
+// away stands: a wait may end after d/2, never later than d.
 func (w *pollWait) wait(events []unix.EpollEvent, d time.Duration) (int, error) {
-	if now := time.Now().UnixNano(); w.deadline <= now || w.deadline > now+int64(d) {
+	if now := time.Now().UnixNano(); w.deadline-now < int64(d/2) || w.deadline-now > int64(d) {
 		w.deadline = now + int64(d)
 		if err := w.f.SetReadDeadline(time.Unix(0, w.deadline)); err != nil {
 			w.deadline = 0

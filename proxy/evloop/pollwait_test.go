@@ -117,8 +117,8 @@ func loopStates() []string {
 }
 
 // TestPollWaitSequence: waits one after another, as the loop makes them,
-// keep an earlier wait's deadline only while it is ahead and within their
-// own limit, come back from unpark at once, and after an unpark wait again
+// keep an earlier wait's deadline only while it is at least half their limit
+// and at most their limit ahead, come back from unpark at once, and after an unpark wait again
 // (not spinning on the passed deadline); parked says whether a wait slept.
 func TestPollWaitSequence(t *testing.T) {
 	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
@@ -149,10 +149,11 @@ func TestPollWaitSequence(t *testing.T) {
 	mustWait(30*time.Second, 1, 0, 5*time.Second, false)
 	mustWait(50*time.Millisecond, 0, 50*time.Millisecond, 5*time.Second, true)
 	// An event during a wait wakes it; the next wait keeps the same
-	// deadline and still ends by its limit.
+	// deadline (more than half its limit ahead) and ends by its limit, not
+	// before half of it.
 	time.AfterFunc(20*time.Millisecond, func() { unix.Write(efd, one) })
 	mustWait(time.Second, 1, 0, 900*time.Millisecond, true)
-	mustWait(time.Second, 0, 0, 1100*time.Millisecond, true)
+	mustWait(time.Second, 0, 500*time.Millisecond, 1100*time.Millisecond, true)
 	// unpark ends a wait at once, and the wait after it sleeps again (its
 	// deadline passed: it sets a new one, not spinning on the old).
 	time.AfterFunc(20*time.Millisecond, w.unpark)
