@@ -22,6 +22,9 @@ const (
 	// tick is the timer wheel's granularity and the longest epoll wait.
 	tick       = 100 * time.Millisecond
 	wheelSlots = 1024
+	// idleWait is the longest wait of a loop with nothing to time (see
+	// waitLimit): an idle edge's loops wake once a second, not ten times.
+	idleWait = time.Second
 	// perRoundRequests bounds the pipelined requests one connection gets
 	// answered per loop round (process): without it one read of 64 KiB of
 	// small pipelined GETs answered on the loop (a thousand hits, each its
@@ -271,11 +274,11 @@ func (l *loop) run() {
 		if n == 0 && err == nil && len(l.again) == 0 {
 			if l.pw != nil {
 				l.parked.Store(true)
-				n, err = l.pw.wait(events, tick)
+				n, err = l.pw.wait(events, l.waitLimit())
 				l.parked.Store(false)
 				slept = l.pw.parked
 			} else {
-				n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
+				n, err = unix.EpollWait(l.epfd, events, int(l.waitLimit()/time.Millisecond))
 			}
 		}
 		if err != nil && err != unix.EINTR {
@@ -339,6 +342,18 @@ func (l *loop) run() {
 		l.nconns.Add(-1)
 		unix.Close(pc.fd)
 	}
+}
+
+// waitLimit is how long the loop may wait for events: a tick while anything
+// on it has a deadline the timer wheel keeps (a connection, an upstream
+// connection, accepting paused or stopped), idleWait when it holds nothing.
+// A new connection or a posted task wakes the loop through epoll, so the
+// next wait is a tick again.
+func (l *loop) waitLimit() time.Duration {
+	if l.nconns.Load() == 0 && l.nups.Load() == 0 && l.pauseTil == 0 && len(l.pipes) == 0 {
+		return idleWait
+	}
+	return tick
 }
 
 // runAgain goes on with the connections whose pipelined requests the last

@@ -173,3 +173,27 @@ func TestPollWaitSequence(t *testing.T) {
 		t.Fatalf("after an unpark between waits: %d events after %s, want 1 after ~100ms", n, waited)
 	}
 }
+
+// TestWaitLimit: a loop holding nothing waits up to idleWait; a connection,
+// an upstream connection or paused accepting bring it back to the tick its
+// timer wheel needs.
+func TestWaitLimit(t *testing.T) {
+	var l loop
+	if got := l.waitLimit(); got != idleWait {
+		t.Fatalf("empty loop: %s, want %s", got, idleWait)
+	}
+	l.nconns.Add(1)
+	if got := l.waitLimit(); got != tick {
+		t.Fatalf("one connection: %s, want %s", got, tick)
+	}
+	l.nconns.Add(-1)
+	l.nups.Add(1)
+	if got := l.waitLimit(); got != tick {
+		t.Fatalf("one upstream connection: %s, want %s", got, tick)
+	}
+	l.nups.Add(-1)
+	l.pauseTil = -1
+	if got := l.waitLimit(); got != tick {
+		t.Fatalf("accepting stopped: %s, want %s", got, tick)
+	}
+}
