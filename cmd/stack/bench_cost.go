@@ -62,10 +62,13 @@ func benchCost(ctx context.Context, f benchFlags, stdout, stderr io.Writer) ([]c
 		return nil, err
 	}
 	fmt.Fprintf(stdout, "\n## Whole-system CPU per request, browse campaign: edge set-up vs nginx round-robin vs nginx proxy_cache at %v req/s\n", rates)
+	if env := costEdgeEnv(f); len(env) > 0 {
+		fmt.Fprintf(stdout, "edge environment: %s\n", strings.Join(env, " "))
+	}
 	sf := stackFlags{origins: 2, categories: 20, products: 20000, users: 200, balancer: "p2c-ewma"}
 	o := sf.options(stdout)
 	// As nginx's access_log off: the benchmark compares set-ups, not loggers.
-	o.EdgeEnv = []string{"EDGE_ACCESS_LOG=off"}
+	o.EdgeEnv = append([]string{"EDGE_ACCESS_LOG=off"}, costEdgeEnv(f)...)
 	l, err := stack.StartLocal(ctx, o)
 	if err != nil {
 		return nil, err
@@ -99,6 +102,20 @@ func benchCost(ctx context.Context, f benchFlags, stdout, stderr io.Writer) ([]c
 		out = append(out, cr)
 	}
 	return out, nil
+}
+
+// costEdgeEnv picks the cost scenario's edge core: one --io core given
+// alone, and --edge-loops, go to its environment (EDGE_IO, EDGE_IO_LOOPS);
+// with several cores (the default list) the edge runs its configured default.
+func costEdgeEnv(f benchFlags) []string {
+	var env []string
+	if cores := f.ioCores(); len(cores) == 1 {
+		env = append(env, "EDGE_IO="+cores[0])
+	}
+	if f.edgeLoops > 0 {
+		env = append(env, "EDGE_IO_LOOPS="+strconv.Itoa(f.edgeLoops))
+	}
+	return env
 }
 
 // costDoc is what the cost scenario reads of loadgen compare's JSON.

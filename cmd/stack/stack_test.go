@@ -344,3 +344,24 @@ func TestCostSustained(t *testing.T) {
 		}
 	}
 }
+
+// The cost scenario's edge runs the one core --io names (the default list of
+// two leaves the edge's own default) and --edge-loops when set.
+func TestCostEdgeEnv(t *testing.T) {
+	tests := []struct {
+		io    string
+		loops int
+		want  string
+	}{
+		{"eventloop,goroutine", 0, ""},
+		{"eventloop", 0, "EDGE_IO=eventloop"},
+		{"goroutine", 1, "EDGE_IO=goroutine EDGE_IO_LOOPS=1"},
+		{"eventloop,goroutine", 2, "EDGE_IO_LOOPS=2"},
+	}
+	for _, tt := range tests {
+		got := strings.Join(costEdgeEnv(benchFlags{io: tt.io, edgeLoops: tt.loops}), " ")
+		if got != tt.want {
+			t.Errorf("--io %s --edge-loops %d: %q, want %q", tt.io, tt.loops, got, tt.want)
+		}
+	}
+}

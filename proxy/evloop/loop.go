@@ -22,6 +22,9 @@ const (
 	// tick is the timer wheel's granularity and the longest epoll wait.
 	tick       = 100 * time.Millisecond
 	wheelSlots = 1024
+	// idleWait is the longest wait of a loop with nothing to time (see
+	// waitLimit): an idle edge's loops wake once a second, not ten times.
+	idleWait = time.Second
 	// perRoundRequests bounds the pipelined requests one connection gets
 	// answered per loop round (process): without it one read of 64 KiB of
 	// small pipelined GETs answered on the loop (a thousand hits, each its
@@ -254,17 +257,28 @@ func (l *loop) release() {
 func (l *loop) run() {
 	defer l.s.wg.Done()
 	events := make([]unix.EpollEvent, maxEvents)
+	// slept: the last round began with a wait that slept in the poller.
+	slept := false
 	for !l.stopping {
 		// Under load events are usually ready: take them without the
-		// runtime's blocking-syscall bookkeeping, and wait only when none are.
-		n, err := pollReady(l.epfd, events)
+		// runtime's blocking-syscall bookkeeping, and wait only when none
+		// are. After a round that began asleep (a low rate: one request per
+		// wake-up) the wait's own first poll does the looking, one
+		// epoll_pwait per wake-up fewer than polling here too.
+		var n int
+		var err error
+		if !slept || len(l.again) > 0 || l.pw == nil {
+			n, err = pollReady(l.epfd, events)
+		}
+		slept = false
 		if n == 0 && err == nil && len(l.again) == 0 {
 			if l.pw != nil {
 				l.parked.Store(true)
-				n, err = l.pw.wait(events, tick)
+				n, err = l.pw.wait(events, l.waitLimit())
 				l.parked.Store(false)
+				slept = l.pw.parked
 			} else {
-				n, err = unix.EpollWait(l.epfd, events, int(tick/time.Millisecond))
+				n, err = unix.EpollWait(l.epfd, events, int(l.waitLimit()/time.Millisecond))
 			}
 		}
 		if err != nil && err != unix.EINTR {
@@ -272,6 +286,11 @@ func (l *loop) run() {
 			break
 		}
 		l.now = time.Now().UnixNano()
+		if slept {
+			// This loop's thread just went through the scheduler, which
+			// polls the network: no need to nudge the others for a while.
+			l.lastNudge = l.now
+		}
 		for i := 0; i < n; i++ {
 			ev := &events[i]
 			fd := int(ev.Fd)
@@ -325,6 +344,18 @@ func (l *loop) run() {
 	}
 }
 
+// waitLimit is how long the loop may wait for events: a tick while anything
+// on it has a deadline the timer wheel keeps (a connection, an upstream
+// connection, accepting paused or stopped), idleWait when it holds nothing.
+// A new connection or a posted task wakes the loop through epoll, so the
+// next wait is a tick again.
+func (l *loop) waitLimit() time.Duration {
+	if l.nconns.Load() == 0 && l.nups.Load() == 0 && l.pauseTil == 0 && len(l.pipes) == 0 {
+		return idleWait
+	}
+	return tick
+}
+
 // runAgain goes on with the connections whose pipelined requests the last
 // round left buffered (perRoundRequests); each again gets at most its budget.
 func (l *loop) runAgain() {
@@ -358,6 +389,10 @@ const nudgeEvery = 3 * time.Millisecond
 // connections' data ready: that was the loop core's p99 tail
 // (docs/benchmarks.md). Looking costs one poll(2) per parked loop per
 // nudgeEvery.
+// A loop nudges only after nudgeEvery without sleeping itself: a loop that
+// sleeps hands its thread to the scheduler, whose search for work polls the
+// network and so wakes the others (at low rates every round sleeps, and
+// looking would cost a poll(2) per wake-up for nothing).
 func (l *loop) nudgeOthers() {
 	for _, o := range l.s.loops {
 		if o != l && o.parked.Load() {

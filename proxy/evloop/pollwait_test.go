@@ -115,3 +115,85 @@ func loopStates() []string {
 	}
 	return out
 }
+
+// TestPollWaitSequence: waits one after another, as the loop makes them,
+// keep an earlier wait's deadline only while it is at least half their limit
+// and at most their limit ahead, come back from unpark at once, and after an unpark wait again
+// (not spinning on the passed deadline); parked says whether a wait slept.
+func TestPollWaitSequence(t *testing.T) {
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	var b [8]byte
+	_, efd, w := pollSet(t)
+	events := make([]unix.EpollEvent, 8)
+	mustWait := func(limit time.Duration, wantN int, min, max time.Duration, wantParked bool) {
+		t.Helper()
+		start := time.Now()
+		n, err := w.wait(events, limit)
+		waited := time.Since(start)
+		if err != nil || n != wantN {
+			t.Fatalf("wait = %d, %v; want %d, nil", n, err, wantN)
+		}
+		if waited < min || waited > max {
+			t.Fatalf("returned after %s, want %s-%s", waited, min, max)
+		}
+		if w.parked != wantParked {
+			t.Fatalf("parked = %v, want %v", w.parked, wantParked)
+		}
+		if n > 0 {
+			unix.Read(efd, b[:])
+		}
+	}
+	// A pending event: no sleep. Then a long wait's deadline (30 s) must not
+	// stretch a short one: 50 ms later it ends.
+	unix.Write(efd, one)
+	mustWait(30*time.Second, 1, 0, 5*time.Second, false)
+	mustWait(50*time.Millisecond, 0, 50*time.Millisecond, 5*time.Second, true)
+	// An event during a wait wakes it; the next wait keeps the same
+	// deadline (more than half its limit ahead) and ends by its limit, not
+	// before half of it.
+	time.AfterFunc(20*time.Millisecond, func() { unix.Write(efd, one) })
+	mustWait(time.Second, 1, 0, 900*time.Millisecond, true)
+	mustWait(time.Second, 0, 500*time.Millisecond, 1100*time.Millisecond, true)
+	// unpark ends a wait at once, and the wait after it sleeps again (its
+	// deadline passed: it sets a new one, not spinning on the old).
+	time.AfterFunc(20*time.Millisecond, w.unpark)
+	mustWait(30*time.Second, 0, 0, 5*time.Second, true)
+	time.AfterFunc(100*time.Millisecond, func() { unix.Write(efd, one) })
+	mustWait(30*time.Second, 1, 90*time.Millisecond, 5*time.Second, true)
+	// An unpark between waits costs at most one empty wait, and the next
+	// event is seen.
+	w.unpark()
+	time.AfterFunc(100*time.Millisecond, func() { unix.Write(efd, one) })
+	start := time.Now()
+	n, _ := w.wait(events, 30*time.Second)
+	if n == 0 {
+		n, _ = w.wait(events, 30*time.Second)
+	}
+	if waited := time.Since(start); n != 1 || waited < 90*time.Millisecond || waited > 5*time.Second {
+		t.Fatalf("after an unpark between waits: %d events after %s, want 1 after ~100ms", n, waited)
+	}
+}
+
+// TestWaitLimit: a loop holding nothing waits up to idleWait; a connection,
+// an upstream connection or paused accepting bring it back to the tick its
+// timer wheel needs.
+func TestWaitLimit(t *testing.T) {
+	var l loop
+	if got := l.waitLimit(); got != idleWait {
+		t.Fatalf("empty loop: %s, want %s", got, idleWait)
+	}
+	l.nconns.Add(1)
+	if got := l.waitLimit(); got != tick {
+		t.Fatalf("one connection: %s, want %s", got, tick)
+	}
+	l.nconns.Add(-1)
+	l.nups.Add(1)
+	if got := l.waitLimit(); got != tick {
+		t.Fatalf("one upstream connection: %s, want %s", got, tick)
+	}
+	l.nups.Add(-1)
+	l.pauseTil = -1
+	if got := l.waitLimit(); got != tick {
+		t.Fatalf("accepting stopped: %s, want %s", got, tick)
+	}
+}
