@@ -195,6 +195,10 @@ func (s *Server) newPublicServer(cfg config.Config, handler fasthttp.RequestHand
 		// WriteBuffer must be the same size (publicWriteBuffer).
 		WriteBufferSize:    publicWriteBuffer,
 		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
+		// Expect: 100-continue with a Content-Length over the limit gets 413
+		// instead of 100 Continue (RFC 9110 §10.1.1): the event loop does the
+		// same, and a detached connection comes here.
+		ExpectHandler: s.expectHandler(cfg.Limits.MaxBodyBytes),
 		// With streaming, fasthttp hands the handler a body stream instead of
 		// refusing a large body; settleRequestBody enforces MaxBodyBytes then.
 		StreamRequestBody:            cfg.Limits.StreamRequestBytes > 0,
@@ -217,6 +221,26 @@ func (s *Server) newPublicServer(cfg config.Config, handler fasthttp.RequestHand
 		// Header names must stay normalised: removing a client's "x-user-id" relies
 		// on it being stored as "X-User-Id".
 		DisableHeaderNamesNormalizing: false,
+	}
+}
+
+// expectHandler is fasthttp's ExpectHandler for a listener whose bodies are
+// limited to maxBody bytes. fasthttp calls it for an HTTP/1.1 request with
+// Expect: 100-continue once its header section is read; 100 lets fasthttp send
+// 100 Continue and read the body. A declared length over maxBody is refused
+// there (413, the answer handleParseError gives for a body too large, and a
+// close), so the client is not asked for a body the edge would refuse; with
+// streaming (limits.stream_request_bytes) fasthttp would otherwise send 100
+// and wait for it. Everything else, a protected route's token included, is
+// judged by the handler once the body is in, after the 100.
+func (s *Server) expectHandler(maxBody int) func(*fasthttp.RequestCtx) int {
+	return func(ctx *fasthttp.RequestCtx) int {
+		if maxBody > 0 && ctx.Request.Header.ContentLength() > maxBody {
+			// fasthttp keeps ctx.Response and only sets the status we return.
+			s.handleParseError(ctx, fasthttp.ErrBodyTooLarge)
+			return fasthttp.StatusRequestEntityTooLarge
+		}
+		return fasthttp.StatusContinue
 	}
 }
 

@@ -129,27 +129,39 @@ func TestRequests(t *testing.T) {
 	}
 }
 
+// TestExpectContinue: 100 Continue once the header section of an Expect
+// request is in and its body is not, with a Content-Length and chunked (whose
+// incomplete body makes fasthttp reset the request: the loop notes the
+// expectation before reading it).
 func TestExpectContinue(t *testing.T) {
-	_, addr := startLoops(t, Config{Handler: echo, ReadTimeout: 2 * time.Second})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	line, err := br.ReadString('\n')
-	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
-		t.Fatalf("interim answer %q, %v", line, err)
-	}
-	_, _ = br.ReadString('\n')
-	_, _ = c.Write([]byte("ok"))
-	var r fasthttp.Response
-	if err := r.Read(br); err != nil || string(r.Body()) != "ok" {
-		t.Fatalf("final answer %q, %v", r.Body(), err)
+	_, addr := startLoops(t, Config{Handler: echo, ReadTimeout: 2 * time.Second, MaxBodyBytes: 1 << 10})
+	for _, tt := range []struct{ name, head, body string }{
+		{"Content-Length", "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", "ok"},
+		{"chunked", "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n", "2\r\nok\r\n0\r\n\r\n"},
+		{"chunked, part of a chunk with the header", "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n2\r\no", "k\r\n0\r\n\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte(tt.head)); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			line, err := br.ReadString('\n')
+			if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+				t.Fatalf("interim answer %q, %v", line, err)
+			}
+			_, _ = br.ReadString('\n')
+			_, _ = c.Write([]byte(tt.body))
+			var r fasthttp.Response
+			if err := r.Read(br); err != nil || string(r.Body()) != "ok" {
+				t.Fatalf("final answer %q, %v", r.Body(), err)
+			}
+		})
 	}
 }
 

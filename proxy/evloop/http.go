@@ -216,7 +216,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		// In the trailer section with a discarded field already in b:
 		// fasthttp would refuse it, and there is nothing left to parse early
 		// for (100 Continue, detaching a streamed body).
-		c.need, l.headDone = len(b)+1, false
+		c.need, l.expect100 = len(b)+1, false
 		err = errIncomplete
 	default:
 		// Incomplete for the framer. parse still runs for what it does on a
@@ -236,7 +236,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	switch err {
 	case nil:
 	case errIncomplete:
-		if l.headDone && !c.sentContinue && ctx.Request.MayContinue() {
+		if l.expect100 && !c.sentContinue {
 			// The headers are in and the body is not: say so once (RFC 9110 §10.1.1).
 			c.sentContinue = true
 			if c.out == nil {
@@ -309,7 +309,7 @@ func (l *loop) parse(c *conn, ctx *fasthttp.RequestCtx, b []byte) (int, error) {
 	l.br.Reset(b)
 	l.bu.Reset(&l.br)
 	req := &ctx.Request
-	l.headDone = false
+	l.expect100 = false
 	if err := req.Header.Read(l.bu); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrNeedMore) {
 			c.need = len(b) + 1
@@ -318,7 +318,7 @@ func (l *loop) parse(c *conn, ctx *fasthttp.RequestCtx, b []byte) (int, error) {
 		return 0, err
 	}
 	head := len(b) - l.br.Len() - l.bu.Buffered()
-	l.headDone = true
+	l.expect100 = req.MayContinue()
 	cl := req.Header.ContentLength()
 	switch {
 	case cl == -1: // chunked

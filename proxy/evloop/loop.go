@@ -53,7 +53,11 @@ type loop struct {
 	pw       *pollWait
 	accepted bool // the listener is in the epoll set
 	stopping bool
-	headDone bool // parse got a whole header block (for 100-continue)
+	// expect100: parse got a whole header block of an HTTP/1.1 request with
+	// Expect: 100-continue. Noted before the body is read: fasthttp's
+	// Request.ReadBody resets the request (its headers too) when a chunked
+	// body is incomplete, so MayContinue cannot be asked afterwards.
+	expect100 bool
 	// fr checks each request's bytes before fasthttp reads them, so the loop
 	// accepts exactly what the goroutine core's h1.Conn accepts.
 	fr h1.RequestFramer
