@@ -37,6 +37,10 @@ import (
 // anything else (a reset mid-answer, a bad answer, an answer too large for the
 // loop) ends its try as today. A request sent again is on a fresh connection,
 // so a second failure is a real one: the tries budget is never exceeded.
+// Sending again stays within Config.MaxUpstreamConns: at the cap an idle
+// connection is closed to make room, or the request waits in its pool for a
+// connection to close (resendWaiting), within its try's deadline. The depth
+// is per address (ForwardDepth, upPool.depth).
 // Every request keeps its own per-try deadline from the moment it was queued,
 // so time spent waiting behind another counts; requests that wait behind an
 // unanswered one longer than pipelineRescue are sent again elsewhere
