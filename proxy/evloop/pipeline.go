@@ -38,9 +38,9 @@ import (
 // loop) ends its try as today. A request sent again is on a fresh connection,
 // so a second failure is a real one: the tries budget is never exceeded.
 // Sending again stays within Config.MaxUpstreamConns: at the cap an idle
-// connection is closed to make room, or the request waits in its pool for a
-// connection to close (resendWaiting), within its try's deadline. The depth
-// is per address (ForwardDepth, upPool.depth).
+// connection is closed to make room, or the request waits in its pool until
+// a connection closes or goes idle (resendWaiting), within its try's
+// deadline. The depth is per address (ForwardDepth, upPool.depth).
 // Every request keeps its own per-try deadline from the moment it was queued,
 // so time spent waiting behind another counts; requests that wait behind an
 // unanswered one longer than pipelineRescue are sent again elsewhere
@@ -536,8 +536,9 @@ func (l *loop) upAbort(u *upConn, err error) {
 // what is left of its try's time. It does not end the try: the origin gave
 // no verdict on it. At Config.MaxUpstreamConns an idle connection makes room
 // (closed: the request goes on a fresh one); without one the request waits
-// for a connection to close (resendWaiting), within its try's deadline, so
-// that sending again never takes more connections than a first try may.
+// until a connection closes or goes idle (resendWaiting), within its try's
+// deadline, so that sending again never takes more connections than a first
+// try may.
 func (l *loop) resend(p *upPool, c *conn) {
 	if c.gone || l.stopping {
 		l.complete(c, ErrClientGone)

@@ -68,8 +68,9 @@ type upPool struct {
 	// (ForwardDepth).
 	depth int
 	// waiting are requests to send again (resend) that found the pool at
-	// Config.MaxUpstreamConns: they go out, oldest first, when a connection
-	// closes (flushPipes), or end with their try's deadline.
+	// Config.MaxUpstreamConns: they go out, oldest first, at the end of a
+	// round in which a connection closed or went idle (flushPipes), or end
+	// with their try's deadline.
 	waiting []*conn
 }
 
@@ -636,8 +637,9 @@ func (l *loop) forwardTimeout(c *conn) {
 		return
 	}
 	if u == &l.waitUp {
-		// Still queued (cannot happen: the queue is flushed before the
-		// timers run), but then the origin never saw it.
+		// Waiting for a connection to be sent again (resend); or still
+		// queued, which cannot happen: the queue is flushed before the
+		// timers run.
 		l.unqueue(c)
 		l.complete(c, fasthttp.ErrTimeout)
 		return
