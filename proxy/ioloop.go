@@ -71,7 +71,9 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		// the loops together hold about what one HostClient would.
 		MaxUpstreamConns:    (cfg.Limits.MaxConnsPerUpstream + loops - 1) / loops,
 		UpstreamDialTimeout: cfg.Timeouts.Dial,
-		// Safe requests to one origin share a connection (evloop/pipeline.go).
+		// Safe requests to one origin share a connection (evloop/pipeline.go);
+		// each try gives its host's own depth (tryOnLoop), so this is only
+		// the default of Forward.
 		PipelineDepth: cfg.Limits.UpstreamPipelineDepth,
 		// The PROXY header is read on the loop (nil: proxy_protocol off).
 		ProxyProtocol: s.pp,
@@ -221,7 +223,9 @@ func (s *Server) tryOnLoop(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 			s.endOnLoop(ctx, ex, t.result())
 			return false
 		}
-		err := evloop.Forward(ctx, u.Addr, timeout)
+		// The host's pipeline depth from the request's configuration: a
+		// reload that changes it applies from the loop's next round.
+		err := evloop.ForwardDepth(ctx, u.Addr, timeout, ex.rt.pipeDepth[u])
 		if err == nil {
 			return true
 		}

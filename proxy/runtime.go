@@ -28,6 +28,9 @@ type runtime struct {
 	loopFwd bool
 	// fwd: the peers whose forwarding headers are read; nil trusts none.
 	fwd *forwardTrust
+	// pipeDepth is each host's pipeline depth on the event loops
+	// (upstreams[].pipeline_depth, else limits.upstream_pipeline_depth).
+	pipeDepth map[*upstream.Upstream]int
 }
 
 // rule is one rate_limits entry, compiled.
@@ -140,8 +143,13 @@ func (s *Server) apply(cfg config.Config) error {
 		loopFwd:    loopForwardable(hosts),
 		fwd:        newForwardTrust(cfg.Forwarded),
 	}
-	for _, u := range hosts {
+	rt.pipeDepth = make(map[*upstream.Upstream]int, len(hosts))
+	for i, u := range hosts {
 		rt.upMetrics[u] = s.metrics.upstream(u.Name)
+		rt.pipeDepth[u] = cfg.Limits.UpstreamPipelineDepth
+		if d := cfg.Upstreams[i].PipelineDepth; d != nil {
+			rt.pipeDepth[u] = *d
+		}
 	}
 	for _, rc := range cfg.RateLimits {
 		r := rule{name: rc.Name, prefix: rc.Match.PathPrefix, methods: rc.Match.Methods}

@@ -94,6 +94,10 @@ type Upstream struct {
 	URL string `yaml:"url"`
 	// Weight is the host's share for weighted policies, 1 to 1000; zero means 1.
 	Weight int `yaml:"weight"`
+	// PipelineDepth, when set, replaces limits.upstream_pipeline_depth for
+	// this host (event-loop core): 0 or 1 turns pipelining off for an origin
+	// that handles it badly, 2..64 is its own depth. Unset: the limit.
+	PipelineDepth *int `yaml:"pipeline_depth,omitempty"`
 }
 
 // Balancer selects and tunes the balancing policy.

@@ -81,6 +81,9 @@ func TestParseErrors(t *testing.T) {
 		{"too many io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: 257", []string{"io_loops 257 must be 0..256"}},
 		{"negative pipeline depth", "upstreams: [{url: 'http://a:1'}]\nlimits: {upstream_pipeline_depth: -1}", []string{"limits.upstream_pipeline_depth -1 must be 0..64"}},
 		{"pipeline too deep", "upstreams: [{url: 'http://a:1'}]\nlimits: {upstream_pipeline_depth: 65}", []string{"limits.upstream_pipeline_depth 65 must be 0..64"}},
+		{"negative upstream pipeline depth", "upstreams: [{url: 'http://a:1'}, {url: 'http://b:1', pipeline_depth: -1}]", []string{"upstreams[1].pipeline_depth -1 must be 0..64 (0 or 1: no pipelining to this host)"}},
+		{"upstream pipeline too deep", "upstreams: [{url: 'http://a:1', pipeline_depth: 65}]", []string{"upstreams[0].pipeline_depth 65 must be 0..64"}},
+		{"upstream pipeline not a number", "upstreams: [{url: 'http://a:1', pipeline_depth: off}]", []string{"config: invalid", "cannot unmarshal !!str `off` into int"}},
 		{"unknown http/2 server", "upstreams: [{url: 'http://a:1'}]\nh2c_server: quic", []string{"h2c_server \"quic\" must be"}},
 		{"acme renewal knobs", `
 upstreams: [{url: 'http://a:1'}]
@@ -260,5 +263,47 @@ func TestPanicThreshold(t *testing.T) {
 		if err != nil || c.Health.PanicThreshold != tt.want {
 			t.Errorf("%q: threshold %v, err %v; want %v", tt.yaml, c.Health.PanicThreshold, err, tt.want)
 		}
+	}
+}
+
+// upstreams[].pipeline_depth is optional (nil: the limit applies), and a set
+// value, 0 included, survives parsing and rendering.
+func TestUpstreamPipelineDepth(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []int // -1: unset
+	}{
+		{"unset", "upstreams: [{url: 'http://a:1'}]", []int{-1}},
+		{"off", "upstreams: [{url: 'http://a:1', pipeline_depth: 0}, {url: 'http://b:1'}]", []int{0, -1}},
+		{"one is off too", "upstreams: [{url: 'http://a:1', pipeline_depth: 1}]", []int{1}},
+		{"own depth", "upstreams: [{url: 'http://a:1', pipeline_depth: 64}, {url: 'http://b:1', pipeline_depth: 2}]", []int{64, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Parse(out)
+			if err != nil {
+				t.Fatalf("rendered config does not parse: %v\n%s", err, out)
+			}
+			for _, cfg := range []Config{c, again} {
+				for i, want := range tt.want {
+					got := -1
+					if d := cfg.Upstreams[i].PipelineDepth; d != nil {
+						got = *d
+					}
+					if got != want {
+						t.Errorf("upstreams[%d].pipeline_depth = %d, want %d", i, got, want)
+					}
+				}
+			}
+		})
 	}
 }

@@ -94,6 +94,9 @@ func (c Config) Validate() error {
 		if u.Weight < 1 || u.Weight > 1000 {
 			bad("upstreams[%d].weight %d must be 1..1000", i, u.Weight)
 		}
+		if d := u.PipelineDepth; d != nil && (*d < 0 || *d > maxPipelineDepth) {
+			bad("upstreams[%d].pipeline_depth %d must be 0..%d (0 or 1: no pipelining to this host)", i, *d, maxPipelineDepth)
+		}
 		if u.Name != "" && names[u.Name] {
 			bad("upstreams[%d].name %q is used twice", i, u.Name)
 		}
@@ -198,8 +201,8 @@ func (c Config) Validate() error {
 	if l.MaxConnsPerUpstream < 1 {
 		bad("limits.max_conns_per_upstream must be positive")
 	}
-	if l.UpstreamPipelineDepth < 0 || l.UpstreamPipelineDepth > 64 {
-		bad("limits.upstream_pipeline_depth %d must be 0..64", l.UpstreamPipelineDepth)
+	if l.UpstreamPipelineDepth < 0 || l.UpstreamPipelineDepth > maxPipelineDepth {
+		bad("limits.upstream_pipeline_depth %d must be 0..%d", l.UpstreamPipelineDepth, maxPipelineDepth)
 	}
 	if l.StreamRequestBytes < 0 {
 		bad("limits.stream_request_bytes must be >= 0")
@@ -310,3 +313,7 @@ const (
 	IOGoroutine = "goroutine"
 	IOEventLoop = "eventloop"
 )
+
+// maxPipelineDepth bounds limits.upstream_pipeline_depth and
+// upstreams[].pipeline_depth.
+const maxPipelineDepth = 64

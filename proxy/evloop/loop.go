@@ -86,6 +86,9 @@ type loop struct {
 	// and the mark a queued request's conn.up points to.
 	pendPools []*upPool
 	waitUp    upConn
+	// waitPools are the pools with requests waiting for a connection to be
+	// sent again (resend); their conn.up is waitUp too.
+	waitPools []*upPool
 	// pipes are the upstream connections with requests pipelined behind
 	// another (rescuePipes); dropGet and dropHead stand in their queue for
 	// requests sent again elsewhere, whose answers are read into dropResp

@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"io"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -36,6 +37,10 @@ import (
 // anything else (a reset mid-answer, a bad answer, an answer too large for the
 // loop) ends its try as today. A request sent again is on a fresh connection,
 // so a second failure is a real one: the tries budget is never exceeded.
+// Sending again stays within Config.MaxUpstreamConns: at the cap an idle
+// connection is closed to make room, or the request waits in its pool until
+// a connection closes or goes idle (resendWaiting), within its try's
+// deadline. The depth is per address (ForwardDepth, upPool.depth).
 // Every request keeps its own per-try deadline from the moment it was queued,
 // so time spent waiting behind another counts; requests that wait behind an
 // unanswered one longer than pipelineRescue are sent again elsewhere
@@ -92,6 +97,9 @@ func (l *loop) enqueue(c *conn, ctx *fasthttp.RequestCtx, p *upPool, timeout tim
 // flushPipes sends the requests queued this round. A try that ends at once
 // (no connection) may queue another, which goes out in the same call.
 func (l *loop) flushPipes() {
+	if len(l.waitPools) > 0 {
+		l.resendWaiting()
+	}
 	for len(l.pendPools) > 0 {
 		p := l.pendPools[0]
 		n := copy(l.pendPools, l.pendPools[1:])
@@ -120,7 +128,7 @@ func (l *loop) dispatch(p *upPool, ents []pendReq, buf *[]byte) {
 		}
 	}
 	ents = ents[:k]
-	depth := l.s.cfg.PipelineDepth
+	depth := p.depth
 	for i := 0; i < len(ents); {
 		n := 1
 		var u *upConn
@@ -195,7 +203,8 @@ func (l *loop) startPipe(u *upConn, ents []pendReq, out *[]byte) {
 	l.upWrite(u)
 }
 
-// unqueue removes c from the requests queued this round.
+// unqueue removes c from the requests queued this round, or waiting for a
+// connection to be sent again.
 func (l *loop) unqueue(c *conn) {
 	c.up = nil
 	for _, p := range l.pendPools {
@@ -205,10 +214,29 @@ func (l *loop) unqueue(c *conn) {
 			}
 		}
 	}
+	for _, p := range l.waitPools {
+		for i, w := range p.waiting {
+			if w == c {
+				n := copy(p.waiting[i:], p.waiting[i+1:])
+				p.waiting[i+n] = nil
+				p.waiting = p.waiting[:i+n]
+				break
+			}
+		}
+	}
 }
 
 // dropQueued ends the queued requests' tries (the loop stops).
 func (l *loop) dropQueued() {
+	for _, p := range l.waitPools {
+		w := p.waiting
+		p.waiting = nil
+		for _, c := range w {
+			c.up = nil
+			l.complete(c, ErrClientGone)
+		}
+	}
+	l.waitPools = nil
 	for len(l.pendPools) > 0 {
 		p := l.pendPools[0]
 		l.pendPools = l.pendPools[1:]
@@ -506,11 +534,30 @@ func (l *loop) upAbort(u *upConn, err error) {
 
 // resend sends c's request again, alone on a fresh connection to p, within
 // what is left of its try's time. It does not end the try: the origin gave
-// no verdict on it.
+// no verdict on it. At Config.MaxUpstreamConns an idle connection makes room
+// (closed: the request goes on a fresh one); without one the request waits
+// until a connection closes or goes idle (resendWaiting), within its try's
+// deadline, so that sending again never takes more connections than a first
+// try may.
 func (l *loop) resend(p *upPool, c *conn) {
 	if c.gone || l.stopping {
 		l.complete(c, ErrClientGone)
 		return
+	}
+	if max := l.s.cfg.MaxUpstreamConns; max > 0 && p.open >= max {
+		if len(p.idle) == 0 {
+			if len(p.waiting) == 0 {
+				l.waitPools = append(l.waitPools, p)
+			}
+			p.waiting = append(p.waiting, c)
+			c.up = &l.waitUp
+			return
+		}
+		u := p.idle[0] // the oldest
+		n := copy(p.idle, p.idle[1:])
+		p.idle[n] = nil
+		p.idle = p.idle[:n]
+		l.upClose(u)
 	}
 	out := getBuf()
 	_ = l.appendRequest(out, &c.ctx.Request) // it was written once already
@@ -522,4 +569,25 @@ func (l *loop) resend(p *upPool, c *conn) {
 	}
 	l.retries.Add(1)
 	l.startPipe(nu, []pendReq{{c: c}}, out)
+}
+
+// resendWaiting sends again the requests waiting for a connection (resend)
+// to pools with room now, oldest first; the others wait on.
+func (l *loop) resendWaiting() {
+	max := l.s.cfg.MaxUpstreamConns
+	pools := l.waitPools
+	l.waitPools = nil
+	for _, p := range pools {
+		for len(p.waiting) > 0 && (max <= 0 || p.open < max || len(p.idle) > 0) {
+			c := p.waiting[0]
+			n := copy(p.waiting, p.waiting[1:])
+			p.waiting[n] = nil
+			p.waiting = p.waiting[:n]
+			c.up = nil
+			l.resend(p, c)
+		}
+		if len(p.waiting) > 0 && !slices.Contains(l.waitPools, p) {
+			l.waitPools = append(l.waitPools, p)
+		}
+	}
 }

@@ -26,6 +26,10 @@ type batchOrigin struct {
 	mu      sync.Mutex
 	batches [][]string // "METHOD /path" of each batch
 	conns   atomic.Int64
+	// open counts the connections the origin serves (one that it closes
+	// itself stops counting before its last answer goes out), peak the most
+	// at once.
+	open, peak atomic.Int64
 }
 
 // originAnswer is what a batchOrigin sends for one request: the raw answer,
@@ -51,6 +55,9 @@ func startBatchOrigin(t *testing.T, answer func(path, method string, pos, size i
 				return
 			}
 			o.conns.Add(1)
+			n := o.open.Add(1)
+			for p := o.peak.Load(); n > p && !o.peak.CompareAndSwap(p, n); p = o.peak.Load() {
+			}
 			go o.serve(c, answer)
 		}
 	}()
@@ -58,7 +65,13 @@ func startBatchOrigin(t *testing.T, answer func(path, method string, pos, size i
 }
 
 func (o *batchOrigin) serve(c net.Conn, answer func(path, method string, pos, size int) originAnswer) {
-	defer c.Close()
+	counted := true
+	defer func() {
+		if counted {
+			o.open.Add(-1)
+		}
+		c.Close()
+	}()
 	br := bufio.NewReader(c)
 	for {
 		// Read a batch: every request already buffered after the first.
@@ -89,6 +102,11 @@ func (o *batchOrigin) serve(c net.Conn, answer func(path, method string, pos, si
 			if a.raw == "" {
 				return
 			}
+			if a.close {
+				// Before the edge can read the answer and connect again.
+				o.open.Add(-1)
+				counted = false
+			}
 			if _, err := c.Write([]byte(a.raw)); err != nil || a.close {
 				return
 			}
@@ -113,6 +131,12 @@ func pipeLoops(t *testing.T, addr string, timeout time.Duration, depth int) (s *
 	t.Helper()
 	cfg := forwardAll(addr, timeout, nil)
 	cfg.PipelineDepth = depth
+	return blockLoops(t, cfg)
+}
+
+// blockLoops starts cfg's loops (light answers on) with pipeLoops' /block.
+func blockLoops(t *testing.T, cfg Config) (s *Server, edge string, block func(func())) {
+	t.Helper()
 	cfg.LightAnswers = true
 	cfg.MaxHeaderBytes = 16 << 10
 	started, release := make(chan struct{}, 1), make(chan struct{}, 1)

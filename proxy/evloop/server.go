@@ -84,6 +84,7 @@ type Config struct {
 	// the same address, written at the end of the round on an idle pooled
 	// connection, their answers read in order. It saves a write and a read on
 	// the upstream side per request behind the first. 0 or 1: off.
+	// ForwardDepth gives one address its own depth.
 	PipelineDepth int
 	// MaxForwardBytes bounds an answer body read on the loop (ErrTooLarge
 	// beyond); 0 means 1 MiB.

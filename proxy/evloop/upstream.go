@@ -64,6 +64,14 @@ type upPool struct {
 	pend      []pendReq
 	pendSpare []pendReq
 	pendBuf   *[]byte
+	// depth is the pipeline depth of the latest Forward to this address
+	// (ForwardDepth).
+	depth int
+	// waiting are requests to send again (resend) that found the pool at
+	// Config.MaxUpstreamConns: they go out, oldest first, at the end of a
+	// round in which a connection closed or went idle (flushPipes), or end
+	// with their try's deadline.
+	waiting []*conn
 }
 
 // upConn is one connection to an origin, owned by a loop.
@@ -101,6 +109,15 @@ type upConn struct {
 // request off. Any other error is a try that failed at once (a refused
 // connection); the caller decides as it would from Forwarded.
 func Forward(ctx *fasthttp.RequestCtx, addr string, timeout time.Duration) error {
+	return ForwardDepth(ctx, addr, timeout, -1)
+}
+
+// ForwardDepth is Forward with addr's own pipeline depth in place of
+// Config.PipelineDepth (an origin that handles pipelining badly: 0 or 1 turns
+// it off for that origin; negative: Config.PipelineDepth). The latest call
+// for an address sets the depth its queued requests go out with, so a new
+// value (a configuration reload) applies from the next round on.
+func ForwardDepth(ctx *fasthttp.RequestCtx, addr string, timeout time.Duration, depth int) error {
 	c, ok := ctx.Conn().(*conn)
 	if !ok || c.l == nil || c.l.s.cfg.Forwarded == nil || c.l.stopping || c.gone || (c.ctx != nil && c.ctx != ctx) {
 		return ErrUnsupported
@@ -117,7 +134,11 @@ func Forward(ctx *fasthttp.RequestCtx, addr string, timeout time.Duration) error
 	// As fasthttp's HostClient with DisablePathNormalizing: the request target
 	// goes out as the client sent it.
 	req.URI().DisablePathNormalizing = true
-	if l.s.cfg.PipelineDepth > 1 && pipelinable(req) {
+	if depth < 0 {
+		depth = l.s.cfg.PipelineDepth
+	}
+	p.depth = depth
+	if depth > 1 && pipelinable(req) {
 		return l.enqueue(c, ctx, p, timeout)
 	}
 	out := getBuf()
@@ -616,8 +637,9 @@ func (l *loop) forwardTimeout(c *conn) {
 		return
 	}
 	if u == &l.waitUp {
-		// Still queued (cannot happen: the queue is flushed before the
-		// timers run), but then the origin never saw it.
+		// Waiting for a connection to be sent again (resend); or still
+		// queued, which cannot happen: the queue is flushed before the
+		// timers run.
 		l.unqueue(c)
 		l.complete(c, fasthttp.ErrTimeout)
 		return
