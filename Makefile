@@ -38,7 +38,7 @@ fmt:
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS) || echo "staticcheck unavailable or reported problems (see above)"
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS) || echo "staticcheck unavailable or reported problems (see above)"
 
 vet:
 	$(GO) vet $(PKGS)
