@@ -3,7 +3,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -297,9 +296,9 @@ func TestH2CEventLoop(t *testing.T) {
 		t.Fatalf("h2c GET: %s %d %q", r.Proto, r.StatusCode, body)
 	}
 	for _, m := range []string{"GET", "PRX"} {
-		code, body := rawHTTP1(t, e.addr, m+" /y HTTP/1.1\r\nHost: shop.test\r\n\r\n")
-		if code != 200 || body != "hi "+m {
-			t.Fatalf("HTTP/1.1 %s on the h2c port: %d %q", m, code, body)
+		codes, last := rawExchange(t, e.addr, m+" /y HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+		if len(codes) != 1 || codes[0] != 200 || string(last.Body()) != "hi "+m {
+			t.Fatalf("HTTP/1.1 %s on the h2c port: %v %q", m, codes, last.Body())
 		}
 	}
 	if st := e.s.loops.Stats(); st.Detached != 2 {
@@ -319,23 +318,4 @@ func TestH2CEventLoop(t *testing.T) {
 	if got, err := io.ReadAll(p); len(got) != 0 || err != nil {
 		t.Fatalf("partial preface: read %q, %v; want a silent close", got, err)
 	}
-}
-
-// rawHTTP1 sends one HTTP/1.1 request as raw bytes and reads its answer.
-func rawHTTP1(t *testing.T, addr, req string) (int, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	var resp fasthttp.Response
-	if err := resp.Read(bufio.NewReader(c)); err != nil {
-		t.Fatalf("%q: %v", req, err)
-	}
-	return resp.StatusCode(), string(resp.Body())
 }

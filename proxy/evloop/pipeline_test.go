@@ -42,25 +42,14 @@ type originAnswer struct {
 
 func startBatchOrigin(t *testing.T, answer func(path, method string, pos, size int) originAnswer) *batchOrigin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &batchOrigin{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			o.conns.Add(1)
-			n := o.open.Add(1)
-			for p := o.peak.Load(); n > p && !o.peak.CompareAndSwap(p, n); p = o.peak.Load() {
-			}
-			go o.serve(c, answer)
+	o := &batchOrigin{}
+	o.ln = acceptEach(t, func(c net.Conn) {
+		o.conns.Add(1)
+		n := o.open.Add(1)
+		for p := o.peak.Load(); n > p && !o.peak.CompareAndSwap(p, n); p = o.peak.Load() {
 		}
-	}()
+		go o.serve(c, answer)
+	})
 	return o
 }
 

@@ -550,17 +550,7 @@ func idempotent(req *fasthttp.Request) bool {
 func (l *loop) upDone(u *upConn, reuse bool, err error) {
 	c := u.c
 	c.up, u.c = nil, nil
-	if u.in != nil {
-		putBuf(u.in)
-		u.in = nil
-	}
-	if reuse && !l.stopping {
-		u.reused, u.idleSince, u.need, u.got = true, l.now, 0, false
-		l.upInterest(u, unix.EPOLLIN)
-		u.pool.idle = append(u.pool.idle, u)
-	} else {
-		l.upClose(u)
-	}
+	l.upRelease(u, reuse)
 	l.complete(c, err)
 }
 

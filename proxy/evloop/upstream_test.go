@@ -29,11 +29,38 @@ type rawOrigin struct {
 
 func startRawOrigin(t *testing.T, answer func(conn, req int) (string, bool)) *rawOrigin {
 	t.Helper()
+	o := &rawOrigin{}
+	o.ln = acceptEach(t, func(c net.Conn) {
+		i := int(o.conns.Add(1)) - 1
+		go func() {
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for j := 0; ; j++ {
+				var req fasthttp.Request
+				if err := req.Read(br); err != nil {
+					return
+				}
+				a, closeAfter := answer(i, j)
+				if a == "" {
+					return
+				}
+				if _, err := c.Write([]byte(a)); err != nil || closeAfter {
+					return
+				}
+			}
+		}()
+	})
+	return o
+}
+
+// acceptEach listens on 127.0.0.1 and calls onConn, on the accepting
+// goroutine, for every connection until the test ends (test origins).
+func acceptEach(t *testing.T, onConn func(net.Conn)) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &rawOrigin{ln: ln}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -41,27 +68,10 @@ func startRawOrigin(t *testing.T, answer func(conn, req int) (string, bool)) *ra
 			if err != nil {
 				return
 			}
-			i := int(o.conns.Add(1)) - 1
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for j := 0; ; j++ {
-					var req fasthttp.Request
-					if err := req.Read(br); err != nil {
-						return
-					}
-					a, closeAfter := answer(i, j)
-					if a == "" {
-						return
-					}
-					if _, err := c.Write([]byte(a)); err != nil || closeAfter {
-						return
-					}
-				}
-			}()
+			onConn(c)
 		}
 	}()
-	return o
+	return ln
 }
 
 // forwardAll is a loop config whose Inline forwards every request to addr with
