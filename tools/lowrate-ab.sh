@@ -12,24 +12,7 @@ A=$2
 BB=$3
 LOOPS=${LOOPS:-"1 2"}
 RATE=${RATE:-500}
-W=$(mktemp -d)
-cat >$W/one.yaml <<YAML
-name: one
-description: one cacheable product, constant rate
-duration: 10s
-timeout: 5s
-rate:
-  - profile: constant
-    rps: $RATE
-requests:
-  - {name: product, weight: 1, path: /api/products/1/}
-YAML
-redis-server --port 19379 --save '' --appendonly no >/dev/null 2>&1 &
-R=$!
-$B/stack fixed-origin --listen 127.0.0.1:19101 --size 13000 --name f1 --cacheable --catalog >/dev/null 2>&1 &
-O1=$!
-trap 'kill $O1 $R 2>/dev/null' EXIT
-sleep 1
+. "$(dirname "$0")/lowrate-setup.sh"
 EV=task-clock,context-switches,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_poll,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev
 echo "round loops build requests us_per_req switches epoll_pwait poll futex nanosleep read write writev"
 for r in $(seq 1 $ROUNDS); do

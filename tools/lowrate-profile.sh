@@ -4,14 +4,8 @@
 # Writes $OUT/perf-CORE.data and $OUT/gctrace-CORE.txt. Run under the bench lock.
 B=${B:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 OUT=${OUT:-/tmp}
-CORE=${1:-goroutine}; shift
-W=$(mktemp -d)
-printf 'name: one\ndescription: one cacheable product\nduration: 10s\ntimeout: 5s\nrate:\n  - profile: constant\n    rps: 500\nrequests:\n  - {name: product, weight: 1, path: /api/products/1/}\n' >$W/one.yaml
-redis-server --port 19379 --save '' --appendonly no >/dev/null 2>&1 &
-R=$!
-$B/stack fixed-origin --listen 127.0.0.1:19101 --size 13000 --name f1 --cacheable --catalog >/dev/null 2>&1 &
-O1=$!
-sleep 1
+CORE=${1:-eventloop}; shift
+. "$(dirname "$0")/lowrate-setup.sh"
 env "$@" GODEBUG=gctrace=1 EDGE_ACCESS_LOG=off $B/edge --listen 127.0.0.1:19100 --admin-listen 127.0.0.1:19199 \
   --redis-url redis://127.0.0.1:19379/0 --io $CORE --upstream f1=http://127.0.0.1:19101 >$W/edge.log 2>&1 &
 E=$!
@@ -21,4 +15,4 @@ grep -c '^gc ' $W/edge.log >$OUT/gc-before-$CORE.txt
 perf record -q -g -F 2000 -p $E -o $OUT/perf-$CORE.data -- \
   $B/loadgen attack --campaign $W/one.yaml --target edge=http://127.0.0.1:19100 --quiet --output /dev/null >/dev/null 2>&1
 cp $W/edge.log $OUT/gctrace-$CORE.txt
-kill $E $O1 $R
+kill $E

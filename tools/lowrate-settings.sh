@@ -8,24 +8,7 @@ B=${B:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 ROUNDS=${1:-3}
 SETTINGS=${SETTINGS:-"default GOMAXPROCS=1 GOGC=400"}
 CORES=${CORES:-"goroutine eventloop"}
-W=$(mktemp -d)
-cat >$W/one.yaml <<YAML
-name: one
-description: one cacheable product, constant rate
-duration: 10s
-timeout: 5s
-rate:
-  - profile: constant
-    rps: 500
-requests:
-  - {name: product, weight: 1, path: /api/products/1/}
-YAML
-redis-server --port 19379 --save '' --appendonly no >/dev/null 2>&1 &
-R=$!
-$B/stack fixed-origin --listen 127.0.0.1:19101 --size 13000 --name f1 --cacheable --catalog >/dev/null 2>&1 &
-O1=$!
-trap 'kill $O1 $R 2>/dev/null' EXIT
-sleep 1
+. "$(dirname "$0")/lowrate-setup.sh"
 # perf stat -x, fields: value,unit,event,...
 stat() { awk -F, -v e="$1" '$3==e {print $1}' "$2"; }
 echo "round setting core rate requests us_per_req switches_per_req migrations"
