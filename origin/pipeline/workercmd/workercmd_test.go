@@ -259,7 +259,13 @@ func TestRunConfirmsAndServesMetrics(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The order is confirmed in the database before the worker counts it
+	// (and acknowledges the stream entry): wait for the count too.
 	body := get(t, "http://"+addr+"/metrics", http.StatusOK)
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(body, "novashop_pipeline_processed_total 1") && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+		body = get(t, "http://"+addr+"/metrics", http.StatusOK)
+	}
 	for _, want := range []string{"novashop_pipeline_processed_total 1", "novashop_pipeline_stream_lag", "novashop_pipeline_pending",
 		"novashop_pipeline_retried_total 0", "novashop_pipeline_dead_lettered_total 0", "process_resident_memory_bytes"} {
 		if !strings.Contains(body, want) {
