@@ -451,10 +451,10 @@ func (c *Cache) store(e *entry, tags []string, primary []byte, f *fillReq, fillT
 	// touches these keys before we insert, the insert is refused. Our own
 	// SET is not pushed back to us (NOLOOP), so the inserted entry stays
 	// until someone else changes the key.
-	tkEntry := c.local.begin(ks)
+	tkEntry := c.local.beginWrite(ks)
 	var tkIdx ticket
 	if newIdx {
-		tkIdx = c.local.begin(string(primary))
+		tkIdx = c.local.beginWrite(string(primary))
 	}
 	res, err := c.t.do(cmds...)
 	if err != nil {

@@ -56,11 +56,19 @@ type localShard struct {
 	mu  stripe.RWMutex
 	m   map[string]*record
 	seq uint64
+	// writes counts this edge's own stores into the shard (beginWrite and
+	// a writer's insert). Our own SETs are not pushed back to us (NOLOOP),
+	// so seq does not move when we write: without writes, a read that
+	// started before our SET and finished after it would put the older
+	// value back over ours, and no push would ever remove it.
+	writes uint64
 }
 
-// ticket identifies the table state a Redis read started from.
+// ticket identifies the table state a Redis read (or, from beginWrite, a
+// Redis write) started from.
 type ticket struct {
-	seq, flushes uint64
+	seq, flushes, writes uint64
+	writer               bool
 }
 
 func newLocalTable(maxBytes int64) *localTable {
@@ -116,9 +124,23 @@ func (t *localTable) begin(key string) ticket {
 	s := t.shardString(key)
 	f := t.flushes.Load()
 	mu := s.mu.RLock(0)
-	seq := s.seq
+	seq, w := s.seq, s.writes
 	mu.RUnlock()
-	return ticket{seq: seq, flushes: f}
+	return ticket{seq: seq, flushes: f, writes: w}
+}
+
+// beginWrite returns the ticket for inserting what this edge is about to
+// write to Redis under key. It bumps the shard's writes, so reads already
+// in flight (which may return the value being replaced) cannot insert; the
+// writer's own insert then replaces whatever a read inserted meanwhile.
+func (t *localTable) beginWrite(key string) ticket {
+	s := t.shardString(key)
+	f := t.flushes.Load()
+	s.mu.Lock()
+	s.writes++
+	tk := ticket{seq: s.seq, flushes: f, writes: s.writes, writer: true}
+	s.mu.Unlock()
+	return tk
 }
 
 // insert stores r under key unless an invalidation or flush happened since
@@ -134,11 +156,29 @@ func (t *localTable) insert(key string, r *record, tk ticket, tick int64) bool {
 		s.mu.Unlock()
 		return false
 	}
+	if s.writes != tk.writes {
+		// A store of ours began or landed since the ticket. A read may
+		// hold the value it replaced: refused. Two of our writes
+		// overlapped: which SET Redis applied last is unknown here, so
+		// neither is kept and the next read fetches the survivor.
+		if tk.writer {
+			if old := s.m[key]; old != nil {
+				t.used.Add(-old.size)
+				delete(s.m, key)
+			}
+			s.writes++
+		}
+		s.mu.Unlock()
+		return false
+	}
 	if old := s.m[key]; old != nil {
 		t.used.Add(-old.size)
 	}
 	s.m[key] = r
 	t.used.Add(r.size)
+	if tk.writer {
+		s.writes++
+	}
 	s.mu.Unlock()
 	if t.used.Load() > t.maxBytes {
 		t.evict(key)

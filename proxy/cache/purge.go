@@ -165,7 +165,7 @@ func (c *Cache) Purge(ctx context.Context, keys, tags []string, prefix string, s
 		// The ticket is taken before the INCR: if any other bump's push
 		// arrives first, the insert is refused rather than keeping an older
 		// version.
-		tk := c.local.begin(k)
+		tk := c.local.beginWrite(k)
 		res, err := c.t.do(cli.B().Incr().Key(k).Build())
 		if err != nil {
 			return n, purgeErr(err)
