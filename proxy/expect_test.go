@@ -35,6 +35,10 @@ func testEdgeExpectContinue(t *testing.T, stream int) {
 	cfg.Limits.StreamRequestBytes = stream
 	cfg.Limits.MaxBodyBytes = 1 << 20
 	e := startEdge(t, cfg, Options{JWTSecret: testSecret})
+	shopper := "Authorization: Bearer " + token(t, "42", "shopper", time.Minute, testSecret)
+	staff := "Authorization: Bearer " + token(t, "1", "staff", time.Minute, testSecret)
+	expired := "Authorization: Bearer " + token(t, "42", "shopper", -time.Hour, testSecret)
+	forged := "Authorization: Bearer " + token(t, "1", "staff", time.Minute, []byte("another-secret-that-is-long-enough-00"))
 	const (
 		cl      = "POST /up HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
 		chunked = "POST /up HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -62,9 +66,16 @@ func testEdgeExpectContinue(t *testing.T, stream int) {
 		{"unsupported expectation", "POST /up HTTP/1.1\r\nHost: shop\r\nExpect: foo\r\nContent-Length: 5\r\n\r\n", "hello", 0, 200},
 		// Refused from the header section alone: 413 at once, no 100.
 		{"Content-Length over max_body_bytes", "POST /up HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n", "", 0, 413},
-		// The route's token is checked by the handler, which runs once the
-		// body is read: the edge sends 100, then 401.
-		{"protected route without a token", "POST /api/cart/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", "hello", 1, 401},
+		// A protected route's token is judged from the header section too:
+		// a client is not asked for a body only to be told 401 or 403.
+		{"protected route without a token", "POST /api/cart/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", "hello", 0, 401},
+		{"protected route without a token, chunked", "POST /api/cart/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n", chunks, 0, 401},
+		{"protected route, expired token", "POST /api/cart/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\n" + expired + "\r\nContent-Length: 5\r\n\r\n", "hello", 0, 401},
+		{"protected route, forged token", "POST /api/cart/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\n" + forged + "\r\nContent-Length: 5\r\n\r\n", "hello", 0, 401},
+		{"staff route, shopper's token", "POST /api/products/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\n" + shopper + "\r\nContent-Length: 5\r\n\r\n", "hello", 0, 403},
+		// A valid token gets its 100 and the body goes on to the origin.
+		{"protected route, valid token", "POST /api/cart/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\n" + shopper + "\r\nContent-Length: 5\r\n\r\n", "hello", 1, 200},
+		{"staff route, staff token, chunked", "POST /api/products/ HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\n" + staff + "\r\nTransfer-Encoding: chunked\r\n\r\n", chunks, 1, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,7 +96,7 @@ func testEdgeExpectContinue(t *testing.T, stream int) {
 			if tt.status != 200 {
 				wantJSONError(t, r, tt.status)
 			}
-			if tt.status == 413 && !r.ConnectionClose() {
+			if tt.status >= 400 && !r.ConnectionClose() {
 				// The client may send the body anyway: the edge does not read it.
 				t.Error("413 without Connection: close")
 			}

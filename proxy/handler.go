@@ -293,19 +293,11 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 		}
 		id, err := s.verifier.Verify(token, nowT)
 		if err != nil {
-			s.metrics.jwtInvalid.Inc()
-			msg := "invalid access token"
-			if errors.Is(err, auth.ErrExpired) {
-				msg = "access token expired"
-			} else if errors.Is(err, auth.ErrKeysUnavailable) {
-				msg = "token keys unavailable"
-			}
-			s.deny(ctx, acc, msg, true)
+			s.refuseToken(ctx, acc, err)
 			return false
 		}
 		if acc == accessStaffAPI && !id.IsStaff() {
-			s.metrics.jwtForbidden.Inc()
-			writeError(ctx, fasthttp.StatusForbidden, "staff only")
+			s.refuseStaffOnly(ctx)
 			return false
 		}
 		h.Set(headerUserID, id.UserID)
@@ -449,6 +441,66 @@ func (s *Server) deny(ctx *fasthttp.RequestCtx, acc access, msg string, hadToken
 		ctx.Response.Header.Set("WWW-Authenticate", "Bearer")
 	}
 	writeError(ctx, fasthttp.StatusUnauthorized, msg)
+}
+
+// refuseToken answers a request whose access token failed verification.
+func (s *Server) refuseToken(ctx *fasthttp.RequestCtx, acc access, err error) {
+	s.metrics.jwtInvalid.Inc()
+	msg := "invalid access token"
+	if errors.Is(err, auth.ErrExpired) {
+		msg = "access token expired"
+	} else if errors.Is(err, auth.ErrKeysUnavailable) {
+		msg = "token keys unavailable"
+	}
+	s.deny(ctx, acc, msg, true)
+}
+
+// refuseStaffOnly answers a shopper's valid token on a staff route.
+func (s *Server) refuseStaffOnly(ctx *fasthttp.RequestCtx) {
+	s.metrics.jwtForbidden.Inc()
+	writeError(ctx, fasthttp.StatusForbidden, "staff only")
+}
+
+// refuseBeforeBody answers, from the header section alone, a request whose
+// token the handler would refuse whatever its body: a protected route with
+// no token, an invalid or expired one, or a shopper's on a staff route. It
+// runs where a client waits for 100 Continue (RFC 9110 §10.1.1), so a client
+// is not asked to send a body only to be told 401. It neither waits (a token
+// the edge could only judge after fetching the JWKS is left to the handler)
+// nor takes rate-limit tokens; the handler repeats every check once the body
+// is in. It reports whether it answered.
+func (s *Server) refuseBeforeBody(ctx *fasthttp.RequestCtx) bool {
+	rt := s.rt.Load()
+	if rt.cfg.JWT.Disabled {
+		return false
+	}
+	acc := routeAccess(ctx.Request.Header.Method(), ctx.Path())
+	if acc == accessPublic {
+		return false
+	}
+	if s.verifier == nil {
+		s.metrics.jwtInvalid.Inc()
+		s.deny(ctx, acc, "the edge has no token key configured", false)
+		return true
+	}
+	token := auth.TokenFromRequest(&ctx.Request, rt.cfg.JWT.CookieName)
+	if len(token) == 0 {
+		s.metrics.jwtMissing.Inc()
+		s.deny(ctx, acc, "missing access token", false)
+		return true
+	}
+	id, err := s.verifier.VerifyOffline(token, time.Now())
+	switch {
+	case errors.Is(err, auth.ErrKeysUnavailable), errors.Is(err, auth.ErrUnknownKey):
+		return false // needs the JWKS: the handler fetches and decides
+	case err != nil:
+		s.refuseToken(ctx, acc, err)
+		return true
+	case acc == accessStaffAPI && !id.IsStaff():
+		s.refuseStaffOnly(ctx)
+		return true
+	}
+	return false
 }
 
 // tooMany answers 429 with Retry-After in whole seconds, at least 1 (RFC 9110 §10.2.3).

@@ -42,6 +42,16 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		Handler:      s.public.Handler,
 		Inline:       inline,
 		ErrorHandler: s.handleParseError,
+		// A protected route's missing or invalid token is answered before
+		// 100 Continue, as the goroutine core's expectHandler does.
+		Expect: func(ctx *fasthttp.RequestCtx) bool {
+			if !s.refuseBeforeBody(ctx) {
+				return false
+			}
+			ensureDateNow(&ctx.Response.Header)
+			s.metrics.Request(ctx.Response.StatusCode())
+			return true
+		},
 		// As on the goroutine core: a cache hit keeps its stored Date (date.go).
 		NoDefaultDate: true,
 		// A detached connection (streamed upload) goes on through the same

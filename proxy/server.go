@@ -231,14 +231,20 @@ func (s *Server) newPublicServer(cfg config.Config, handler fasthttp.RequestHand
 // there (413, the answer handleParseError gives for a body too large, and a
 // close), so the client is not asked for a body the edge would refuse; with
 // streaming (limits.stream_request_bytes) fasthttp would otherwise send 100
-// and wait for it. Everything else, a protected route's token included, is
-// judged by the handler once the body is in, after the 100.
+// and wait for it. So is a protected route's missing or invalid token
+// (refuseBeforeBody). Everything else is judged by the handler once the body
+// is in, after the 100.
 func (s *Server) expectHandler(maxBody int) func(*fasthttp.RequestCtx) int {
 	return func(ctx *fasthttp.RequestCtx) int {
 		if maxBody > 0 && ctx.Request.Header.ContentLength() > maxBody {
 			// fasthttp keeps ctx.Response and only sets the status we return.
 			s.handleParseError(ctx, fasthttp.ErrBodyTooLarge)
 			return fasthttp.StatusRequestEntityTooLarge
+		}
+		if s.refuseBeforeBody(ctx) {
+			ensureDateNow(&ctx.Response.Header)
+			s.metrics.Request(ctx.Response.StatusCode())
+			return ctx.Response.StatusCode()
 		}
 		return fasthttp.StatusContinue
 	}

@@ -374,3 +374,35 @@ func TestCloseIsIdempotent(t *testing.T) {
 		t.Fatalf("Verify after Close: %v", err)
 	}
 }
+
+// TestVerifyOfflineNeverFetches: VerifyOffline judges what the key set in
+// hand can judge and reports ErrUnknownKey, without a fetch, where Verify
+// would go to the JWKS endpoint; Verify then fetches and decides.
+func TestVerifyOfflineNeverFetches(t *testing.T) {
+	ks := newKeyServer(t)
+	ks.publish(map[string]any{"k1": edKey("k1").Public()})
+	v := newVerifier(t, Config{JWKSURL: ks.srv.URL, JWKSRefresh: time.Hour, JWKSMinRefetch: time.Millisecond, CacheSize: -1})
+	start := ks.hits.Load()
+	if _, err := v.VerifyOffline(edToken(t, "k1", "k1", now), now); err != nil {
+		t.Fatalf("token of a key in hand: %v", err)
+	}
+	if _, err := v.VerifyOffline(edToken(t, "forged", "k1", now), now); !errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("known kid, wrong signature: %v, want ErrInvalidToken", err)
+	}
+	if _, err := v.VerifyOffline(edToken(t, "k1", "k1", now.Add(-2*time.Hour)), now); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired token: %v, want ErrExpired", err)
+	}
+	ks.publish(map[string]any{"k1": edKey("k1").Public(), "k2": edKey("k2").Public()})
+	if _, err := v.VerifyOffline(edToken(t, "k2", "k2", now), now); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("kid not in hand: %v, want ErrUnknownKey", err)
+	}
+	if got := ks.hits.Load() - start; got != 0 {
+		t.Fatalf("VerifyOffline fetched the JWKS %d times", got)
+	}
+	if _, err := v.Verify(edToken(t, "k2", "k2", now), now); err != nil {
+		t.Fatalf("Verify of the rotated-in key: %v", err)
+	}
+	if got := ks.hits.Load() - start; got != 1 {
+		t.Fatalf("Verify fetched %d times, want 1", got)
+	}
+}

@@ -133,6 +133,28 @@ func (v *Verifier) Verify(token []byte, now time.Time) (Identity, error) {
 	return id, nil
 }
 
+// VerifyOffline is Verify without the network: where Verify would fetch
+// the JWKS (no key set yet, or a kid the set does not hold) it reports
+// ErrKeysUnavailable or ErrUnknownKey instead. It serves checks made where
+// waiting is not allowed, such as deciding on an event loop whether to send
+// 100 Continue; Verify makes the final decision.
+func (v *Verifier) VerifyOffline(token []byte, now time.Time) (Identity, error) {
+	if len(token) == 0 {
+		return Identity{}, ErrNoToken
+	}
+	if len(token) > MaxTokenSize {
+		return Identity{}, invalid(ErrInvalidToken, fmt.Sprintf("token is %d bytes, the limit is %d", len(token), MaxTokenSize))
+	}
+	gen := v.generation()
+	if v.cache != nil {
+		if id, ok := v.cache.get(token, now.UnixNano(), gen); ok {
+			return id, nil
+		}
+	}
+	id, _, err := v.verifyWith(token, now, false)
+	return id, err
+}
+
 // KeysLoaded reports whether the verifier can check signatures: always for
 // a secret or key file, and for JWKS once the endpoint has answered once.
 // The edge's readiness check can use it.
@@ -175,10 +197,15 @@ func (c *claims) Validate() error {
 // verify runs the full check: structure, pinned algorithm, signature, then
 // claims at now.
 func (v *Verifier) verify(token []byte, now time.Time) (Identity, time.Time, error) {
+	return v.verifyWith(token, now, true)
+}
+
+// verifyWith is verify; fetch false never refetches the JWKS (VerifyOffline).
+func (v *Verifier) verifyWith(token []byte, now time.Time, fetch bool) (Identity, time.Time, error) {
 	opts := append(v.opts[:len(v.opts):len(v.opts)], jwt.WithTimeFunc(func() time.Time { return now }))
 	keyfunc := v.keyfunc
 	if v.jwks != nil {
-		keyfunc = func(t *jwt.Token) (any, error) { return v.jwksKey(t, now) }
+		keyfunc = func(t *jwt.Token) (any, error) { return v.jwksKey(t, now, fetch) }
 	}
 	var c claims
 	_, err := jwt.NewParser(opts...).ParseWithClaims(string(token), &c, keyfunc)
@@ -202,14 +229,16 @@ func (v *Verifier) verify(token []byte, now time.Time) (Identity, time.Time, err
 // (rate-limited) if the kid is unknown, or every key of t's algorithm when
 // t has no kid. A key only verifies the algorithm of its own type, so an
 // HS256 token can never be checked against a public key's bytes.
-func (v *Verifier) jwksKey(t *jwt.Token, now time.Time) (any, error) {
+func (v *Verifier) jwksKey(t *jwt.Token, now time.Time, fetch bool) (any, error) {
 	s := v.jwks
 	alg := t.Method.Alg()
 	kidVal, hasKID := t.Header["kid"]
 	if !hasKID {
 		set := s.set.Load()
 		if set == nil {
-			s.refetchForUnknownKID(now)
+			if fetch {
+				s.refetchForUnknownKID(now)
+			}
 			if set = s.set.Load(); set == nil {
 				return nil, ErrKeysUnavailable
 			}
@@ -227,7 +256,9 @@ func (v *Verifier) jwksKey(t *jwt.Token, now time.Time) (any, error) {
 	set := s.set.Load()
 	k, found := lookupKID(set, kid)
 	if !found {
-		s.refetchForUnknownKID(now)
+		if fetch {
+			s.refetchForUnknownKID(now)
+		}
 		set = s.set.Load()
 		if set == nil {
 			return nil, ErrKeysUnavailable

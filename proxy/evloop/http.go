@@ -21,6 +21,8 @@ import (
 var (
 	errIncomplete = errors.New("evloop: incomplete request")
 	errDetach     = errors.New("evloop: streamed body")
+	// errRefused: Config.Expect answered from the header section.
+	errRefused = errors.New("evloop: refused before 100 Continue")
 	// errTimeout is what ErrorHandler sees for a request not read in time; it
 	// reports Timeout() like the goroutine core's read deadline does.
 	errTimeout = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
@@ -199,7 +201,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 			l.fr.Reset()
 			_, m, _, _ = l.fr.ScanMessage(b[skip:skip+fn], true)
 		}
-		n, err = l.parse(c, ctx, msg[:m])
+		n, err = l.parse(c, ctx, msg[:m], false)
 		if err == errIncomplete {
 			// fasthttp wants more than the framer's complete message: the two
 			// disagree on the framing, so refuse rather than guess.
@@ -227,7 +229,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 			cp, w := l.withoutDropped(msg)
 			msg = cp[:w]
 		}
-		n, err = l.parse(c, ctx, msg)
+		n, err = l.parse(c, ctx, msg, true)
 		if err == nil {
 			c.need = len(b) + 1
 			err = errIncomplete
@@ -251,6 +253,14 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		l.putCtx(ctx)
 		l.detach(c, b[skip:])
 		return 0
+	case errRefused:
+		// The final answer instead of the 100; the client may be sending
+		// the body already, so the connection closes.
+		noteRequest(c, ctx)
+		ctx.SetConnectionClose()
+		l.respond(c, ctx)
+		l.putCtx(ctx)
+		return len(b)
 	default:
 		noteRequest(c, ctx)
 		l.s.cfg.ErrorHandler(ctx, err)
@@ -304,7 +314,11 @@ func (l *loop) withoutDropped(b []byte) ([]byte, int) {
 
 // parse reads one request from b into ctx with fasthttp's own parser, so the
 // loop keeps the goroutine core's strictness. errIncomplete means wait for more.
-func (l *loop) parse(c *conn, ctx *fasthttp.RequestCtx, b []byte) (int, error) {
+// partial says the framer has not found the message's end in b: a request
+// expecting 100 Continue is then shown to Config.Expect (errRefused) before
+// its body is read, since fasthttp resets the request on an incomplete
+// chunked body.
+func (l *loop) parse(c *conn, ctx *fasthttp.RequestCtx, b []byte, partial bool) (int, error) {
 	cfg := &l.s.cfg
 	l.br.Reset(b)
 	l.bu.Reset(&l.br)
@@ -319,6 +333,9 @@ func (l *loop) parse(c *conn, ctx *fasthttp.RequestCtx, b []byte) (int, error) {
 	}
 	head := len(b) - l.br.Len() - l.bu.Buffered()
 	l.expect100 = req.MayContinue()
+	if l.expect100 && partial && !c.sentContinue && cfg.Expect != nil && cfg.Expect(ctx) {
+		return head, errRefused
+	}
 	cl := req.Header.ContentLength()
 	switch {
 	case cl == -1: // chunked

@@ -33,6 +33,13 @@ type Config struct {
 	// ErrorHandler answers a request that could not be read (bad syntax, too
 	// large, timed out), as fasthttp.Server.ErrorHandler does.
 	ErrorHandler func(ctx *fasthttp.RequestCtx, err error)
+	// Expect, when set, runs on the loop for a request with Expect:
+	// 100-continue whose header section is in and whose body is not, before
+	// the loop sends 100 Continue; it must not block. If it answered ctx
+	// (true), that answer goes out instead of the 100 and the connection
+	// closes, since the client may already be sending the body
+	// (fasthttp.Server.ExpectHandler's role).
+	Expect func(ctx *fasthttp.RequestCtx) bool
 	// Fallback serves a connection the loop gives up (a streamed request body);
 	// the goroutine core's fasthttp.Server.ServeConn. The conn replays the bytes the
 	// loop had read. Nil answers such requests 413 instead.
