@@ -83,7 +83,8 @@ Flags:
   GOMEMLIMIT (Go runtime) bounds the heap: budget ~1.7x cache.max_memory_bytes.
 
 Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the file (upstreams,
-balancer, health, retries, timeouts, limits, rate limits, TLS certificates).
+balancer, health, retries, rate limits, forwarded, TLS certificates, and some
+timeouts and limits); changed keys it cannot apply are named in a warning.
 `
 
 // newFlagSet defines the command line into f. The usage text is written by hand
@@ -326,8 +327,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				continue
 			}
 			_ = srv.ReloadCertificates(next.TLS.Certificates)
-			if next.Listen != cfg.Listen || next.AdminListen != cfg.AdminListen || next.JWT != cfg.JWT || next.Cache != cfg.Cache || next.TLS.Listen != cfg.TLS.Listen {
-				log.Warn("edge: listen addresses, jwt and cache settings change only on restart")
+			// cfg is the configuration the process started with: the keys
+			// a reload cannot apply still have its values.
+			if keys := config.RestartOnly(cfg, next); len(keys) > 0 {
+				log.Warn("edge: changed settings that take effect only on restart (origins added by this reload get the new connection settings)", zap.Strings("keys", keys))
 			}
 			log.Info("edge: reloaded", zap.String("config", f.config))
 		case err := <-errc:

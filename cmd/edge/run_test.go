@@ -213,15 +213,16 @@ func TestServeReloadShutdown(t *testing.T) {
 	defer origin.Shutdown() //nolint:errcheck
 
 	t.Setenv("JWT_SECRET", "")
+	t.Setenv("EDGE_IO", "") // the file's io, changed below, must count
 	dir := t.TempDir()
 	file := filepath.Join(dir, "edge.yaml")
-	write := func(policy string) {
-		y := fmt.Sprintf("listen: '127.0.0.1:0'\nadmin_listen: '127.0.0.1:0'\nupstreams: [{name: o1, url: 'http://%s'}]\nbalancer: {policy: %s}\naccess_log: {enabled: false}\n", ln.Addr(), policy)
+	write := func(policy string, extra string) {
+		y := fmt.Sprintf("listen: '127.0.0.1:0'\nadmin_listen: '127.0.0.1:0'\nupstreams: [{name: o1, url: 'http://%s'}]\nbalancer: {policy: %s}\naccess_log: {enabled: false}\n%s", ln.Addr(), policy, extra)
 		if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("round-robin")
+	write("round-robin", "")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
@@ -251,20 +252,25 @@ func TestServeReloadShutdown(t *testing.T) {
 		t.Fatalf("forward: %d %s", code, body)
 	}
 
-	write("p2c-ewma")
+	// The balancer reloads; the read timeout and the I/O core need a
+	// restart, which the reload's warning names.
+	write("p2c-ewma", "timeouts: {read: 7s}\nio: goroutine\n")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(5 * time.Second)
 	for {
 		_, body, _ := get(admin, "/admin/upstreams")
-		if strings.Contains(body, `"balancer":"p2c-ewma"`) {
+		if strings.Contains(body, `"balancer":"p2c-ewma"`) && strings.Contains(errOut.String(), "edge: reloaded") {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("SIGHUP did not reload: %s\n%s", body, errOut.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if log := errOut.String(); !strings.Contains(log, "take effect only on restart") || !strings.Contains(log, `"keys":["io","timeouts.read"]`) {
+		t.Errorf("the reload did not name the restart-only keys it left: %s", log)
 	}
 
 	cancel()
