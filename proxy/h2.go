@@ -65,9 +65,11 @@ type h2Front struct {
 	srv     *http2.Server
 	base    *http.Server
 	maxBody int
-	ctxs    sync.Pool
-	conns   sync.WaitGroup
-	open    atomic.Int64
+	// fields are the HTTP/1.1 per-line limits carried over (h2srv.FieldLimits).
+	fields h2srv.FieldLimits
+	ctxs   sync.Pool
+	conns  sync.WaitGroup
+	open   atomic.Int64
 	// workers run the bridge on goroutines whose stacks stay grown.
 	workers h2Workers
 	// writeTimeout bounds each write to a connection (x/net's WriteByteTimeout).
@@ -114,7 +116,8 @@ func newH2Front(s *Server, log *zap.Logger, handler fasthttp.RequestHandler, cfg
 	if write <= 0 {
 		write = h2DefaultWriteBound
 	}
-	f := &h2Front{handler: handler, log: log, maxBody: cfg.Limits.MaxBodyBytes}
+	f := &h2Front{handler: handler, log: log, maxBody: cfg.Limits.MaxBodyBytes,
+		fields: h2srv.FieldLimits{MaxFields: cfg.Limits.MaxHeaderFields, MaxFieldBytes: cfg.Limits.MaxFieldLineBytes}}
 	f.workers.init(h2WorkersMax, h2WorkersMaxIdle)
 	f.writeTimeout = write
 	set := s.metrics.set
@@ -164,6 +167,7 @@ func (f *h2Front) setupNative(cfg config.Config, in *h2Inline, count func(string
 		Handler:              f.nativeHandle,
 		MaxConcurrentStreams: h2MaxStreams,
 		MaxHeaderListSize:    uint32(max(cfg.Limits.MaxHeaderBytes, 0)),
+		Fields:               f.fields,
 		MaxBodyBytes:         f.maxBody,
 		StreamWindow:         h2UploadPerStream,
 		ConnWindow:           h2UploadPerConn,
@@ -323,6 +327,17 @@ func (f *h2Front) bridge(w http.ResponseWriter, r *http.Request) {
 	}()
 	ctx.Init2(conn, zapPrintf{f.log}, false)
 
+	if f.fields != (h2srv.FieldLimits{}) {
+		fc := f.fields.Counter()
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				if fc.Add(k, v) != "" {
+					writeH2Error(w, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
+					return
+				}
+			}
+		}
+	}
 	req := &ctx.Request
 	req.Header.SetMethod(r.Method)
 	req.SetRequestURI(r.RequestURI)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -70,6 +71,15 @@ func TestHTTP3SamePipeline(t *testing.T) {
 	}
 	if r, body := get(t, hc, base+"/api/orders"); r.StatusCode != 401 || !strings.HasPrefix(body, `{"error":`) {
 		t.Errorf("protected route over h3: %d %s", r.StatusCode, body)
+	}
+	// The HTTP/1.1 per-line limits hold over HTTP/3 too (the default
+	// limits.max_header_fields: 100).
+	many := make([]string, 0, 101)
+	for i := 0; i < 101; i++ {
+		many = append(many, fmt.Sprintf("X-F%d: v", i))
+	}
+	if r, body := get(t, hc, base+"/p", many...); r.StatusCode != 431 || !strings.HasPrefix(body, `{"error":`) {
+		t.Errorf("101 header fields over h3: %d %s", r.StatusCode, body)
 	}
 	// Alt-Svc on HTTPS over TCP (HTTP/2 here).
 	r, _ = get(t, h2Client(ca), base+"/p")

@@ -897,6 +897,17 @@ func (c *conn) headers(f *http2.MetaHeadersFrame) error {
 		c.mu.Unlock()
 		return nil
 	}
+	if c.cfg.Fields != (FieldLimits{}) {
+		fc := c.cfg.Fields.Counter()
+		for _, hf := range f.RegularFields() {
+			if kind := fc.Add(hf.Name, hf.Value); kind != "" {
+				c.cfg.CountError(kind)
+				c.writeError(id, fasthttp.StatusRequestHeaderFieldsTooLarge, "request header fields too large")
+				c.mu.Unlock()
+				return nil
+			}
+		}
+	}
 	st := &stream{c: c, id: id, sendWin: c.peerInitWin, recvWin: int64(c.cfg.StreamWindow), declLen: -1}
 	st.ctx = c.s.getCtx(c.standIn)
 	if code, kind := c.request(st, f); code != http2.ErrCodeNo {

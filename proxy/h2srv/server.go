@@ -51,6 +51,9 @@ type Config struct {
 	MaxConcurrentStreams uint32
 	// MaxHeaderListSize bounds a request's decoded header list (16 KiB).
 	MaxHeaderListSize uint32
+	// Fields are HTTP/1.1's per-line limits, applied to the decoded header
+	// list (zero values: no limit); beyond them: 431.
+	Fields FieldLimits
 	// MaxBodyBytes bounds a request body (4 MiB); beyond it: 413.
 	MaxBodyBytes int
 	// StreamWindow is the receive window offered per stream (256 KiB),
@@ -202,4 +205,51 @@ func (s *Server) putCtx(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Reset()
 	ctx.ResetUserValues()
 	s.ctxs.Put(ctx)
+}
+
+// FieldLimits carry the edge's HTTP/1.1 per-line limits
+// (limits.max_header_fields, limits.max_field_line_bytes) over to HTTP/2 and
+// HTTP/3, whose header lists have no lines: a field counts as the line
+// "name: value" it becomes when forwarded over HTTP/1.1, and split cookie
+// crumbs (RFC 9113 §8.2.3) as the one Cookie line they are joined into. So a
+// request refused over HTTP/1.1 for one huge field or too many fields is not
+// let through over HTTP/2 or HTTP/3 instead.
+type FieldLimits struct {
+	MaxFields     int // field lines of a header section (0: no limit)
+	MaxFieldBytes int // one field line, "name: value" (0: no limit)
+}
+
+// Counter checks a header list one field at a time.
+type FieldCounter struct {
+	l       FieldLimits
+	fields  int
+	cookies int // the joined Cookie line's length so far, 0 before one
+}
+
+// Counter starts a check of one header list.
+func (l FieldLimits) Counter() FieldCounter { return FieldCounter{l: l} }
+
+// Add counts the field name: value and reports "" while within the
+// limits, else the kind of excess ("header_fields_too_many" or
+// "header_field_too_large").
+func (c *FieldCounter) Add(name, value string) string {
+	line := len(name) + 2 + len(value)
+	if name == "cookie" || name == "Cookie" {
+		if c.cookies > 0 {
+			c.cookies += 2 + len(value) // "; " joins the crumbs
+			line = c.cookies
+		} else {
+			c.cookies = line
+			c.fields++
+		}
+	} else {
+		c.fields++
+	}
+	if c.l.MaxFields > 0 && c.fields > c.l.MaxFields {
+		return "header_fields_too_many"
+	}
+	if c.l.MaxFieldBytes > 0 && line > c.l.MaxFieldBytes {
+		return "header_field_too_large"
+	}
+	return ""
 }

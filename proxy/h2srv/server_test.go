@@ -521,3 +521,40 @@ func TestServerLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestFieldCounter: a field counts as its HTTP/1.1 line, "name: value";
+// cookie crumbs as the one joined Cookie line.
+func TestFieldCounter(t *testing.T) {
+	type kv struct{ k, v string }
+	cases := []struct {
+		name   string
+		limits FieldLimits
+		fields []kv
+		want   string
+	}{
+		{"no limits", FieldLimits{}, []kv{{"a", strings.Repeat("x", 1<<16)}}, ""},
+		{"count at the limit", FieldLimits{MaxFields: 2}, []kv{{"a", "1"}, {"b", "2"}}, ""},
+		{"count over", FieldLimits{MaxFields: 2}, []kv{{"a", "1"}, {"b", "2"}, {"c", "3"}}, "header_fields_too_many"},
+		{"line at the limit", FieldLimits{MaxFieldBytes: 10}, []kv{{"abc", "12345"}}, ""},
+		{"line over", FieldLimits{MaxFieldBytes: 10}, []kv{{"abc", "123456"}}, "header_field_too_large"},
+		{"crumbs are one field", FieldLimits{MaxFields: 2}, []kv{{"cookie", "a=1"}, {"cookie", "b=2"}, {"cookie", "c=3"}, {"x", "y"}}, ""},
+		// "cookie: a=1; b=2" is 16 bytes.
+		{"crumbs joined at the limit", FieldLimits{MaxFieldBytes: 16}, []kv{{"cookie", "a=1"}, {"cookie", "b=2"}}, ""},
+		{"crumbs joined over", FieldLimits{MaxFieldBytes: 15}, []kv{{"cookie", "a=1"}, {"cookie", "b=2"}}, "header_field_too_large"},
+		{"canonical Cookie (net/http)", FieldLimits{MaxFields: 1}, []kv{{"Cookie", "a=1"}, {"Cookie", "b=2"}}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.limits.Counter()
+			got := ""
+			for _, f := range tc.fields {
+				if got = c.Add(f.k, f.v); got != "" {
+					break
+				}
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
