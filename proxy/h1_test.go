@@ -525,3 +525,89 @@ func testEdgeTrailerDiscard(t *testing.T, stream int) {
 		})
 	}
 }
+
+// TestEdgeDangerousFraming sends raw bytes with Content-Length and
+// Transfer-Encoding, or a bare LF in a field value, to an edge with
+// limits.dangerous_framing off (400, nothing forwarded) and on (RFC 9112 §6.3
+// rule 3 and RFC 9110 §5.5): the origin gets exactly the request the edge
+// parsed, framed by Transfer-Encoding alone (its raw header section never has
+// both framing fields) or with the LF replaced by SP (never a bare LF), the
+// answer is the last on the connection, and the request pipelined after it
+// never reaches the origin. Both I/O cores (EDGE_TEST_IO), chunked bodies
+// streamed (the default) and read whole (stream_request_bytes 0).
+func TestEdgeDangerousFraming(t *testing.T) {
+	for _, mode := range []string{"reject", "tolerate"} {
+		for _, stream := range []int{64 << 10, 0} {
+			t.Run(fmt.Sprintf("%s/stream_request_bytes=%d", mode, stream), func(t *testing.T) { testEdgeDangerousFraming(t, mode, stream) })
+		}
+	}
+}
+
+func testEdgeDangerousFraming(t *testing.T, mode string, stream int) {
+	var mu sync.Mutex
+	var seen []string
+	o := newOrigin(t, "danger", func(ctx *fasthttp.RequestCtx) {
+		raw := strings.ToLower(string(ctx.Request.Header.RawHeaders()))
+		both := strings.Contains(raw, "content-length:") && strings.Contains(raw, "transfer-encoding:")
+		bareLF := strings.Count(raw, "\n") != strings.Count(raw, "\r\n")
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s nl=%q body=%q both=%v bareLF=%v", ctx.Method(), ctx.RequestURI(), ctx.Request.Header.Peek("Newline"), ctx.Request.Body(), both, bareLF))
+		mu.Unlock()
+		ctx.SetBodyString("ok")
+	})
+	cfg := testConfig(o)
+	cfg.Limits.DangerousFraming = mode
+	cfg.Limits.StreamRequestBytes = stream
+	e := startEdge(t, cfg, Options{})
+	const (
+		head  = "POST /c HTTP/1.1\r\nHost: shop\r\n"
+		te    = "Transfer-Encoding: chunked\r\n"
+		body  = "\r\n5\r\nhello\r\n0\r\n\r\n"
+		after = "GET /after HTTP/1.1\r\nHost: shop\r\n\r\n"
+	)
+	hello := `POST /c nl="" body="hello" both=false bareLF=false`
+	tests := []struct {
+		name, raw string
+		seen      string // with tolerate
+	}{
+		{"Content-Length then Transfer-Encoding", head + "Content-Length: 3\r\n" + te + body + after, hello},
+		{"Transfer-Encoding then Content-Length", head + te + "Content-Length: 3\r\n" + body + after, hello},
+		{"Content-Length: -1 with Transfer-Encoding (gunicorn valid/025compat)", head + te + "Content-Length: -1\r\n" + body + after, hello},
+		{"Content-Length longer than the body", head + "Content-Length: 100\r\n" + te + body + after, hello},
+		{"bare LF in a field value (gunicorn valid/invalid_field_value_01_compat)",
+			"GET /n HTTP/1.1\r\nHost: shop\r\nNewline: a\nContent-Length: 26\r\nX-Forwarded-By: broken-proxy\r\n\r\nGET / HTTP/1.1\nHost: x\r\n\r\n" + after,
+			`GET /n nl="a Content-Length: 26" body="" both=false bareLF=false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			codes, last := rawExchange(t, e.addr, tt.raw)
+			mu.Lock()
+			got := seen
+			seen = nil
+			mu.Unlock()
+			if mode == "reject" {
+				if fmt.Sprint(codes) != "[400]" || len(got) != 0 {
+					t.Fatalf("statuses %v, origin saw %q; want [400], nothing", codes, got)
+				}
+				wantJSONError(t, last, 400)
+				return
+			}
+			if fmt.Sprint(codes) != "[200]" || fmt.Sprintf("%q", got) != fmt.Sprintf("%q", []string{tt.seen}) {
+				t.Fatalf("statuses %v, origin saw %q; want [200], %q (and never /after)", codes, got, tt.seen)
+			}
+		})
+	}
+	// Without Transfer-Encoding, an invalid Content-Length is refused either
+	// way, and ordinary requests keep their connection.
+	codes, _ := rawExchange(t, e.addr, head+"Content-Length: -1\r\n\r\n")
+	if fmt.Sprint(codes) != "[400]" {
+		t.Fatalf("invalid Content-Length alone: statuses %v", codes)
+	}
+	codes, _ = rawExchange(t, e.addr, head+"Content-Length: 5\r\n\r\nhello"+after)
+	if fmt.Sprint(codes) != "[200 200]" {
+		t.Fatalf("a pipeline of ordinary requests: statuses %v", codes)
+	}
+	mu.Lock()
+	seen = nil
+	mu.Unlock()
+}

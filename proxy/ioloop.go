@@ -55,8 +55,16 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 		// As on the goroutine core: a cache hit keeps its stored Date (date.go).
 		NoDefaultDate: true,
 		// A detached connection (streamed upload) goes on through the same
-		// framer as the goroutine core's connections.
-		Fallback:       func(c net.Conn) error { return s.public.ServeConn(h1.NewConn(c, limits)) },
+		// framer as the goroutine core's connections; one handed over in
+		// a request accepted through limits.dangerous_framing: tolerate
+		// closes after it (the loop's framer rewrote what it tolerated).
+		Fallback: func(c net.Conn) error {
+			fc := h1.NewConn(c, limits)
+			if m, ok := c.(interface{ MustClose() bool }); ok && m.MustClose() {
+				fc.CloseAfterMessage()
+			}
+			return s.public.ServeConn(fc)
+		},
 		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
 		Framer:         limits,
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,

@@ -414,6 +414,8 @@ func framerLimits(l config.Limits) h1.Limits {
 		MaxFieldLineBytes:   l.MaxFieldLineBytes,
 		MaxHeaders:          l.MaxHeaderFields,
 		UnfoldObsFold:       l.ObsFold == "unfold",
+		// limits.dangerous_framing: tolerate (h1.Limits doc).
+		TolerateDangerousFraming: l.DangerousFraming == "tolerate",
 	}
 }
 

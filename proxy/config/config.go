@@ -208,6 +208,14 @@ type Limits struct {
 	// fold becomes SP in the bytes passed on, so the origin never sees one).
 	// Fixed at start.
 	ObsFold string `yaml:"obs_fold"`
+	// DangerousFraming is what the edge does with two framings a strict
+	// recipient refuses (gunicorn's tolerate_dangerous_framing): "reject"
+	// (400, the default) or "tolerate": Content-Length with
+	// Transfer-Encoding is framed by Transfer-Encoding alone, the length
+	// never forwarded (RFC 9112 §6.3 rule 3), and a bare LF inside a header
+	// field value becomes SP (RFC 9110 §5.5); either way the connection
+	// closes after the answer. Fixed at start.
+	DangerousFraming string `yaml:"dangerous_framing"`
 	// MaxResponseBytes bounds an origin's response body; larger ones become 502.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
 	// MaxConnsPerUpstream bounds the connection pool to each origin.

@@ -76,6 +76,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative field line limit", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_field_line_bytes: -1}", []string{"limits.max_field_line_bytes -1"}},
 		{"zero header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 0}", []string{"limits.max_header_fields 0 must be 1..10000"}},
 		{"unknown obs_fold", "upstreams: [{url: 'http://a:1'}]\nlimits: {obs_fold: keep}", []string{`limits.obs_fold "keep" must be reject or unfold`}},
+		{"unknown dangerous_framing", "upstreams: [{url: 'http://a:1'}]\nlimits: {dangerous_framing: allow}", []string{`limits.dangerous_framing "allow" must be reject or tolerate`}},
 		{"too many header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 10001}", []string{"limits.max_header_fields 10001"}},
 		{"negative io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: -1", []string{"io_loops -1 must be 0..256"}},
 		{"too many io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: 257", []string{"io_loops 257 must be 0..256"}},

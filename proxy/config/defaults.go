@@ -57,6 +57,7 @@ func Default() Config {
 			MaxFieldLineBytes:   h1.DefaultMaxFieldLineBytes,
 			MaxHeaderFields:     h1.DefaultMaxHeaders,
 			ObsFold:             "reject",
+			DangerousFraming:    "reject",
 			MaxResponseBytes:    64 << 20,
 			MaxConnsPerUpstream: 1024,
 			// Event-loop core only: 0.65x the CPU per uncached request and

@@ -195,6 +195,9 @@ func (c Config) Validate() error {
 	if l.ObsFold != "reject" && l.ObsFold != "unfold" {
 		bad("limits.obs_fold %q must be reject or unfold", l.ObsFold)
 	}
+	if l.DangerousFraming != "reject" && l.DangerousFraming != "tolerate" {
+		bad("limits.dangerous_framing %q must be reject or tolerate", l.DangerousFraming)
+	}
 	if l.MaxResponseBytes < 1 {
 		bad("limits.max_response_bytes must be positive")
 	}

@@ -76,6 +76,11 @@ type conn struct {
 	// again: c is in its loop's again list (complete pipelined requests
 	// left for the next round by the per-round budget).
 	again bool
+	// mustClose: the current request was accepted only through
+	// limits.dangerous_framing: tolerate (h1.RequestFramer.MustClose), noted
+	// on its first framing, since the framer rewrites what it tolerated (a
+	// bare LF becomes SP) and later framings of the same bytes cannot tell.
+	mustClose bool
 }
 
 func (c *conn) pending() int {
@@ -150,7 +155,15 @@ type prefixConn struct {
 	net.Conn
 	pre   []byte
 	raddr net.Addr
+	// mustClose: the request being handed over was accepted only through
+	// limits.dangerous_framing: tolerate (MustClose).
+	mustClose bool
 }
+
+// MustClose reports that the connection must close after the request it was
+// handed over in (h1.Conn.CloseAfterMessage): the loop's framer rewrote what
+// it tolerated in pre, so the goroutine core's framer cannot tell.
+func (p *prefixConn) MustClose() bool { return p.mustClose }
 
 func (p *prefixConn) RemoteAddr() net.Addr { return p.raddr }
 

@@ -180,6 +180,9 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	// it is acceptable at all; fasthttp then parses exactly those bytes.
 	l.fr.Reset()
 	fn, _, framed, ferr := l.fr.ScanMessage(b[skip:], false)
+	if l.fr.MustClose() {
+		c.mustClose = true
+	}
 	ctx := l.getCtx(c)
 	var n int
 	var err error
@@ -251,7 +254,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		return skip
 	case errDetach:
 		l.putCtx(ctx)
-		l.detach(c, b[skip:])
+		l.detach(c, b[skip:], c.mustClose)
 		return 0
 	case errRefused:
 		// The final answer instead of the 100; the client may be sending
@@ -271,6 +274,11 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	}
 	c.need, c.sentContinue = 0, false
 	noteRequest(c, ctx)
+	if c.mustClose {
+		// RFC 9112 §6.3 rule 3: answered, then closed; nothing after it is
+		// read.
+		c.reqClose, c.mustClose = true, false
+	}
 	h := l.s.cfg.Handler
 	if in := l.s.cfg.Inline; in != nil {
 		done, rest := in(ctx)
@@ -598,13 +606,13 @@ func (l *loop) sniffPreface(c *conn, fresh []byte) ([]byte, bool) {
 		return nil, false
 	}
 	c.sniffH2 = false
-	l.giveUp(c, data, l.s.cfg.H2C)
+	l.giveUp(c, data, false, l.s.cfg.H2C)
 	return nil, false
 }
 
 // detach gives c to the goroutine core (Fallback) with the bytes read so far: a
 // request whose body streams is served there with today's bounded memory.
-func (l *loop) detach(c *conn, b []byte) {
+func (l *loop) detach(c *conn, b []byte, mustClose bool) {
 	if l.s.cfg.Fallback == nil {
 		ctx := l.getCtx(c)
 		noteRequest(c, ctx)
@@ -615,12 +623,12 @@ func (l *loop) detach(c *conn, b []byte) {
 		l.flush(c)
 		return
 	}
-	l.giveUp(c, b, l.s.cfg.Fallback)
+	l.giveUp(c, b, mustClose, l.s.cfg.Fallback)
 }
 
 // giveUp takes c out of the loop and runs serve on it in a goroutine of its
 // own, as a net.Conn that first replays b (the bytes the loop has read).
-func (l *loop) giveUp(c *conn, b []byte, serve func(net.Conn) error) {
+func (l *loop) giveUp(c *conn, b []byte, mustClose bool, serve func(net.Conn) error) {
 	fd := int(c.fd)
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	pre := append([]byte(nil), b...)
@@ -638,7 +646,7 @@ func (l *loop) giveUp(c *conn, b []byte, serve func(net.Conn) error) {
 	}
 	l.detached.Add(1)
 	go func() {
-		_ = serve(&prefixConn{Conn: nc, pre: pre, raddr: raddr})
+		_ = serve(&prefixConn{Conn: nc, pre: pre, raddr: raddr, mustClose: mustClose})
 		_ = nc.Close()
 	}()
 }

@@ -45,6 +45,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 // byte, 'X', which no request starts a complete message with: fasthttp then
 // sees an unfinished request-line when the read fails, and answers.
 //
+// A message the framer accepts only through Limits.TolerateDangerousFraming
+// (RequestFramer.MustClose) is the last one read: Read passes it on, then
+// returns io.EOF, so the server answers it and closes the connection (RFC 9112
+// §6.3 rule 3), and nothing the client sent after it is read.
+//
 // With Limits.UnfoldObsFold, a field line's line end that arrives last in a
 // read is held back until the next byte shows whether it starts an obs-fold,
 // so that the server only ever reads the unfolded bytes. The same way, the
@@ -94,7 +99,21 @@ type Conn struct {
 	// wmu orders writes with the flush of pending (taken only when fullWrite
 	// is set): Read, Write and Close may run on different goroutines.
 	wmu sync.Mutex
+	// eof: a message the framer accepted only through
+	// Limits.TolerateDangerousFraming (MustClose) has been passed on, or
+	// CloseAfterMessage was called and one has: every later Read returns
+	// io.EOF, so the server answers it and closes.
+	eof bool
+	// closeNext: CloseAfterMessage.
+	closeNext bool
 }
+
+// CloseAfterMessage makes the connection end (io.EOF) after the current
+// message, as for a message the framer marks MustClose: for a connection
+// handed over in the middle of such a message whose bytes were already
+// rewritten (the event-loop core detaching a streamed body), where the
+// framer can no longer tell.
+func (c *Conn) CloseAfterMessage() { c.closeNext = true }
 
 // SetWriteBuffer tells a raw TCP connection the size n of the buffer its
 // server writes through (bufio.Writer): a Write of exactly n bytes is then
@@ -225,6 +244,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			return 0, c.err
 		}
+		if c.eof {
+			return 0, io.EOF
+		}
 		h := c.nheld
 		if h > 0 && len(p) <= h {
 			return 0, io.ErrShortBuffer
@@ -310,6 +332,12 @@ func (c *Conn) filter(b []byte) int {
 		}
 		if done {
 			c.delivered = false
+			if c.f.MustClose() || c.closeNext {
+				// Nothing after this message is read (the bytes left in b
+				// are dropped): the server answers it, then reads io.EOF.
+				c.eof = true
+				return w
+			}
 		}
 		off += n
 	}

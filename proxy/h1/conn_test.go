@@ -336,3 +336,25 @@ func TestConnDiscardAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per request", allocs)
 	}
 }
+
+// TestConnDangerousFraming reads the messages Limits.TolerateDangerousFraming
+// accepts through Conn, split everywhere, each followed by a pipelined
+// request: the server reads the message as passed on (a Content-Length line
+// dropped, a bare LF turned into SP), then io.EOF, never the request after
+// it (RFC 9112 §6.3 rule 3: close after answering).
+func TestConnDangerousFraming(t *testing.T) {
+	var cases []trailerCase
+	for _, c := range dangerousCases() {
+		c.in += get
+		cases = append(cases, c.trailerCase)
+	}
+	connSplits(t, cases)
+	// CloseAfterMessage does the same for a message whose bytes were
+	// rewritten already (the event-loop core's hand-over).
+	m := &memConn{chunks: [][]byte{[]byte(post + get)}}
+	c := NewConn(m, Limits{})
+	c.CloseAfterMessage()
+	if got, err := readAll(c, 4096); got != post || err != io.EOF {
+		t.Fatalf("after CloseAfterMessage: read %q, %v; want %q, EOF", got, err, post)
+	}
+}

@@ -21,7 +21,11 @@
 //     FoldPending the trailing ones a fold may still claim), and at the end
 //     of a Transfer-Encoding line naming identity before chunked, which Scan
 //     overwrites with SP up to chunked (RewriteBefore names the part before
-//     b). Framing the changed bytes again gives the same result.
+//     b), and with Limits.TolerateDangerousFraming, where Scan writes SP over
+//     a bare LF in a header field value (MustClose then tells the caller to
+//     close after the message). Framing the changed bytes again gives the
+//     same result, MustClose aside: a caller that frames a message again
+//     notes it the first time.
 //   - done == true: the message ended at b[n-1]. b[n:] is not consumed and
 //     belongs to the next message; the next Scan call starts it. Until then,
 //     Skipped, HeaderLen, Framing, ContentLength and Version describe the

@@ -82,6 +82,30 @@ type Limits struct {
 	// Transfer-Encoding and Host (the fields the framer reads), and before
 	// the first field of a section (§2.2).
 	UnfoldObsFold bool
+	// TolerateDangerousFraming accepts two framings a strict recipient
+	// refuses (limits.dangerous_framing: tolerate; gunicorn's
+	// tolerate_dangerous_framing), in the forms RFC 9110 and 9112 allow, and
+	// marks the message MustClose: the caller closes the connection after
+	// answering it, so nothing a client sends after such a message is read.
+	//   - Content-Length with Transfer-Encoding (RFC 9112 §6.1, §6.3 rule 3:
+	//     a server MAY frame by Transfer-Encoding alone and MUST close after
+	//     responding): the body is framed by Transfer-Encoding, and a
+	//     Content-Length line (whatever its value) that comes after
+	//     Transfer-Encoding or is not a valid length is dropped from the
+	//     bytes passed on (HeaderDropped); a valid one before it is left to
+	//     fasthttp, which frames by Transfer-Encoding too and forwards no
+	//     Content-Length with a chunked body. Never both reach an origin.
+	//     Under this setting a Content-Length line is bounded like a
+	//     Transfer-Encoding line (MaxTransferEncodingLine), since a caller
+	//     holds it back until its end (Pending).
+	//   - a bare LF inside a header field's value (RFC 9110 §5.5: a recipient
+	//     of CR, LF or NUL in a field value MUST reject the message or
+	//     replace each with SP before processing or forwarding it): Scan
+	//     writes SP over it in b, so the line stays one field line, as
+	//     gunicorn reads it, and no origin ever sees the LF. Not in
+	//     Content-Length, Transfer-Encoding or Host (the fields the framer
+	//     reads), not in a trailer section, never as a line end.
+	TolerateDangerousFraming bool
 	// MaxBodyBytes bounds a body's length (a Content-Length, or the chunk data
 	// of a chunked body); past it: ErrBodyTooLarge (413). Zero or negative
 	// means no bound (the goroutine core leaves the body limit to fasthttp).
@@ -108,8 +132,15 @@ type RequestFramer struct {
 	// unfolded: bytes before this call's b that an obs-fold turned into SP.
 	unfolded uint8
 	// hdrDropped: Transfer-Encoding lines of the header section dropped
-	// (HeaderDropped).
+	// (HeaderDropped), and Content-Length lines with TolerateDangerousFraming.
 	hdrDropped int
+	// mustClose: the message was accepted through TolerateDangerousFraming
+	// (MustClose).
+	mustClose bool
+	// clBad: with TolerateDangerousFraming, the Content-Length value is not
+	// a length (refused at the end of the header section unless
+	// Transfer-Encoding frames the body).
+	clBad bool
 	// rewFrom, rewTo: RewriteBefore.
 	rewFrom, rewTo int
 
@@ -241,6 +272,13 @@ func (f *RequestFramer) Err() error {
 func (f *RequestFramer) Idle() bool {
 	return f.err == nil && (f.state == sStart || f.state == sLeadLF || f.state == sDone)
 }
+
+// MustClose reports that the current message was accepted only through
+// Limits.TolerateDangerousFraming (Content-Length with Transfer-Encoding, or a
+// bare LF in a field value replaced with SP): the caller answers it and
+// closes the connection (RFC 9112 §6.3 rule 3), reading nothing after it.
+// Known once HeaderDone, and until the next message starts.
+func (f *RequestFramer) MustClose() bool { return f.err == nil && f.mustClose }
 
 // Skipped is how many bytes of empty lines (CRLF) came before the current
 // message's request-line (§2.2). They are consumed by Scan but are not part of
@@ -554,13 +592,15 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 				return i, false, f.fail(ErrHeaderName)
 			}
 		case sValueOWS:
-			if f.kind == kindTransferEncoding && c != '\r' && f.line+i-lfrom >= MaxTransferEncodingLine {
-				return i, false, f.fail(ErrTransferEncoding)
+			if f.heldLine() && c != '\r' && f.line+i-lfrom >= MaxTransferEncodingLine {
+				return i, false, f.fail(f.heldLineErr())
 			}
 			switch {
 			case c == ' ' || c == '\t':
 			case c == '\r':
 				st = sValueLF
+			case c == '\n' && f.lfToSP():
+				b[i] = ' '
 			case c == '\n':
 				return i, false, f.fail(ErrBareLF)
 			case fieldChar[c]:
@@ -580,12 +620,14 @@ func (f *RequestFramer) Scan(b []byte) (n int, done bool, err error) {
 			switch {
 			case c == '\r':
 				st = sValueLF
+			case c == '\n' && f.lfToSP():
+				b[i] = ' '
 			case c == '\n':
 				return i, false, f.fail(ErrBareLF)
 			case !fieldChar[c]:
 				return i, false, f.fail(ErrHeaderValue)
-			case f.kind == kindTransferEncoding && f.line+i-lfrom >= MaxTransferEncodingLine:
-				return i, false, f.fail(ErrTransferEncoding)
+			case f.heldLine() && f.line+i-lfrom >= MaxTransferEncodingLine:
+				return i, false, f.fail(f.heldLineErr())
 			default:
 				if e := f.valueByte(c, f.line+i-lfrom); e != nil {
 					return i, false, f.fail(e)
@@ -792,15 +834,20 @@ func (f *RequestFramer) Pending() int {
 	if f.err == nil && !f.trailer && !f.drop {
 		switch f.state {
 		case sName:
-			// A name that may still be Transfer-Encoding (lower-cased).
+			// A name that may still be Transfer-Encoding (lower-cased), or
+			// Content-Length with TolerateDangerousFraming.
 			if te := "transfer-encoding"; f.nameLen <= len(te) && string(f.name[:f.nameLen]) == te[:f.nameLen] {
+				return f.nameLen
+			}
+			if cl := "content-length"; f.Limits.TolerateDangerousFraming && f.nameLen <= len(cl) && string(f.name[:f.nameLen]) == cl[:f.nameLen] {
 				return f.nameLen
 			}
 		case sValueOWS, sValue, sValueLF:
 			// A Transfer-Encoding line is dropped or rewritten at its end
-			// (HeaderDropped, RewriteBefore): all of it so far, at most
-			// MaxTransferEncodingLine bytes and its CR.
-			if f.kind == kindTransferEncoding {
+			// (HeaderDropped, RewriteBefore), and so may a Content-Length
+			// line be with TolerateDangerousFraming: all of it so far, at
+			// most MaxTransferEncodingLine bytes and its CR.
+			if f.heldLine() {
 				return f.line
 			}
 		}
@@ -856,6 +903,32 @@ func (f *RequestFramer) FoldPending() int {
 		return 2
 	}
 	return 0
+}
+
+// heldLine reports that the current field line is one a caller holds back
+// until its end (Pending): Transfer-Encoding, or Content-Length with
+// TolerateDangerousFraming; both are bounded by MaxTransferEncodingLine.
+func (f *RequestFramer) heldLine() bool {
+	return !f.trailer && (f.kind == kindTransferEncoding || f.kind == kindContentLength && f.Limits.TolerateDangerousFraming)
+}
+
+// heldLineErr is the error for a held line over MaxTransferEncodingLine.
+func (f *RequestFramer) heldLineErr() *Error {
+	if f.kind == kindContentLength {
+		return ErrContentLength
+	}
+	return ErrTransferEncoding
+}
+
+// lfToSP reports whether a bare LF in the current field value becomes SP
+// (TolerateDangerousFraming: a header field the framer does not read), and
+// marks the message MustClose when it does.
+func (f *RequestFramer) lfToSP() bool {
+	if !f.Limits.TolerateDangerousFraming || f.trailer || f.kind != kindOther || f.drop {
+		return false
+	}
+	f.mustClose = true
+	return true
 }
 
 // inLine reports that st reads the bytes of a request-line or a field line
@@ -1097,15 +1170,16 @@ func (f *RequestFramer) valueByte(c byte, at int) *Error {
 	case kindContentLength:
 		// vstate 0: digits; 1: trailing whitespace.
 		switch {
+		case f.clBad:
 		case f.vstate == 0 && c >= '0' && c <= '9':
 			if f.length > (math.MaxInt64-9)/10 {
-				return ErrContentLength
+				return f.badLength()
 			}
 			f.length = f.length*10 + int64(c-'0')
 		case ws:
 			f.vstate = 1
 		default:
-			return ErrContentLength
+			return f.badLength()
 		}
 	case kindHost:
 		// vstate 0: host; 1: trailing whitespace.
@@ -1173,6 +1247,17 @@ func (f *RequestFramer) valueByte(c byte, at int) *Error {
 	return nil
 }
 
+// badLength is an invalid Content-Length value: refused at once, or with
+// TolerateDangerousFraming noted (clBad), the line dropped, and refused at
+// the end of the header section unless Transfer-Encoding frames the body.
+func (f *RequestFramer) badLength() *Error {
+	if !f.Limits.TolerateDangerousFraming {
+		return ErrContentLength
+	}
+	f.clBad = true
+	return nil
+}
+
 func (f *RequestFramer) tokByte(c byte) {
 	if f.tokLen >= len("chunked") || c|0x20 != "chunked"[f.tokLen] {
 		f.tokOK = false
@@ -1235,7 +1320,16 @@ func (f *RequestFramer) endValue() *Error {
 		// An empty value, or whitespace only, is not a length.
 		// sValue fails at once on a first byte that is not a digit.
 		if !f.nonEmpty {
-			return ErrContentLength
+			if e := f.badLength(); e != nil {
+				return e
+			}
+		}
+		if f.Limits.TolerateDangerousFraming && (f.clBad || f.teSeen) {
+			// Transfer-Encoding frames the body (or the request is
+			// refused at the end of the header section): the line is
+			// taken out of what is passed on.
+			f.drop = true
+			f.hdrDropped++
 		}
 	case kindTransferEncoding:
 		switch f.vstate {
@@ -1265,15 +1359,21 @@ func (f *RequestFramer) endHeader() *Error {
 	}
 	if f.teSeen {
 		switch {
-		case f.clSeen:
+		case f.clSeen && !f.Limits.TolerateDangerousFraming:
 			return ErrLengthAndChunked
 		case f.minor == 0, !f.teLastChunk, f.teChunked > 1, f.teEmpty:
 			return ErrTransferEncoding
 		case f.teOther:
 			return ErrUnsupportedCoding
 		}
+		// With TolerateDangerousFraming, Transfer-Encoding frames the body
+		// alone (§6.3 rule 3) and the connection closes after the answer.
+		f.mustClose = f.mustClose || f.clSeen
 		f.framing = Chunked
 		return nil
+	}
+	if f.clBad {
+		return ErrContentLength
 	}
 	if f.clSeen {
 		if m := f.Limits.MaxBodyBytes; m > 0 && f.length > m {
@@ -1404,7 +1504,7 @@ func (f *RequestFramer) fieldLine(b []byte) (n int, e *Error, at int) {
 	if f.kind != kindOther {
 		f.nonEmpty = j > from
 		end := j
-		if f.kind == kindTransferEncoding {
+		if f.heldLine() {
 			end = min(j, MaxTransferEncodingLine)
 		}
 		for k := from; k < end; k++ {
@@ -1413,7 +1513,7 @@ func (f *RequestFramer) fieldLine(b []byte) (n int, e *Error, at int) {
 			}
 		}
 		if end < j {
-			return 0, ErrTransferEncoding, end
+			return 0, f.heldLineErr(), end
 		}
 		if e := f.endValue(); e != nil {
 			return 0, e, j + 1

@@ -77,6 +77,12 @@ func frameAll(f *RequestFramer, s string, sizes []int) result {
 				r.out = append(r.out, string(append(out, b[at:pos]...)))
 				drops = drops[:0]
 				r.framing = append(r.framing, f.Framing())
+				if f.MustClose() {
+					// The caller answers it and closes: nothing after it
+					// is read.
+					r.idle = true
+					return r
+				}
 				start = pos
 				first = true
 			}
@@ -730,5 +736,119 @@ func TestFramerIdentity(t *testing.T) {
 	atLimit := head + "Transfer-Encoding: identity," + strings.Repeat(" ", MaxTransferEncodingLine-len("Transfer-Encoding: identity,chunked")) + "chunked\r\n\r\n0\r\n\r\n"
 	if r := checkSplits(t, &f, atLimit); r.err != nil || len(r.msgs) != 1 {
 		t.Fatalf("a Transfer-Encoding line at its limit: %v", r)
+	}
+}
+
+// dangerousCases are messages accepted only with
+// Limits.TolerateDangerousFraming, with what is passed on of each (in, one
+// message; out, its bytes as a server reads them) and the body fasthttp must
+// read from out.
+func dangerousCases() []struct {
+	trailerCase
+	body string
+} {
+	const (
+		head = "POST / HTTP/1.1\r\nHost: a\r\n"
+		body = "\r\n5\r\nhello\r\n0\r\n\r\n"
+		te   = "Transfer-Encoding: chunked\r\n"
+	)
+	tol := Limits{TolerateDangerousFraming: true}
+	type c = struct {
+		trailerCase
+		body string
+	}
+	return []c{
+		// §6.3 rule 3: framed by Transfer-Encoding alone. A valid length
+		// before it is left to fasthttp, which frames by chunked too and
+		// keeps no Content-Length with a chunked body.
+		{trailerCase{"Content-Length before Transfer-Encoding", head + "Content-Length: 3\r\n" + te + body, head + "Content-Length: 3\r\n" + te + body, tol}, "hello"},
+		{trailerCase{"Content-Length after Transfer-Encoding: dropped", head + te + "Content-Length: 3\r\n" + body, head + te + body, tol}, "hello"},
+		{trailerCase{"invalid Content-Length with Transfer-Encoding: dropped (gunicorn valid/025compat)", head + te + "Content-Length: -1\r\n" + body, head + te + body, tol}, "hello"},
+		{trailerCase{"invalid Content-Length before Transfer-Encoding: dropped", head + "content-length:  x1 \r\n" + te + body, head + te + body, tol}, "hello"},
+		{trailerCase{"empty Content-Length with Transfer-Encoding: dropped", head + "Content-Length:\r\n" + te + body, head + te + body, tol}, "hello"},
+		{trailerCase{"identity line and Content-Length: both dropped", head + "Transfer-Encoding: identity\r\nContent-Length: 5\r\n" + te + body, head + te + body, tol}, "hello"},
+		// RFC 9110 §5.5: a bare LF in a field value becomes SP; the line
+		// stays one field line (gunicorn valid/invalid_field_value_01_compat).
+		{trailerCase{"bare LF in a field value", "GET / HTTP/1.1\r\nHost: a\r\nNewline: a\nContent-Length: 26\r\nX: y\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nNewline: a Content-Length: 26\r\nX: y\r\n\r\n", tol}, ""},
+		{trailerCase{"bare LF first in a field value", "GET / HTTP/1.1\r\nHost: a\r\nX:\nContent-Length: 3\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nX: Content-Length: 3\r\n\r\n", tol}, ""},
+		{trailerCase{"bare LF then a valid Content-Length", head + "X: a\n\nb\r\nContent-Length: 5\r\n\r\nhello", head + "X: a  b\r\nContent-Length: 5\r\n\r\nhello", tol}, "hello"},
+	}
+}
+
+// TestFramerDangerousFraming pins Limits.TolerateDangerousFraming: what it
+// accepts, what is passed on (never both Content-Length and Transfer-Encoding
+// as framed, never a bare LF), that fasthttp reads the same body, that the
+// message is marked MustClose, and what stays refused with it and without it.
+func TestFramerDangerousFraming(t *testing.T) {
+	var f RequestFramer
+	for _, tt := range dangerousCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			f.Limits = tt.limits
+			r := checkSplits(t, &f, tt.in)
+			if r.err != nil || len(r.out) != 1 || r.out[0] != tt.out {
+				t.Fatalf("%v\nwant out %q", r, tt.out)
+			}
+			if !f.MustClose() {
+				t.Fatal("not marked MustClose")
+			}
+			var req fasthttp.Request
+			if err := req.Read(bufio.NewReader(strings.NewReader(r.out[0]))); err != nil {
+				t.Fatalf("fasthttp on %q: %v", r.out[0], err)
+			}
+			if string(req.Body()) != tt.body {
+				t.Fatalf("fasthttp read body %q, want %q", req.Body(), tt.body)
+			}
+			if req.Header.ContentLength() == -1 && len(req.Header.Peek("Content-Length")) > 0 {
+				t.Fatalf("fasthttp keeps Content-Length %q with a chunked body", req.Header.Peek("Content-Length"))
+			}
+			// The default refuses each.
+			f.Limits = Limits{}
+			if r := checkSplits(t, &f, tt.in); r.err == nil {
+				t.Fatalf("accepted by default: %v", r)
+			}
+			// The event-loop core's way: the whole message, compacted.
+			f.Limits = tt.limits
+			b := []byte(tt.in)
+			f.Reset()
+			n, _, done, err := f.ScanMessage(b, false)
+			if err != nil || !done || n != len(tt.in) || !f.MustClose() {
+				t.Fatalf("ScanMessage: %d %v %v, MustClose %v", n, done, err, f.MustClose())
+			}
+			f.Reset()
+			_, w, _, _ := f.ScanMessage(b[:n], true)
+			if string(b[:w]) != tt.out {
+				t.Fatalf("ScanMessage compacted: %q, want %q", b[:w], tt.out)
+			}
+		})
+	}
+	tol := Limits{TolerateDangerousFraming: true}
+	const head = "POST / HTTP/1.1\r\nHost: a\r\n"
+	for _, tt := range []struct {
+		name, in string
+		err      error
+	}{
+		{"invalid Content-Length alone", head + "Content-Length: -1\r\n\r\n", ErrContentLength},
+		{"empty Content-Length alone", head + "Content-Length: \r\n\r\n", ErrContentLength},
+		{"Content-Length twice", head + "Content-Length: 3\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", ErrContentLength},
+		{"Content-Length line over its bound", head + "Content-Length: 3" + strings.Repeat(" ", MaxTransferEncodingLine) + "\r\nTransfer-Encoding: chunked\r\n\r\n", ErrContentLength},
+		{"Content-Length with Transfer-Encoding in HTTP/1.0", "POST / HTTP/1.0\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", ErrTransferEncoding},
+		{"bare LF ending the request-line", "GET / HTTP/1.1\nHost: a\r\n\r\n", ErrBareLF},
+		{"bare LF in Host", "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", ErrBareLF},
+		{"bare LF in Content-Length", head + "Content-Length: 3\nX: y\r\n\r\nabc", ErrBareLF},
+		{"bare LF in Transfer-Encoding", head + "Transfer-Encoding: chunked\nX: y\r\n\r\n0\r\n\r\n", ErrBareLF},
+		{"bare LF for a field name", "GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\nZ: 1\r\n\r\n", ErrBareLF},
+		{"bare LF in a trailer field", trailerTE + "X: a\nb\r\n\r\n", ErrBareLF},
+		{"bare LF after the chunk size", trailerTE[:len(trailerTE)-3] + "\n\r\n", ErrBareLF},
+	} {
+		f.Limits = tol
+		if r := checkSplits(t, &f, tt.in); !errors.Is(r.err, tt.err) {
+			t.Errorf("%s: %v, want %v", tt.name, r, tt.err)
+		}
+	}
+	// Without Transfer-Encoding a valid Content-Length is kept and the
+	// connection stays open.
+	f.Limits = tol
+	if r := checkSplits(t, &f, post+get); r.err != nil || len(r.out) != 2 || r.out[0] != post || f.MustClose() {
+		t.Fatalf("ordinary requests with the setting on: %v, MustClose %v", r, f.MustClose())
 	}
 }

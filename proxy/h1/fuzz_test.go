@@ -22,6 +22,10 @@ import (
 //     longer than its limit, wherever the stream was split;
 //   - with an odd limit, obs-folds are unfolded (Limits.UnfoldObsFold), and
 //     no accepted header section holds one either way;
+//   - with limit%4 >= 2, Limits.TolerateDangerousFraming: no message passed
+//     on holds a bare LF in its header section, none is framed by both
+//     Content-Length and Transfer-Encoding for fasthttp, and nothing after
+//     a MustClose message is read;
 //   - a server reading the stream through a Conn (split at the fuzzed point)
 //     reads exactly the accepted messages with the discarded trailer lines
 //     taken out (DropTail), and no trailer section it reads holds a field
@@ -43,6 +47,10 @@ func FuzzFramer(f *testing.F) {
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n1\r\na\r\n0\r\n\r\n" + get,
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nX: 1\r\ntransfer-encoding: Identity,chunked\r\n\r\n1\r\na\r\n0\r\n\r\n" + post,
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+		// Limits.TolerateDangerousFraming (limit 14 and 15 below).
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: -1\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + get,
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + post,
+		"GET / HTTP/1.1\r\nHost: x\r\nNewline: a\nContent-Length: 26\r\nX-Forwarded-By: broken-proxy\r\n\r\nGET / HTTP/1.1\nHost: x\r\n\r\n",
 	} {
 		f.Add([]byte(s), uint16(len(s)/2), uint8(0))
 		f.Add([]byte(s), uint16(len(s)/3), uint8(14))
@@ -53,7 +61,8 @@ func FuzzFramer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, split uint16, limit uint8) {
 		var fr RequestFramer
 		if limit > 0 {
-			fr.Limits = Limits{MaxRequestLineBytes: int(limit), MaxFieldLineBytes: int(limit)/2 + 1, UnfoldObsFold: limit%2 == 1}
+			fr.Limits = Limits{MaxRequestLineBytes: int(limit), MaxFieldLineBytes: int(limit)/2 + 1, UnfoldObsFold: limit%2 == 1,
+				TolerateDangerousFraming: limit%4 >= 2}
 		}
 		whole := frameAll(&fr, string(in), nil)
 		cut := int(split) % (len(in) + 1)
@@ -81,6 +90,9 @@ func FuzzFramer(f *testing.F) {
 			checkFasthttpAgrees(t, whole.out[i], whole.framing[i])
 			if head, _, _ := strings.Cut(m, "\r\n\r\n"); strings.Contains(head, "\r\n ") || strings.Contains(head, "\r\n\t") {
 				t.Fatalf("accepted %q with an obs-fold", m)
+			}
+			if head, _, _ := strings.Cut(whole.out[i], "\r\n\r\n"); strings.Contains(strings.ReplaceAll(head, "\r\n", ""), "\n") {
+				t.Fatalf("passed on %q with a bare LF in its header section", whole.out[i])
 			}
 			if limit > 0 {
 				checkLineLimits(t, m, whole.framing[i], fr.Limits)
