@@ -109,6 +109,20 @@ func (v *Verifier) Close() {
 // verified before is answered from the cache, without allocating, until
 // its exp. token is not retained, so it may point into a fasthttp request.
 func (v *Verifier) Verify(token []byte, now time.Time) (Identity, error) {
+	return v.check(token, now, true)
+}
+
+// VerifyOffline is Verify without the network: where Verify would fetch
+// the JWKS (no key set yet, or a kid the set does not hold) it reports
+// ErrKeysUnavailable or ErrUnknownKey instead. It serves checks made where
+// waiting is not allowed, such as deciding on an event loop whether to send
+// 100 Continue; Verify makes the final decision.
+func (v *Verifier) VerifyOffline(token []byte, now time.Time) (Identity, error) {
+	return v.check(token, now, false)
+}
+
+// check is Verify; fetch false never refetches the JWKS.
+func (v *Verifier) check(token []byte, now time.Time, fetch bool) (Identity, error) {
 	if len(token) == 0 {
 		return Identity{}, ErrNoToken
 	}
@@ -123,7 +137,7 @@ func (v *Verifier) Verify(token []byte, now time.Time) (Identity, error) {
 			return id, nil
 		}
 	}
-	id, exp, err := v.verify(token, now)
+	id, exp, err := v.verifyWith(token, now, fetch)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -131,28 +145,6 @@ func (v *Verifier) Verify(token []byte, now time.Time) (Identity, error) {
 		v.cache.put(token, cacheEntry{id: id, from: nowNS, until: exp.UnixNano(), gen: gen})
 	}
 	return id, nil
-}
-
-// VerifyOffline is Verify without the network: where Verify would fetch
-// the JWKS (no key set yet, or a kid the set does not hold) it reports
-// ErrKeysUnavailable or ErrUnknownKey instead. It serves checks made where
-// waiting is not allowed, such as deciding on an event loop whether to send
-// 100 Continue; Verify makes the final decision.
-func (v *Verifier) VerifyOffline(token []byte, now time.Time) (Identity, error) {
-	if len(token) == 0 {
-		return Identity{}, ErrNoToken
-	}
-	if len(token) > MaxTokenSize {
-		return Identity{}, invalid(ErrInvalidToken, fmt.Sprintf("token is %d bytes, the limit is %d", len(token), MaxTokenSize))
-	}
-	gen := v.generation()
-	if v.cache != nil {
-		if id, ok := v.cache.get(token, now.UnixNano(), gen); ok {
-			return id, nil
-		}
-	}
-	id, _, err := v.verifyWith(token, now, false)
-	return id, err
 }
 
 // KeysLoaded reports whether the verifier can check signatures: always for
@@ -194,13 +186,8 @@ func (c *claims) Validate() error {
 	return nil
 }
 
-// verify runs the full check: structure, pinned algorithm, signature, then
-// claims at now.
-func (v *Verifier) verify(token []byte, now time.Time) (Identity, time.Time, error) {
-	return v.verifyWith(token, now, true)
-}
-
-// verifyWith is verify; fetch false never refetches the JWKS (VerifyOffline).
+// verifyWith runs the full check: structure, pinned algorithm, signature,
+// then claims at now. fetch false never refetches the JWKS (VerifyOffline).
 func (v *Verifier) verifyWith(token []byte, now time.Time, fetch bool) (Identity, time.Time, error) {
 	opts := append(v.opts[:len(v.opts):len(v.opts)], jwt.WithTimeFunc(func() time.Time { return now }))
 	keyfunc := v.keyfunc
