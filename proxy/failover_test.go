@@ -155,3 +155,38 @@ func TestDialBoundedByPerTryTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestPerTryTimeoutKeptToTheTick: an origin that accepts and never answers
+// costs a request one per-try timeout, not a timer tick more. The event
+// loop's timer wheel has 100 ms slots, so a 200 ms try used to end after
+// 300 ms; per-try deadlines are now kept exactly (evloop's tryTimers). The
+// fastest of five requests is judged, which a loaded box delays least.
+func TestPerTryTimeoutKeptToTheTick(t *testing.T) {
+	good := newOrigin(t, "good", nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() }) // never accepts: connections wait in the backlog
+	const perTry = 200 * time.Millisecond
+	cfg := testConfig(good)
+	cfg.Upstreams = append([]config.Upstream{{Name: "mute", URL: "http://" + ln.Addr().String(), Weight: 1000}}, cfg.Upstreams...)
+	cfg.Balancer.Policy = "weighted" // the mute host is picked first
+	cfg.Health.Active = false
+	cfg.Health.PassiveFailures = 0
+	cfg.Retries.PerTryTimeout = perTry
+	e := startEdge(t, cfg, Options{})
+	fastest := time.Hour
+	for i := range 5 {
+		start := time.Now()
+		r := e.do(t, "GET", "/x", "")
+		took := time.Since(start)
+		if r.StatusCode() != 200 || header(r, "X-Served-By") != "good" {
+			t.Fatalf("GET %d: %d from %q", i, r.StatusCode(), header(r, "X-Served-By"))
+		}
+		fastest = min(fastest, took)
+	}
+	if fastest < perTry || fastest > perTry+60*time.Millisecond {
+		t.Fatalf("the fastest request took %s with a per-try timeout of %s, want one per-try timeout and the good host's answer", fastest, perTry)
+	}
+}

@@ -117,7 +117,9 @@ type loop struct {
 	// incoming holds connections another loop accepted for this one (adopt).
 	incoming []pendingConn
 
-	// Timer wheel (see schedule).
+	// Timer wheel (see schedule), and the per-try deadlines kept exactly
+	// (tryTimers).
+	tries    tryTimers
 	wheel    [wheelSlots][]timerRef
 	wheelPos int64 // last processed slot (absolute tick number)
 	now      int64 // unix nanoseconds, read once per round
@@ -360,7 +362,7 @@ func (l *loop) waitLimit() time.Duration {
 	if l.nconns.Load() == 0 && l.nups.Load() == 0 && l.pauseTil == 0 && len(l.pipes) == 0 {
 		return idleWait
 	}
-	return tick
+	return l.tryWait(tick)
 }
 
 // runAgain goes on with the connections whose pipelined requests the last
@@ -708,6 +710,9 @@ func (l *loop) setDeadline(c *conn, d time.Duration) {
 // the idle timeout on), so a busy connection costs one wheel entry per timeout
 // period, re-queued lazily when its old slot comes up.
 func (l *loop) schedule(c *conn) {
+	if c.deadlineKind == deadlineForward && c.deadline > 0 {
+		l.armTry(c)
+	}
 	slot := c.deadline/int64(tick) + 1
 	if slot > l.wheelPos+wheelSlots-1 {
 		slot = l.wheelPos + wheelSlots - 1
@@ -731,6 +736,7 @@ func (l *loop) timers() {
 			l.pauseTil = l.now + int64(tick)
 		}
 	}
+	l.fireTries()
 	cur := l.now / int64(tick)
 	if l.nups.Load() > 0 && l.wheelPos < cur {
 		l.upSweep()

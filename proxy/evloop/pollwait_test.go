@@ -197,3 +197,63 @@ func TestWaitLimit(t *testing.T) {
 		t.Fatalf("accepting stopped: %s, want %s", got, tick)
 	}
 }
+
+// TestTryTimers: a forwarded request's per-try deadline shortens the loop's
+// wait to itself (rounded up to a millisecond) instead of waiting for the
+// next 100 ms tick, and an entry whose try moved on (answered, next try)
+// neither shortens a wait nor survives a compaction.
+func TestTryTimers(t *testing.T) {
+	var l loop
+	l.now = int64(time.Hour)
+	l.conns = make([]*conn, 64)
+	l.nconns.Add(1)
+	conns := make([]*conn, 0, 40)
+	for fd := int32(3); fd < 43; fd++ {
+		c := &conn{fd: fd, gen: 1, state: stateForwarding, deadlineKind: deadlineForward}
+		l.conns[fd] = c
+		conns = append(conns, c)
+	}
+	arm := func(c *conn, in time.Duration) {
+		c.deadline = l.now + int64(in)
+		l.armTry(c)
+	}
+	arm(conns[0], 80*time.Millisecond)
+	arm(conns[1], 30*time.Millisecond+time.Microsecond)
+	arm(conns[2], time.Second)
+	if got := l.waitLimit(); got != 31*time.Millisecond {
+		t.Fatalf("wait with a try due in 30.001ms: %s, want 31ms", got)
+	}
+	conns[1].deadline = 0 // answered
+	if got := l.waitLimit(); got != 80*time.Millisecond {
+		t.Fatalf("after the first try was answered: %s, want 80ms", got)
+	}
+	arm(conns[0], 500*time.Millisecond) // its next try
+	if got := l.waitLimit(); got != tick {
+		t.Fatalf("no try due within a tick: %s, want %s", got, tick)
+	}
+	conns[0].state = stateOpen // the request was answered
+	conns[2].gen++             // the connection was closed and reused
+	if got := l.nextTry(); got != 0 {
+		t.Fatalf("only stale entries left, next try at %d", got)
+	}
+	// Compaction keeps the live entries in heap order.
+	for i, c := range conns[3:] {
+		arm(c, time.Duration(40-i)*time.Millisecond)
+		if i%2 == 0 {
+			c.deadline++ // moved on: this entry is stale
+		}
+	}
+	l.compactTries()
+	if len(l.tries.h) != 18 {
+		t.Fatalf("%d entries after compaction, want the 18 live ones", len(l.tries.h))
+	}
+	prev := int64(0)
+	for l.nextTry() != 0 {
+		at := l.tries.h[0].at
+		if at < prev {
+			t.Fatalf("heap order broken: %d after %d", at, prev)
+		}
+		prev = at
+		l.tries.pop()
+	}
+}
