@@ -197,7 +197,7 @@ func TestEdgeFramingLineLimits(t *testing.T) {
 		get  = "GET /a HTTP/1.1\r\n" + host + "\r\n"
 		te   = "POST /c HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
 	)
-	seenGet, seenTE := gunicornReq{"GET", "/a", "", ""}, gunicornReq{"POST", "/c", "", "abc"}
+	seenGet, seenTE := gunicornReq{"GET", "/a", "", "", ""}, gunicornReq{"POST", "/c", "", "abc", ""}
 	d := h1DefaultsForTest()
 	tests := []struct {
 		name string
@@ -207,7 +207,7 @@ func TestEdgeFramingLineLimits(t *testing.T) {
 		msg  string // its error
 		seen []gunicornReq
 	}{
-		{"request-line at the limit", small, line(64) + "\r\n" + host + "\r\n", 200, "", []gunicornReq{{"POST", target(64), "", ""}}},
+		{"request-line at the limit", small, line(64) + "\r\n" + host + "\r\n", 200, "", []gunicornReq{{"POST", target(64), "", "", ""}}},
 		{"request-line one byte over", small, line(65) + "\r\n" + host + "\r\n", 414, "request line too long", nil},
 		{"request-line over after a request", small, get + line(65) + "\r\n" + host + "\r\n", 414, "request line too long", []gunicornReq{seenGet}},
 		{"target over max_uri_bytes, line within", small, "GET " + target(65) + " HTTP/1.1\r\n" + host + "\r\n", 414, "request URI too long", nil},
@@ -230,7 +230,11 @@ func TestEdgeFramingLineLimits(t *testing.T) {
 			if len(codes) == 0 || codes[len(codes)-1] != tt.code {
 				t.Fatalf("statuses %v, want the last %d", codes, tt.code)
 			}
-			if got := rec.take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
+			got := rec.take()
+			for k := range got {
+				got[k].te = "" // how the edge frames a chunked body is not the point here
+			}
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
 				t.Fatalf("origin saw %.200q, want %.200q", got, tt.seen)
 			}
 			if tt.code != 200 {
