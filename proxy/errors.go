@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/novashop/edge/proxy/h1"
+	"github.com/novashop/edge/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -48,6 +49,9 @@ func errorStatus(err error) (int, string) {
 		return fasthttp.StatusGatewayTimeout, "upstream timed out"
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return fasthttp.StatusBadGateway, "upstream response too large"
+	case errors.Is(err, upstream.ErrHTTP10):
+		// RFC 9112 §6.1: the request's transfer coding cannot be forwarded.
+		return fasthttp.StatusNotImplemented, "unsupported transfer coding"
 	}
 	return fasthttp.StatusBadGateway, "no upstream could answer"
 }

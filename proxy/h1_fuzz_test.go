@@ -28,7 +28,8 @@ var badRequests = []struct {
 	{"POST /bad HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n3;\r\nabc\r\n0\r\n\r\n", 400},
 	{"GET /bad HTTP/1.1\r\nX: y\r\n\r\n", 400},
 	{"POST /bad HTTP/1.1\r\nHost: shop\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
-	{"POST /bad HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+	{"POST /bad HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip;q=1, chunked\r\n\r\n0\r\n\r\n", 501},
+	{"POST /bad HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip, chunked, gzip\r\n\r\n0\r\n\r\n", 400},
 	{"GET /bad HTTP/2.0\r\nHost: shop\r\n\r\n", 505},
 	{"GET /b\xc3\xa4d HTTP/1.1\r\nHost: shop\r\n\r\n", 400},
 	{"G<T /bad HTTP/1.1\r\nHost: shop\r\n\r\n", 400},
@@ -39,7 +40,7 @@ var badRequests = []struct {
 	{"POST /bad HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400},
 	{"POST /bad HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc", 400},
 	{"POST /bad HTTP/1.1\r\nHost: shop\r\nContent-Length: 3\r\nTransfer-Encoding: identity, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400},
-	{"POST /bad HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: identity, gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+	{"POST /bad HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: identity;q=1, gzip, chunked\r\n\r\n0\r\n\r\n", 501},
 }
 
 // chunkedFields are Transfer-Encoding field lines the edge takes as chunked:

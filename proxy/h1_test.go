@@ -143,7 +143,8 @@ func TestEdgeFraming(t *testing.T) {
 		{"§3.2 missing Host", "GET /a HTTP/1.1\r\n\r\n", []int{400}, nil},
 		{"§6.3 duplicate Content-Length", "POST /c HTTP/1.1\r\nHost: shop\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", []int{400}, nil},
 		{"§6.3 Transfer-Encoding not ending in chunked", "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked, identity\r\n\r\n", []int{400}, nil},
-		{"§6.1 unsupported transfer coding", "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", []int{501}, nil},
+		// A coding without parameters is forwarded coded (TestEdgeTransferCodings).
+		{"§6.1 transfer coding with a parameter", "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip;level=9, chunked\r\n\r\n0\r\n\r\n", []int{501}, nil},
 		{"Content_Length imitating Content-Length (CGI-style origins)", "POST /c HTTP/1.1\r\nHost: shop\r\nContent_Length: 3\r\n\r\nabc", []int{400}, nil},
 		{"Transfer_Encoding imitating Transfer-Encoding", "POST /c HTTP/1.1\r\nHost: shop\r\nTransfer_Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", []int{400}, nil},
 		{"RFC 9110 §5.3 Content-Type twice", "POST /c HTTP/1.1\r\nHost: shop\r\nContent-Type: a/b\r\nContent-Type: c/d\r\nContent-Length: 3\r\n\r\nabc", []int{400}, nil},
@@ -197,7 +198,7 @@ func TestEdgeFramingLineLimits(t *testing.T) {
 		get  = "GET /a HTTP/1.1\r\n" + host + "\r\n"
 		te   = "POST /c HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
 	)
-	seenGet, seenTE := gunicornReq{"GET", "/a", "", ""}, gunicornReq{"POST", "/c", "", "abc"}
+	seenGet, seenTE := gunicornReq{"GET", "/a", "", "", ""}, gunicornReq{"POST", "/c", "", "abc", ""}
 	d := h1DefaultsForTest()
 	tests := []struct {
 		name string
@@ -207,7 +208,7 @@ func TestEdgeFramingLineLimits(t *testing.T) {
 		msg  string // its error
 		seen []gunicornReq
 	}{
-		{"request-line at the limit", small, line(64) + "\r\n" + host + "\r\n", 200, "", []gunicornReq{{"POST", target(64), "", ""}}},
+		{"request-line at the limit", small, line(64) + "\r\n" + host + "\r\n", 200, "", []gunicornReq{{"POST", target(64), "", "", ""}}},
 		{"request-line one byte over", small, line(65) + "\r\n" + host + "\r\n", 414, "request line too long", nil},
 		{"request-line over after a request", small, get + line(65) + "\r\n" + host + "\r\n", 414, "request line too long", []gunicornReq{seenGet}},
 		{"target over max_uri_bytes, line within", small, "GET " + target(65) + " HTTP/1.1\r\n" + host + "\r\n", 414, "request URI too long", nil},
@@ -230,7 +231,11 @@ func TestEdgeFramingLineLimits(t *testing.T) {
 			if len(codes) == 0 || codes[len(codes)-1] != tt.code {
 				t.Fatalf("statuses %v, want the last %d", codes, tt.code)
 			}
-			if got := rec.take(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
+			got := rec.take()
+			for k := range got {
+				got[k].te = "" // how the edge frames a chunked body is not the point here
+			}
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.seen) {
 				t.Fatalf("origin saw %.200q, want %.200q", got, tt.seen)
 			}
 			if tt.code != 200 {

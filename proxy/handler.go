@@ -231,6 +231,9 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 		return false
 	}
 	ex.limit = limit
+	// A body in transfer codings besides chunked goes on still coded
+	// (coding.go).
+	codedBody(ctx)
 
 	// One pass over the headers finds what the steps below must change, so a
 	// common request pays one scan instead of a dozen normalising look-ups.
@@ -373,7 +376,10 @@ func (ex *exchange) PrepareVary(*fasthttp.RequestCtx) { ex.setForwarded() }
 // serveAdmitted answers an admitted request from the cache or the origins.
 func (s *Server) serveAdmitted(ctx *fasthttp.RequestCtx, ex *exchange) {
 	req, lim, limit := &ctx.Request, &ex.rt.cfg.Limits, ex.limit
-	if s.cache != nil {
+	// A GET or HEAD with a coded body (coding.go) is neither looked up nor
+	// stored: a cache fill sends a copy of the request without its body
+	// stream. Other methods pass the cache with the request as it is.
+	if s.cache != nil && !(codedUpload(req) != nil && (req.Header.IsGet() || req.Header.IsHead())) {
 		if sc, ok := s.cache.(SplitServer); ok && ex.fetch != nil {
 			// The foreground fetch notes the origin for the access log; the
 			// background one (revalidation after the answer) must not, since
@@ -549,7 +555,10 @@ func (s *Server) forwardTries(t *tries, resp *fasthttp.Response, streamAbove int
 	// fasthttp drops the body stream once it has sent it, so keep the limiter
 	// to ask afterwards whether the client's side of the upload failed.
 	var upload *bodyLimiter
-	if t.streamed {
+	coded := codedUpload(req)
+	if coded != nil {
+		upload, _ = coded.R.(*bodyLimiter)
+	} else if t.streamed {
 		upload, _ = req.BodyStream().(*bodyLimiter)
 	}
 	for {
@@ -563,8 +572,19 @@ func (s *Server) forwardTries(t *tries, resp *fasthttp.Response, streamAbove int
 		// Do with a request timeout is DoDeadline without its extra clock read
 		// (fasthttp turns a deadline back into a timeout anyway).
 		req.SetTimeout(timeout)
+		if coded != nil {
+			// The HostClient's timeout is not visible to the transport
+			// that writes a coded request.
+			coded.Deadline = time.Now().Add(timeout)
+		}
 		err := u.Client.Do(req, resp)
 		req.SetTimeout(0)
+		if errors.Is(err, upstream.ErrHTTP10) {
+			// Not sent: the host answered in HTTP/1.0 and cannot take a
+			// transfer coding (RFC 9112 §6.1). Not the host's failure.
+			t.abandon()
+			return err
+		}
 		if err == nil && resp.StreamBody {
 			err = settleStream(resp, streamAbove, t.rt.cfg.Limits.MaxResponseBytes)
 		}

@@ -186,13 +186,20 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	ctx := l.getCtx(c)
 	var n int
 	var err error
+	codings := ""
 	switch {
 	case ferr != nil:
 		err = ferr
 	case framed:
 		m := fn
 		msg := b[skip:]
-		if l.fr.HeaderDropped() > 0 {
+		if cod := l.fr.Codings(); len(cod) > 0 {
+			// Transfer codings before chunked: fasthttp reads the body as
+			// chunked, and the handler forwards it still coded
+			// (TransferCodingsKey).
+			codings = string(cod)
+		}
+		if l.fr.HeaderDropped() > 0 || l.fr.Rewrote() {
 			msg, m = l.withoutDropped(b[skip : skip+fn])
 		} else if l.fr.Discarded() > 0 && l.s.cfg.StreamAbove <= 0 {
 			// Trailer fields the framer discards (fasthttp would refuse the
@@ -228,7 +235,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		// partial request (100 Continue, detaching a streamed body), but a
 		// request fasthttp would take as complete waits for the framer.
 		msg := b[skip:]
-		if l.fr.HeaderDropped() > 0 {
+		if l.fr.HeaderDropped() > 0 || l.fr.Rewrote() {
 			cp, w := l.withoutDropped(msg)
 			msg = cp[:w]
 		}
@@ -273,6 +280,9 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		return len(b)
 	}
 	c.need, c.sentContinue = 0, false
+	if codings != "" {
+		ctx.SetUserValue(TransferCodingsKey, codings)
+	}
 	noteRequest(c, ctx)
 	if c.mustClose {
 		// RFC 9112 §6.3 rule 3: answered, then closed; nothing after it is
@@ -306,19 +316,31 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 	return skip + n
 }
 
-// withoutDropped returns a copy of a message (or of its start) without the
-// Transfer-Encoding lines the framer drops (only identity,
-// h1.RequestFramer.HeaderDropped: fasthttp refuses a second Transfer-Encoding
-// line), and the copy's length. A copy, not c's buffer compacted in place: a
-// chunked request detached to the goroutine core (StreamAbove) goes with its
-// bytes as sent, and h1.Conn drops the lines again. Rare (a client sending
-// Transfer-Encoding: identity), so the copy is not pooled.
+// withoutDropped returns a copy of a message (or of its start) as fasthttp
+// may read it, and the copy's length: without the Transfer-Encoding lines the
+// framer drops (identity or other codings alone, h1.RequestFramer.HeaderDropped:
+// fasthttp refuses a second Transfer-Encoding line), and with what comes
+// before chunked in the line naming it overwritten with SP (Rewrote). A copy,
+// not c's buffer rewritten in place: the loop frames a request's bytes again
+// from the start while it is incomplete, and a chunked request detached to
+// the goroutine core (StreamAbove) goes with its bytes as sent; in both the
+// codings must still be there (h1.Conn takes them out again). Rare (a client
+// sending identity or another coding), so the copy is not pooled.
 func (l *loop) withoutDropped(b []byte) ([]byte, int) {
 	cp := append([]byte(nil), b...)
 	l.fr.Reset()
+	l.fr.Preserve = false
 	_, w, _, _ := l.fr.ScanMessage(cp, true)
+	l.fr.Preserve = true
 	return cp, w
 }
+
+// TransferCodingsKey is the user value under which the loop leaves, on a
+// request whose Transfer-Encoding named other codings before chunked, those
+// codings (h1.RequestFramer.Codings: "gzip" for "gzip, chunked"); the request
+// itself reads as plain chunked. Only the loop sets it, so a client cannot;
+// the goroutine core has h1.Conn.TransferCodings instead.
+const TransferCodingsKey = "evloop.transfer-codings"
 
 // parse reads one request from b into ctx with fasthttp's own parser, so the
 // loop keeps the goroutine core's strictness. errIncomplete means wait for more.
@@ -366,7 +388,11 @@ func (l *loop) parse(c *conn, ctx *fasthttp.RequestCtx, b []byte, partial bool) 
 		return head, nil
 	}
 	if err := req.ContinueReadBody(l.bu, cfg.MaxBodyBytes, false); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A chunk size line cut by the read comes back as ErrBrokenChunk
+		// without the EOF in its chain; with partial the framer found the
+		// bytes so far valid, so it is the end of the bytes, not a fault.
+		var broken fasthttp.ErrBrokenChunk
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || partial && errors.As(err, &broken) {
 			c.need = len(b) + 1
 			return 0, errIncomplete
 		}

@@ -164,7 +164,11 @@ func newLoop(s *Server, id int) (*loop, error) {
 	}
 	l := &loop{s: s, id: id, epfd: epfd, efd: efd, buf: make([]byte, readBufSize)}
 	l.pw = newPollWait(epfd)
-	l.fr = h1.RequestFramer{Limits: s.cfg.Framer}
+	// Preserve: a request's bytes are framed again from the start on every
+	// read until it is whole, and detached with them as sent, so the
+	// framer must not take its transfer codings out of them (serveOne
+	// frames a copy for fasthttp instead).
+	l.fr = h1.RequestFramer{Limits: s.cfg.Framer, Preserve: true}
 	// As fasthttp.Server's ReadBufferSize: a header block that does not fit
 	// gets fasthttp's own ErrSmallBuffer (431).
 	l.bu = bufio.NewReaderSize(&l.br, s.cfg.MaxHeaderBytes)

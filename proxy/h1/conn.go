@@ -106,6 +106,44 @@ type Conn struct {
 	eof bool
 	// closeNext: CloseAfterMessage.
 	closeNext bool
+	// msgs counts the messages whose header section the framer accepted
+	// (the first is 1, as fasthttp numbers a connection's requests);
+	// counted: the current one is counted. coded are the ones among them
+	// with transfer codings before chunked (TransferCodings), oldest first.
+	msgs    uint64
+	counted bool
+	coded   []codedMsg
+}
+
+// codedMsg is a message's transfer codings (RequestFramer.Codings).
+type codedMsg struct {
+	n       uint64
+	codings string
+}
+
+// TransferCodings returns the transfer codings the n-th message read from the
+// connection (1 for the first, as fasthttp.RequestCtx.ConnRequestNum counts)
+// named before chunked ("gzip" for "Transfer-Encoding: gzip, chunked"; see
+// RequestFramer.Codings), or "" for a message that named none. The server
+// reads such a message as plain chunked (the framer took the codings out of
+// the bytes it passes on), so the handler must ask here and forward the body
+// still coded. The answer comes from the framer, never from the request's
+// fields, so a client cannot make it up. Each message's codings are asked for
+// once, in order: the ones of messages before n are forgotten.
+func (c *Conn) TransferCodings(n uint64) string {
+	k := 0
+	for k < len(c.coded) && c.coded[k].n < n {
+		k++
+	}
+	codings := ""
+	if k < len(c.coded) && c.coded[k].n == n {
+		codings = c.coded[k].codings
+		k++
+	}
+	if k > 0 {
+		c.coded = append(c.coded[:0], c.coded[k:]...)
+	}
+	return codings
 }
 
 // CloseAfterMessage makes the connection end (io.EOF) after the current
@@ -316,6 +354,13 @@ func (c *Conn) filter(b []byte) int {
 			return w
 		}
 		c.fresh = done
+		if !c.counted && c.f.HeaderDone() {
+			c.counted = true
+			c.msgs++
+			if cod := c.f.Codings(); len(cod) > 0 {
+				c.coded = append(c.coded, codedMsg{c.msgs, string(cod)})
+			}
+		}
 		// A discarded trailer line is the tail of what Scan consumed; one
 		// that began in held bytes can only end the read's first Scan.
 		drop := c.f.DropTail()
@@ -331,7 +376,7 @@ func (c *Conn) filter(b []byte) int {
 			c.delivered = true
 		}
 		if done {
-			c.delivered = false
+			c.delivered, c.counted = false, false
 			if c.f.MustClose() || c.closeNext {
 				// Nothing after this message is read (the bytes left in b
 				// are dropped): the server answers it, then reads io.EOF.

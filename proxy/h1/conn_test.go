@@ -358,3 +358,58 @@ func TestConnDangerousFraming(t *testing.T) {
 		t.Fatalf("after CloseAfterMessage: read %q, %v; want %q, EOF", got, err, post)
 	}
 }
+
+// TestConnTransferCodings: through Conn, split at every byte, a message with
+// transfer codings before chunked reaches the reader as plain chunked (the
+// codings taken out as identity is), and TransferCodings gives each message's
+// codings by its number on the connection, as fasthttp counts requests: a
+// pipelined message after a coded one has none.
+func TestConnTransferCodings(t *testing.T) {
+	const (
+		head = "POST / HTTP/1.1\r\nHost: a\r\n"
+		body = "\r\n5\r\nhello\r\n0\r\n\r\n"
+	)
+	in := "\r\n" + head + "Transfer-Encoding: gzip, chunked\r\n" + body + get + "\r\n" +
+		head + "Transfer-Encoding: Deflate\r\nTransfer-Encoding: identity, BR, chunked\r\n" + body + post
+	out := head + "Transfer-Encoding:       chunked\r\n" + body + get +
+		head + "Transfer-Encoding:" + strings.Repeat(" ", len(" identity, BR, ")) + "chunked\r\n" + body + post
+	want := []string{"gzip", "", "deflate, br", ""}
+	var splits [][]string
+	for i := 1; i < len(in); i++ {
+		splits = append(splits, []string{in[:i], in[i:]})
+	}
+	var bytewise []string
+	for i := range len(in) {
+		bytewise = append(bytewise, in[i:i+1])
+	}
+	splits = append(splits, bytewise, []string{in})
+	for _, chunks := range splits {
+		for _, size := range []int{MaxTransferEncodingLine + 2, 4096} {
+			m := &memConn{}
+			for _, c := range chunks {
+				m.chunks = append(m.chunks, []byte(c))
+			}
+			c := NewConn(m, Limits{})
+			got, err := readAll(c, size)
+			if err != io.EOF || got != out {
+				t.Fatalf("reads %q, buffer %d: read %q, %v; want %q", chunks, size, got, err, out)
+			}
+			for n, w := range want {
+				if g := c.TransferCodings(uint64(n + 1)); g != w {
+					t.Fatalf("reads %q, buffer %d: message %d has codings %q, want %q", chunks, size, n+1, g, w)
+				}
+			}
+			if len(c.coded) != 0 {
+				t.Fatalf("codings kept after every message was asked for: %v", c.coded)
+			}
+		}
+	}
+	// Asked out of order, the earlier ones are forgotten.
+	c := NewConn(&memConn{chunks: [][]byte{[]byte(in)}}, Limits{})
+	if _, err := readAll(c, 4096); err != io.EOF {
+		t.Fatal(err)
+	}
+	if c.TransferCodings(3) != "deflate, br" || c.TransferCodings(1) != "" {
+		t.Fatal("out of order")
+	}
+}

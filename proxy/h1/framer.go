@@ -48,6 +48,10 @@ const (
 	// (HeaderDropped), so a caller passing bytes on holds the line back until
 	// its end (Pending): this bounds what it holds.
 	MaxTransferEncodingLine = 128
+	// MaxCodingsBytes bounds the transfer codings a request names before
+	// chunked, as Codings returns them ("gzip, x-custom"): past it,
+	// ErrTransferEncoding.
+	MaxCodingsBytes = 64
 )
 
 // Limits bound what a RequestFramer accepts. A zero field takes its default.
@@ -119,6 +123,12 @@ type Limits struct {
 type RequestFramer struct {
 	// Limits may be set before the first Scan and between messages.
 	Limits Limits
+	// Preserve leaves Transfer-Encoding lines as sent: Scan does not write
+	// SP over what comes before chunked (teRewrite), and Rewrote says where
+	// it would have. For a caller that keeps a message's bytes and may frame
+	// them again from the start (the event-loop core): the codings before
+	// chunked must still be there the second time (Codings). Kept by Reset.
+	Preserve bool
 
 	err   *Error
 	state uint8
@@ -143,6 +153,17 @@ type RequestFramer struct {
 	clBad bool
 	// rewFrom, rewTo: RewriteBefore.
 	rewFrom, rewTo int
+	// rewrote: a Transfer-Encoding line of the message had something before
+	// chunked (Rewrote).
+	rewrote bool
+	// cod[:codLen] are the transfer codings named before chunked, other
+	// than identity, lower-cased and joined with ", " (Codings); codEnd is
+	// the end of the coding being read (its bytes after codLen, with the
+	// separator; past len(cod) only counted); codOver: they did not fit.
+	cod     [MaxCodingsBytes]byte
+	codLen  int
+	codEnd  int
+	codOver bool
 
 	skipped   int   // bytes of empty lines before the request-line
 	hdr       int   // bytes of the current header (or trailer) section so far, skipped included
@@ -181,14 +202,17 @@ type RequestFramer struct {
 	nonEmpty bool
 
 	// The header section so far.
-	clSeen      bool
-	ctSeen      bool
-	hostCount   uint8
-	hostEmpty   bool
-	teEmpty     bool // an empty element in a Transfer-Encoding list
-	teSeen      bool
-	teChunked   int
-	teOther     bool
+	clSeen    bool
+	ctSeen    bool
+	hostCount uint8
+	hostEmpty bool
+	teEmpty   bool // an empty element in a Transfer-Encoding list
+	teSeen    bool
+	teChunked int
+	// teParams: a coding with parameters (identity;q=1): refused
+	// (ErrUnsupportedCoding), since chunked takes none and the edge does not
+	// read them for the others.
+	teParams    bool
 	teLastChunk bool
 }
 
@@ -248,15 +272,43 @@ const (
 // Reset forgets everything, including a sticky error, and readies the framer
 // for a new connection. Limits are kept.
 func (f *RequestFramer) Reset() {
-	l := f.Limits
-	*f = RequestFramer{Limits: l}
+	l, p := f.Limits, f.Preserve
+	*f = RequestFramer{Limits: l, Preserve: p}
 }
 
 // next starts a new message on the same connection.
 func (f *RequestFramer) next() {
-	l := f.Limits
-	*f = RequestFramer{Limits: l}
+	l, p := f.Limits, f.Preserve
+	*f = RequestFramer{Limits: l, Preserve: p}
 }
+
+// Codings are the transfer codings the current message's Transfer-Encoding
+// names before chunked, identity left out, lower-cased (transfer coding
+// names are case-insensitive, RFC 9112 §7) and joined with ", " in the
+// order sent, across field lines ("gzip", "x-snappy, gzip"); empty for a
+// plain chunked message. Valid once HeaderDone, until the next message
+// starts; the bytes are the framer's own, overwritten then.
+//
+// Such a message is accepted (RFC 9112 §6.1, §7: a proxy need not decode a
+// transfer coding to forward it while chunked is final): the framer reads
+// it as chunked, and in the bytes it passes on the codings are taken out of
+// the field as identity is (HeaderDropped, RewriteBefore), so fasthttp
+// reads "chunked". The caller carries Codings with the request and sends
+// the body on still coded, "Transfer-Encoding: <Codings>, chunked"; it must
+// never forward the body as if it were not coded.
+func (f *RequestFramer) Codings() []byte {
+	if f.err != nil || f.headerLen == 0 {
+		return nil
+	}
+	return f.cod[:f.codLen]
+}
+
+// Rewrote reports that a Transfer-Encoding line of the current message had
+// something before chunked (identity or other codings, and commas), which
+// Scan overwrites with SP in the bytes it scanned, or with Preserve would
+// have: a Preserve caller passes the message on from a copy framed again
+// without Preserve.
+func (f *RequestFramer) Rewrote() bool { return f.rewrote }
 
 // Err returns the framing error that stopped the framer, or nil.
 func (f *RequestFramer) Err() error {
@@ -812,7 +864,8 @@ func (f *RequestFramer) Discarded() int { return f.discarded }
 // coding, only identity, which names no coding at all (RFC 7230 took it out
 // of the transfer coding registry; RFC 9112 §7 has none by that name), as in
 // "Transfer-Encoding: identity" then "Transfer-Encoding: chunked" on the next
-// line. fasthttp refuses a second Transfer-Encoding line and any value but
+// line, or other codings, which Codings carries instead ("Transfer-Encoding:
+// gzip" then "Transfer-Encoding: chunked"). fasthttp refuses a second Transfer-Encoding line and any value but
 // chunked, so a caller passing the bytes on leaves these lines out, as it
 // does the discarded trailer lines (DropTail, Pending; ScanMessage with
 // compact). In the line that names chunked, identity and the commas are
@@ -1200,6 +1253,11 @@ func (f *RequestFramer) valueByte(c byte, at int) *Error {
 			switch {
 			case tchar[c]:
 				f.tokLen, f.tokOK, f.tokID, f.tokAt = 0, true, true, at
+				f.codEnd = f.codLen
+				if f.codLen > 0 {
+					f.codByte(',')
+					f.codByte(' ')
+				}
 				f.tokByte(c)
 				f.vstate = 1
 			case ws:
@@ -1220,7 +1278,7 @@ func (f *RequestFramer) valueByte(c byte, at int) *Error {
 				f.vstate = 0
 			case c == ';':
 				f.endCoding()
-				f.teOther, f.teLastChunk = true, false
+				f.teParams, f.teLastChunk = true, false
 				f.vstate = 3
 			default:
 				return ErrTransferEncoding
@@ -1231,7 +1289,7 @@ func (f *RequestFramer) valueByte(c byte, at int) *Error {
 			case c == ',':
 				f.vstate = 0
 			case c == ';':
-				f.teOther, f.teLastChunk = true, false
+				f.teParams, f.teLastChunk = true, false
 				f.vstate = 3
 			default:
 				return ErrTransferEncoding
@@ -1266,12 +1324,27 @@ func (f *RequestFramer) tokByte(c byte) {
 		f.tokID = false
 	}
 	f.tokLen++
+	if isAlpha(c) {
+		c |= 0x20
+	}
+	f.codByte(c)
+}
+
+// codByte adds a byte to the coding being read (Codings); past the buffer
+// it is only counted, and the coding refused if it turns out not to be
+// chunked or identity (endCoding).
+func (f *RequestFramer) codByte(c byte) {
+	if f.codEnd < len(f.cod) {
+		f.cod[f.codEnd] = c
+	}
+	f.codEnd++
 }
 
 // endCoding ends a transfer coding of a Transfer-Encoding list. identity
 // (no parameters) is a no-op coding: it is left out (teRewrite, and the line
 // is dropped when it names no chunked), but chunked must still come after it
-// (§6.3: "chunked, identity" is refused).
+// (§6.3: "chunked, identity" is refused). Any other coding is noted in
+// Codings and left out of the bytes passed on the same way.
 func (f *RequestFramer) endCoding() {
 	switch {
 	case f.tokOK && f.tokLen == len("chunked"):
@@ -1280,8 +1353,16 @@ func (f *RequestFramer) endCoding() {
 	case f.tokID && f.tokLen == len("identity"):
 		f.teLastChunk = false
 	default:
-		f.teOther, f.teLastChunk = true, false
+		f.teLastChunk = false
+		if f.codEnd > len(f.cod) {
+			f.codOver = true
+			f.codEnd = f.codLen
+			return
+		}
+		f.codLen = f.codEnd
+		return
 	}
+	f.codEnd = f.codLen
 }
 
 // teRewrite runs at the end of a Transfer-Encoding line that is kept (it
@@ -1296,6 +1377,10 @@ func (f *RequestFramer) endCoding() {
 // result.
 func (f *RequestFramer) teRewrite(b []byte, line int) {
 	if f.kind != kindTransferEncoding || f.trailer || f.drop || !f.teLine || f.teChunkAt <= f.teVal {
+		return
+	}
+	f.rewrote = true
+	if f.Preserve {
 		return
 	}
 	from, to := line+f.teVal, line+f.teChunkAt
@@ -1339,9 +1424,10 @@ func (f *RequestFramer) endValue() *Error {
 			f.endCoding()
 		}
 		if !f.teLine && !f.trailer {
-			// Only identity (or the request is refused at the end of the
-			// header section): fasthttp takes one Transfer-Encoding line,
-			// so the line is taken out of what it reads.
+			// No chunked: identity or other codings (noted in Codings),
+			// or the request is refused at the end of the header section.
+			// fasthttp takes one Transfer-Encoding line, so the line is
+			// taken out of what it reads.
 			f.drop = true
 			f.hdrDropped++
 		}
@@ -1361,9 +1447,9 @@ func (f *RequestFramer) endHeader() *Error {
 		switch {
 		case f.clSeen && !f.Limits.TolerateDangerousFraming:
 			return ErrLengthAndChunked
-		case f.minor == 0, !f.teLastChunk, f.teChunked > 1, f.teEmpty:
+		case f.minor == 0, !f.teLastChunk, f.teChunked > 1, f.teEmpty, f.codOver:
 			return ErrTransferEncoding
-		case f.teOther:
+		case f.teParams:
 			return ErrUnsupportedCoding
 		}
 		// With TolerateDangerousFraming, Transfer-Encoding frames the body

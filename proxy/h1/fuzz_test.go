@@ -30,7 +30,10 @@ import (
 //     reads exactly the accepted messages with the discarded trailer lines
 //     taken out (DropTail), and no trailer section it reads holds a field
 //     fasthttp refuses there (the fields the framer discards never reach
-//     the origin).
+//     the origin);
+//   - a message passed on names no transfer coding but chunked, once, in
+//     one Transfer-Encoding line: the codings before it (identity aside)
+//     are in Codings, and only a chunked message has any.
 func FuzzFramer(f *testing.F) {
 	for _, s := range []string{
 		get, post, get + "\r\n" + post + get,
@@ -47,6 +50,12 @@ func FuzzFramer(f *testing.F) {
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n1\r\na\r\n0\r\n\r\n" + get,
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nX: 1\r\ntransfer-encoding: Identity,chunked\r\n\r\n1\r\na\r\n0\r\n\r\n" + post,
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+		// Codings before chunked (Codings).
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + get,
+		"POST /chunked HTTP/1.1\r\nTransfer-Encoding: gzip,chunked\r\nHost: a\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n" + post,
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Deflate\r\nX: 1\r\ntransfer-encoding: identity,BR ,chunked\r\n\r\n1\r\na\r\n0\r\nX-T: 1\r\n\r\n" + get,
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip;q=1, chunked\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: x-a, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + get,
 		// Limits.TolerateDangerousFraming (limit 14 and 15 below).
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: -1\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + get,
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + post,
@@ -97,6 +106,7 @@ func FuzzFramer(f *testing.F) {
 			if limit > 0 {
 				checkLineLimits(t, m, whole.framing[i], fr.Limits)
 			}
+			checkOnlyChunked(t, whole.out[i], whole.framing[i], whole.codings[i])
 		}
 	})
 }
@@ -185,5 +195,39 @@ func checkNoDiscardedTrailer(t *testing.T, msg string) {
 	var req fasthttp.Request
 	if err := req.Read(bufio.NewReader(strings.NewReader(msg))); err != nil && strings.Contains(err.Error(), "trailer") {
 		t.Fatalf("fasthttp on %q: %v", msg, err)
+	}
+}
+
+// checkOnlyChunked checks that a message as passed on names no transfer
+// coding but chunked: at most one Transfer-Encoding line, whose value is
+// chunked alone, and only for a chunked message; codings (Codings) only on a
+// chunked one, each a lower-case token, none of them chunked or identity.
+func checkOnlyChunked(t *testing.T, msg string, framing Framing, codings string) {
+	t.Helper()
+	head, _, _ := strings.Cut(msg, "\r\n\r\n")
+	te := 0
+	for _, line := range strings.Split(head, "\r\n")[1:] {
+		name, value, _ := strings.Cut(line, ":")
+		if !strings.EqualFold(name, "transfer-encoding") {
+			continue
+		}
+		te++
+		if !strings.EqualFold(strings.Trim(value, " \t"), "chunked") {
+			t.Fatalf("passed on %q with Transfer-Encoding %q", msg, value)
+		}
+	}
+	if te > 1 || te == 1 && framing != Chunked {
+		t.Fatalf("passed on %q (framing %v) with %d Transfer-Encoding lines", msg, framing, te)
+	}
+	if codings == "" {
+		return
+	}
+	if framing != Chunked {
+		t.Fatalf("codings %q on a message framed %v", codings, framing)
+	}
+	for _, c := range strings.Split(codings, ", ") {
+		if c == "" || c == "chunked" || c == "identity" || c != strings.ToLower(c) || strings.ContainsAny(c, " \t,;\"") {
+			t.Fatalf("codings %q of %q", codings, msg)
+		}
 	}
 }

@@ -96,6 +96,7 @@ type Upstream struct {
 	drained        atomic.Bool  // written by the admin API
 	slowStartSince atomic.Int64 // unix nanos when the host came back; 0 when not ramping
 	slowStartDur   atomic.Int64 // ramp duration in nanos
+	http10         atomic.Bool  // the latest answer was HTTP/1.0 (HTTP10)
 }
 
 // New builds an Upstream for rawURL ("http://host:port" or "https://host:port").
@@ -152,6 +153,8 @@ func New(name, rawURL string, weight int, opt Options) (*Upstream, error) {
 			},
 		},
 	}
+	// fasthttp's own transport, but for coded request bodies (CodedBody).
+	up.Client.Transport = transport{http10: &up.http10}
 	up.healthy.Store(true)
 	return up, nil
 }
