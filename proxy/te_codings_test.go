@@ -15,6 +15,10 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/novashop/edge/internal/testenv"
+	"github.com/novashop/edge/proxy/cache"
 )
 
 // rawReq is one request as a raw-bytes origin read it: the request-line's
@@ -145,8 +149,10 @@ type rawHTTPOrigin struct {
 	addr   string
 	answer func(r rawReq) (int, string)
 	http10 bool
-	mu     sync.Mutex
-	seen   []rawReq
+	// cacheControl is every answer's Cache-Control ("" means no-store).
+	cacheControl string
+	mu           sync.Mutex
+	seen         []rawReq
 }
 
 func newRawHTTPOrigin(t testing.TB, answer func(r rawReq) (int, string)) *rawHTTPOrigin {
@@ -183,7 +189,11 @@ func (o *rawHTTPOrigin) serve(c net.Conn) {
 		if o.http10 {
 			proto, conn = "HTTP/1.0", "Connection: close\r\n"
 		}
-		if _, err := fmt.Fprintf(c, "%s %d %s\r\nCache-Control: no-store\r\nContent-Length: %d\r\n%s\r\n%s", proto, code, fasthttp.StatusMessage(code), len(body), conn, body); err != nil || o.http10 {
+		cc := o.cacheControl
+		if cc == "" {
+			cc = "no-store"
+		}
+		if _, err := fmt.Fprintf(c, "%s %d %s\r\nCache-Control: %s\r\nContent-Length: %d\r\n%s\r\n%s", proto, code, fasthttp.StatusMessage(code), cc, len(body), conn, body); err != nil || o.http10 {
 			return
 		}
 	}
@@ -451,4 +461,47 @@ func TestEdgeTransferCodingsOrigin(t *testing.T) {
 			t.Fatalf("the HTTP/1.0 origin got %+v", got)
 		}
 	})
+}
+
+// TestEdgeTransferCodingsBypassCache: with the cache on, a GET carrying a
+// coded body is neither answered from the cache nor stored: each one reaches
+// the origin with its coding, while the same GET without a body is stored
+// and then served as a hit.
+func TestEdgeTransferCodingsBypassCache(t *testing.T) {
+	o := newRawHTTPOrigin(t, func(r rawReq) (int, string) { return 200, "te=" + r.te + " body=" + string(r.body) })
+	o.cacheControl = "public, max-age=600"
+	cfg := testConfig(&origin{name: "raw", url: "http://" + o.addr})
+	cfg.Health.Active = false
+	c, err := cache.New(cache.Config{RedisURL: testenv.Redis(t), RedisTimeout: testRedisTimeout, Namespace: fmt.Sprintf("tecodings-%d:", time.Now().UnixNano())}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	e := startEdge(t, cfg, Options{Cache: c})
+	const (
+		plain = "GET /page HTTP/1.1\r\nHost: shop\r\n\r\n"
+		coded = "GET /page HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: br, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+	)
+	// The plain GET is stored: the second one is a hit.
+	if codes, r := rawExchange(t, e.addr, plain); fmt.Sprint(codes) != "[200]" || string(r.Body()) != "te= body=" {
+		t.Fatalf("plain GET: %v %s", codes, r.Body())
+	}
+	waitUntil(t, "the plain GET served from the cache", 5*time.Second, func() bool {
+		_, r := rawExchange(t, e.addr, plain)
+		return strings.Contains(string(r.Header.Peek(cache.HeaderCacheStatus)), "hit")
+	})
+	o.take()
+	for i := range 2 {
+		codes, r := rawExchange(t, e.addr, coded)
+		if fmt.Sprint(codes) != "[200]" || string(r.Body()) != "te=br, chunked body=hello" {
+			t.Fatalf("coded GET %d: %v %s (Cache-Status %q)", i, codes, r.Body(), r.Header.Peek(cache.HeaderCacheStatus))
+		}
+	}
+	if got := o.take(); len(got) != 2 {
+		t.Fatalf("the origin got %d coded GETs, want both", len(got))
+	}
+	// The coded GETs stored nothing over the plain one.
+	if _, r := rawExchange(t, e.addr, plain); string(r.Body()) != "te= body=" || !strings.Contains(string(r.Header.Peek(cache.HeaderCacheStatus)), "hit") {
+		t.Fatalf("plain GET after the coded ones: %s (Cache-Status %q)", r.Body(), r.Header.Peek(cache.HeaderCacheStatus))
+	}
 }
