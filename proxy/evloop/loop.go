@@ -127,6 +127,9 @@ type loop struct {
 	// lastNudge is when it last looked at the other loops.
 	parked    atomic.Bool
 	lastNudge int64
+	// batch decides wake-up coalescing (Config.BatchWait, batch.go).
+	batch     batcher
+	coalesced atomic.Uint64
 
 	nconns   atomic.Int64
 	handoffs atomic.Uint64
@@ -161,7 +164,8 @@ func newLoop(s *Server, id int) (*loop, error) {
 		return nil, err
 	}
 	l := &loop{s: s, id: id, epfd: epfd, efd: efd, buf: make([]byte, readBufSize)}
-	l.pw = newPollWait(epfd)
+	l.batch = newBatcher(s.cfg.BatchWait)
+	l.pw = newPollWait(epfd, l.batch.wait > 0)
 	l.fr = h1.RequestFramer{Limits: s.cfg.Framer}
 	// As fasthttp.Server's ReadBufferSize: a header block that does not fit
 	// gets fasthttp's own ErrSmallBuffer (431).
@@ -265,16 +269,23 @@ func (l *loop) run() {
 	defer l.s.wg.Done()
 	events := make([]unix.EpollEvent, maxEvents)
 	// slept: the last round began with a wait that slept in the poller.
-	slept := false
+	// coalesce: the last round asked to sleep for the batch wait (batch.go).
+	slept, coalesce := false, false
 	for !l.stopping {
 		// Under load events are usually ready: take them without the
 		// runtime's blocking-syscall bookkeeping, and wait only when none
 		// are. After a round that began asleep (a low rate: one request per
 		// wake-up) the wait's own first poll does the looking, one
-		// epoll_pwait per wake-up fewer than polling here too.
+		// epoll_pwait per wake-up fewer than polling here too. A coalescing
+		// loop sleeps for the batch wait, deaf to its set, then looks; the
+		// wait below (which unmutes) follows when that finds nothing.
 		var n int
 		var err error
-		if !slept || len(l.again) > 0 || l.pw == nil {
+		if coalesce && l.pw.mute() {
+			batchSleep(l.batch.wait)
+			l.coalesced.Add(1)
+			n, err = pollReady(l.epfd, events)
+		} else if !slept || len(l.again) > 0 || l.pw == nil {
 			n, err = pollReady(l.epfd, events)
 		}
 		slept = false
@@ -333,6 +344,7 @@ func (l *loop) run() {
 		l.flushPipes()
 		l.timers()
 		l.flushPipes()
+		coalesce = l.pw != nil && l.batch.after(l.now, n, len(l.again) > 0)
 	}
 	l.closeAll()
 	l.mu.Lock()
