@@ -19,20 +19,14 @@ import (
 // the hit's own work about 12 % (docs/benchmarks.md, "The event loop's
 // wake-up at 500 req/s"). A NIC's interrupt moderation trades a bounded
 // delay for fewer interrupts; this does the same for the loop's wake-ups.
-// A loop whose recent event rate is at least one per wait (so it would be
-// woken again within the wait anyway) sleeps for the wait after each round,
-// deaf to its epoll set, then takes whatever is ready without waiting; once
-// the rate falls below one per wait (the estimate is renewed every 16
-// waits) it parks in the poller as without coalescing. So sparse traffic
-// never waits for a timer, a loop left idle parks again within 16 waits,
-// and no request waits longer than the wait (plus the kernel's timer slack)
-// for a loop that is coalescing.
-//
-// A sleep that finds nothing does not end the coalescing: at one event per
-// wait a third of the sleeps find none (Poisson arrivals), and parking
-// after each of them cost more than not coalescing at all (1000 req/s with
-// a 1 ms wait, docs/benchmarks.md); a sleep's wake-up is also cheaper than
-// a park's, which goes through the runtime's scheduler.
+// A loop that has just handled a round of events while its recent event
+// rate is at least one per wait (so it would be woken again within the wait
+// anyway) sleeps for the wait, deaf to its epoll set, then takes whatever is
+// ready without waiting; when that finds nothing, or the rate falls below
+// one per wait, it parks in the poller as without coalescing. So sparse
+// traffic never waits for a timer, an idle loop parks as before, and no
+// request waits longer than the wait (plus the kernel's timer slack) for a
+// loop that is coalescing.
 //
 // Being deaf matters: the loop's epoll set sits in the runtime's poller,
 // and every new event in it would wake a thread blocked there (to find no
@@ -76,8 +70,9 @@ func newBatcher(wait time.Duration) batcher {
 
 // after records a round at now that handled n events and says whether the
 // loop should sleep for the wait before it polls again: coalescing is on,
-// nothing is left to go on with at once (again), and the event rate over the
-// last whole window was at least one per wait.
+// the round had events (a round that found nothing parks), nothing is left
+// to go on with at once (again), and the event rate over the last window
+// was at least one per wait.
 func (b *batcher) after(now int64, n int, again bool) bool {
 	if b.wait == 0 {
 		return false
@@ -87,7 +82,7 @@ func (b *batcher) after(now int64, n int, again bool) bool {
 		b.busy = int64(b.winEvents)*b.wait >= el
 		b.winStart, b.winEvents = now, 0
 	}
-	return b.busy && !again
+	return b.busy && n > 0 && !again
 }
 
 // rawEpollCtl is unix.EpollCtl without the runtime's syscall bookkeeping
