@@ -133,6 +133,14 @@ func testConfig(origins ...*origin) config.Config {
 	c.AccessLog.Enabled = false
 	// EDGE_TEST_IO=eventloop runs the suite on the event-loop core (make test does both).
 	c.IO = os.Getenv("EDGE_TEST_IO")
+	// EDGE_TEST_IO_BATCH_WAIT=1ms runs it with the loops' wake-up coalescing on.
+	if v := os.Getenv("EDGE_TEST_IO_BATCH_WAIT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			panic("EDGE_TEST_IO_BATCH_WAIT: " + err.Error())
+		}
+		c.IOBatchWait = d
+	}
 	return c
 }
 

@@ -39,6 +39,7 @@ func (s *Server) newLoops(cfg config.Config) *evloop.Server {
 	}
 	return evloop.New(evloop.Config{
 		Loops:        loops,
+		BatchWait:    cfg.IOBatchWait,
 		Handler:      s.public.Handler,
 		Inline:       inline,
 		ErrorHandler: s.handleParseError,

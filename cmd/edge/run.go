@@ -54,6 +54,7 @@ type flags struct {
 	config, listen, adminListen, balancer, redisURL, jwtPublicKey, jwksURL, io, ioLoops string
 	upstreams                                                                           upstreamList
 	tlsListen                                                                           string
+	ioBatchWait                                                                         string
 	tlsCerts, tlsKeys                                                                   upstreamList
 	set                                                                                 map[string]bool
 }
@@ -72,6 +73,7 @@ Flags:
   --balancer POLICY      round-robin, weighted, least-conn, p2c-ewma, random, hash [EDGE_BALANCER]
   --io CORE              eventloop (default) or goroutine: the public listener's I/O core [EDGE_IO]
   --io-loops N           event loops of the eventloop core; 0 = one per GOMAXPROCS [EDGE_IO_LOOPS]
+  --io-batch-wait D      eventloop wake-up coalescing, 0..2ms; 0 = off [EDGE_IO_BATCH_WAIT]
   --redis-url URL        shared cache; empty means no cache [REDIS_URL]
   --jwt-public-key FILE  Ed25519 or RSA public key PEM for token checks
   --jwks-url URL         JWKS endpoint for token checks
@@ -99,6 +101,7 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.balancer, "balancer", "", "")
 	fs.StringVar(&f.io, "io", "", "")
 	fs.StringVar(&f.ioLoops, "io-loops", "", "")
+	fs.StringVar(&f.ioBatchWait, "io-batch-wait", "", "")
 	fs.StringVar(&f.redisURL, "redis-url", "", "")
 	fs.StringVar(&f.jwtPublicKey, "jwt-public-key", "", "")
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "")
@@ -167,6 +170,15 @@ func loadConfig(f *flags, getenv func(string) string) (config.Config, error) {
 			return cfg, usagef("io loops %q (--io-loops, EDGE_IO_LOOPS) is not a whole number", loops)
 		}
 		cfg.IOLoops = n
+	}
+	batch := ""
+	pick(&batch, "EDGE_IO_BATCH_WAIT", "io-batch-wait", f.ioBatchWait)
+	if batch != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(batch))
+		if err != nil {
+			return cfg, usagef("io batch wait %q (--io-batch-wait, EDGE_IO_BATCH_WAIT) is not a duration (500us, 1ms)", batch)
+		}
+		cfg.IOBatchWait = d
 	}
 	if getenv("REDIS_URL") != "" || f.set["redis-url"] {
 		// A Redis URL from the environment or the command line turns the cache on;

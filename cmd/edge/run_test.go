@@ -74,6 +74,9 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"bad io loops", []string{"--upstream", "http://127.0.0.1:1", "--io-loops", "two"}, `io loops "two"`},
 		{"too many io loops", []string{"--upstream", "http://127.0.0.1:1", "--io-loops", "300"}, "io_loops 300 must be 0..256"},
 		{"negative io loops", []string{"--upstream", "http://127.0.0.1:1", "--io-loops", "-1"}, "io_loops -1 must be 0..256"},
+		{"bad io batch wait", []string{"--upstream", "http://127.0.0.1:1", "--io-batch-wait", "1"}, `io batch wait "1"`},
+		{"io batch wait too long", []string{"--upstream", "http://127.0.0.1:1", "--io-batch-wait", "3ms"}, "io_batch_wait 3ms must be 0..2ms"},
+		{"negative io batch wait", []string{"--upstream", "http://127.0.0.1:1", "--io-batch-wait", "-1ms"}, "io_batch_wait -1ms must be 0..2ms"},
 		{"bad file value", []string{"--config", badYAML}, "retries.attempts 99"},
 		{"bad cache value", []string{"--config", badCache}, "cache.max_ttl"},
 		{"short jwt secret", []string{"--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, "auth:"},
@@ -193,6 +196,46 @@ func TestIOLoopsPrecedence(t *testing.T) {
 			}
 			if cfg.IOLoops != tt.want {
 				t.Fatalf("IOLoops = %d, want %d", cfg.IOLoops, tt.want)
+			}
+		})
+	}
+}
+
+// TestIOBatchWaitPrecedence: io_batch_wait comes from the file, then
+// EDGE_IO_BATCH_WAIT, then --io-batch-wait, like io_loops.
+func TestIOBatchWaitPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(file, []byte("io_batch_wait: 2ms\nupstreams: [{url: 'http://127.0.0.1:1'}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		want time.Duration
+	}{
+		{"file", "", nil, 2 * time.Millisecond},
+		{"env over file", "500us", nil, 500 * time.Microsecond},
+		{"flag over env", "500us", []string{"--io-batch-wait", "1ms"}, time.Millisecond},
+		{"flag zero turns it off", "500us", []string{"--io-batch-wait", "0"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseFlags(append([]string{"--config", file}, tt.args...), &syncBuffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(f, func(k string) string {
+				if k == "EDGE_IO_BATCH_WAIT" {
+					return tt.env
+				}
+				return ""
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.IOBatchWait != tt.want {
+				t.Fatalf("IOBatchWait = %s, want %s", cfg.IOBatchWait, tt.want)
 			}
 		})
 	}

@@ -34,6 +34,14 @@ type Config struct {
 	// process holds its connections' answers until it runs again
 	// (docs/io-core.md, "Sizing io_loops"). Fixed at start.
 	IOLoops int `yaml:"io_loops"`
+	// IOBatchWait, above zero, turns on the eventloop core's wake-up
+	// coalescing: a loop whose recent event rate is at least one per
+	// IOBatchWait sleeps for it after a round of events, then takes what is
+	// ready, instead of sleeping and waking once per request; below that
+	// rate it waits for events as without it. A request may wait up to
+	// IOBatchWait longer. 0..2ms; 0 (the default) is off (docs/io-core.md,
+	// "Wake-up coalescing"). Fixed at start.
+	IOBatchWait time.Duration `yaml:"io_batch_wait"`
 	// H2C serves HTTP/2 without TLS (prior knowledge: the client starts with
 	// the HTTP/2 preface) on Listen beside HTTP/1.1, through the same handler.
 	// Goroutine core only: the event-loop core speaks HTTP/1.1.

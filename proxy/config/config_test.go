@@ -80,6 +80,8 @@ func TestParseErrors(t *testing.T) {
 		{"too many header fields", "upstreams: [{url: 'http://a:1'}]\nlimits: {max_header_fields: 10001}", []string{"limits.max_header_fields 10001"}},
 		{"negative io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: -1", []string{"io_loops -1 must be 0..256"}},
 		{"too many io_loops", "upstreams: [{url: 'http://a:1'}]\nio: eventloop\nio_loops: 257", []string{"io_loops 257 must be 0..256"}},
+		{"negative io_batch_wait", "upstreams: [{url: 'http://a:1'}]\nio_batch_wait: -1ms", []string{"io_batch_wait -1ms must be 0..2ms"}},
+		{"too long io_batch_wait", "upstreams: [{url: 'http://a:1'}]\nio_batch_wait: 2001us", []string{"io_batch_wait 2.001ms must be 0..2ms"}},
 		{"negative pipeline depth", "upstreams: [{url: 'http://a:1'}]\nlimits: {upstream_pipeline_depth: -1}", []string{"limits.upstream_pipeline_depth -1 must be 0..64"}},
 		{"pipeline too deep", "upstreams: [{url: 'http://a:1'}]\nlimits: {upstream_pipeline_depth: 65}", []string{"limits.upstream_pipeline_depth 65 must be 0..64"}},
 		{"negative upstream pipeline depth", "upstreams: [{url: 'http://a:1'}, {url: 'http://b:1', pipeline_depth: -1}]", []string{"upstreams[1].pipeline_depth -1 must be 0..64 (0 or 1: no pipelining to this host)"}},
@@ -149,6 +151,29 @@ func TestIOLoops(t *testing.T) {
 		}
 		if c.IOLoops != tt.want {
 			t.Errorf("%q: IOLoops = %d, want %d", tt.yaml, c.IOLoops, tt.want)
+		}
+	}
+}
+
+// TestIOBatchWait pins the accepted io_batch_wait range: 0 (off) up to
+// MaxIOBatchWait, as a duration.
+func TestIOBatchWait(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"io: eventloop", 0},
+		{"io_batch_wait: 0s", 0},
+		{"io_batch_wait: 500us", 500 * time.Microsecond},
+		{"io_batch_wait: 2ms", MaxIOBatchWait},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte("upstreams: [{url: 'http://a:1'}]\n" + tt.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if c.IOBatchWait != tt.want {
+			t.Errorf("%q: IOBatchWait = %s, want %s", tt.yaml, c.IOBatchWait, tt.want)
 		}
 	}
 }

@@ -70,6 +70,9 @@ func (c Config) Validate() error {
 	if c.IOLoops < 0 || c.IOLoops > MaxIOLoops {
 		bad("io_loops %d must be 0..%d (0: one per GOMAXPROCS)", c.IOLoops, MaxIOLoops)
 	}
+	if c.IOBatchWait < 0 || c.IOBatchWait > MaxIOBatchWait {
+		bad("io_batch_wait %s must be 0..%s (0: off)", c.IOBatchWait, MaxIOBatchWait)
+	}
 	switch c.H2CServer {
 	case "", H2ServerXNet, H2ServerNative:
 	default:
@@ -310,6 +313,11 @@ func cacheProblems(err error) []string {
 // MaxIOLoops bounds io_loops: each loop is an epoll set, a goroutine and
 // its own upstream pools, so a typo (4000 for 4) is refused rather than run.
 const MaxIOLoops = 256
+
+// MaxIOBatchWait bounds io_batch_wait: the latency a coalescing loop may add
+// to a request (proxy/evloop.MaxBatchWait, which the evloop package applies
+// too).
+const MaxIOBatchWait = 2 * time.Millisecond
 
 // The I/O cores Config.IO names.
 const (

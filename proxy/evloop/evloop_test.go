@@ -30,6 +30,9 @@ func startLoops(t testing.TB, cfg Config) (*Server, string) {
 			ctx.SetBodyString("bad: " + err.Error())
 		}
 	}
+	if cfg.BatchWait == 0 {
+		cfg.BatchWait = testBatchWait(t)
+	}
 	s := New(cfg)
 	go s.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() { s.Close(); ln.Close() })

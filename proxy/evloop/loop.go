@@ -129,6 +129,9 @@ type loop struct {
 	// lastNudge is when it last looked at the other loops.
 	parked    atomic.Bool
 	lastNudge int64
+	// batch decides wake-up coalescing (Config.BatchWait, batch.go).
+	batch     batcher
+	coalesced atomic.Uint64
 
 	nconns   atomic.Int64
 	handoffs atomic.Uint64
@@ -163,7 +166,8 @@ func newLoop(s *Server, id int) (*loop, error) {
 		return nil, err
 	}
 	l := &loop{s: s, id: id, epfd: epfd, efd: efd, buf: make([]byte, readBufSize)}
-	l.pw = newPollWait(epfd)
+	l.batch = newBatcher(s.cfg.BatchWait)
+	l.pw = newPollWait(epfd, l.batch.wait > 0)
 	// Preserve: a request's bytes are framed again from the start on every
 	// read until it is whole, and detached with them as sent, so the
 	// framer must not take its transfer codings out of them (serveOne
@@ -271,16 +275,23 @@ func (l *loop) run() {
 	defer l.s.wg.Done()
 	events := make([]unix.EpollEvent, maxEvents)
 	// slept: the last round began with a wait that slept in the poller.
-	slept := false
+	// coalesce: the last round asked to sleep for the batch wait (batch.go).
+	slept, coalesce := false, false
 	for !l.stopping {
 		// Under load events are usually ready: take them without the
 		// runtime's blocking-syscall bookkeeping, and wait only when none
 		// are. After a round that began asleep (a low rate: one request per
 		// wake-up) the wait's own first poll does the looking, one
-		// epoll_pwait per wake-up fewer than polling here too.
+		// epoll_pwait per wake-up fewer than polling here too. A coalescing
+		// loop sleeps for the batch wait, deaf to its set, then looks; the
+		// wait below (which unmutes) follows when that finds nothing.
 		var n int
 		var err error
-		if !slept || len(l.again) > 0 || l.pw == nil {
+		if coalesce && l.pw.mute() {
+			batchSleep(l.batch.wait)
+			l.coalesced.Add(1)
+			n, err = pollReady(l.epfd, events)
+		} else if !slept || len(l.again) > 0 || l.pw == nil {
 			n, err = pollReady(l.epfd, events)
 		}
 		slept = false
@@ -339,6 +350,7 @@ func (l *loop) run() {
 		l.flushPipes()
 		l.timers()
 		l.flushPipes()
+		coalesce = l.pw != nil && l.batch.after(l.now, n, len(l.again) > 0)
 	}
 	l.closeAll()
 	l.mu.Lock()

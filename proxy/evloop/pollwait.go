@@ -26,6 +26,14 @@ import (
 type pollWait struct {
 	f  *os.File // a duplicate of the loop's epoll descriptor, in the poller
 	rc syscall.RawConn
+	// epfd is the loop's epoll descriptor, which every poll reads. With
+	// coalescing (batch.go) f is not its duplicate but a second epoll set
+	// holding it alone, so the loop can mute it (take it out of the poller's
+	// sight) while it sleeps; muted says it is.
+	epfd  int
+	pfd   int // f's descriptor (os.File.Fd would make it blocking)
+	nest  bool
+	muted bool
 	// fn is l.pollOnce, bound once so a wait allocates nothing.
 	fn     func(fd uintptr) bool
 	events []unix.EpollEvent
@@ -45,10 +53,22 @@ type pollWait struct {
 	deadline int64
 }
 
-// newPollWait registers a duplicate of epfd with the runtime's poller; nil
-// (the loop then blocks in epoll_wait as before) when that fails.
-func newPollWait(epfd int) *pollWait {
-	fd, err := unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
+// newPollWait registers a duplicate of epfd with the runtime's poller (with
+// nest, a second epoll set holding epfd: see batch.go); nil (the loop then
+// blocks in epoll_wait as before) when that fails.
+func newPollWait(epfd int, nest bool) *pollWait {
+	var fd int
+	var err error
+	if nest {
+		fd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err == nil {
+			if err = unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, epfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(epfd)}); err != nil {
+				unix.Close(fd)
+			}
+		}
+	} else {
+		fd, err = unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil
 	}
@@ -64,15 +84,43 @@ func newPollWait(epfd int) *pollWait {
 		f.Close()
 		return nil
 	}
-	w := &pollWait{f: f, rc: rc}
+	w := &pollWait{f: f, rc: rc, epfd: epfd, pfd: fd, nest: nest}
 	w.fn = w.pollOnce
 	return w
 }
 
+// mute takes the loop's epoll set out of the poller's sight: events in it
+// no longer wake a thread blocked in the runtime's poller. Only a nested
+// pollWait (newPollWait's nest) can; it reports whether the set is muted.
+// Only the loop's goroutine calls it; wait unmutes.
+func (w *pollWait) mute() bool {
+	if !w.muted && w.nest {
+		ev := unix.EpollEvent{Fd: int32(w.epfd)} // no events: the entry is disabled
+		w.muted = rawEpollCtl(w.pfd, unix.EPOLL_CTL_MOD, w.epfd, &ev) == nil
+	}
+	return w.muted
+}
+
+// unmute undoes mute. Events that came while muted are still ready in the
+// loop's set (level-triggered), so the poll that follows sees them.
+func (w *pollWait) unmute() error {
+	if !w.muted {
+		return nil
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.epfd)}
+	if err := rawEpollCtl(w.pfd, unix.EPOLL_CTL_MOD, w.epfd, &ev); err != nil {
+		return err
+	}
+	w.muted = false
+	return nil
+}
+
 // pollOnce takes the events ready now; false parks the loop in the poller.
+// It polls the loop's set itself (fd is f's, the same set or, nested, the
+// set holding it).
 func (w *pollWait) pollOnce(fd uintptr) bool {
 	w.calls++
-	w.n, w.err = pollReady(int(fd), w.events)
+	w.n, w.err = pollReady(w.epfd, w.events)
 	return w.n > 0 || (w.err != nil && w.err != unix.EINTR)
 }
 
@@ -80,6 +128,11 @@ func (w *pollWait) pollOnce(fd uintptr) bool {
 // none came in time. A deadline set by an earlier wait that is d/2 to d
 // away stands: a wait may end after d/2, never later than d.
 func (w *pollWait) wait(events []unix.EpollEvent, d time.Duration) (int, error) {
+	// Unmuted before the poll descriptor is reset and the first poll made:
+	// an event after this wakes the poller, one before it is seen by the poll.
+	if err := w.unmute(); err != nil {
+		return 0, err
+	}
 	if now := time.Now().UnixNano(); w.deadline-now < int64(d/2) || w.deadline-now > int64(d) {
 		w.deadline = now + int64(d)
 		if err := w.f.SetReadDeadline(time.Unix(0, w.deadline)); err != nil {

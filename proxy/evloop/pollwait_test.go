@@ -11,8 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pollSet is an epoll set holding one eventfd, and its pollWait.
+// pollSet is an epoll set holding one eventfd, and its pollWait (nested,
+// as with coalescing on, when EVLOOP_TEST_BATCH_WAIT is set).
 func pollSet(t *testing.T) (epfd, efd int, w *pollWait) {
+	return pollSetNest(t, testBatchWait(t) > 0)
+}
+
+func pollSetNest(t *testing.T, nest bool) (epfd, efd int, w *pollWait) {
 	t.Helper()
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -25,7 +30,7 @@ func pollSet(t *testing.T) (epfd, efd int, w *pollWait) {
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}); err != nil {
 		t.Fatal(err)
 	}
-	w = newPollWait(epfd)
+	w = newPollWait(epfd, nest)
 	if w == nil {
 		t.Fatal("newPollWait: the epoll descriptor could not join the runtime's poller")
 	}

@@ -22,6 +22,12 @@ import (
 type Config struct {
 	// Loops is the number of event loops; 0 means GOMAXPROCS.
 	Loops int
+	// BatchWait, above zero, turns on wake-up coalescing (batch.go): a loop
+	// whose recent event rate is at least one per BatchWait sleeps for it
+	// after a round of events instead of waiting for the next event, so a
+	// request may wait up to BatchWait more. 0 (the default) is off; values
+	// above MaxBatchWait are taken as MaxBatchWait.
+	BatchWait time.Duration
 	// Handler answers a request. It may block, so it runs on a goroutine
 	// (the hand-off path) unless Inline answered first.
 	Handler fasthttp.RequestHandler
@@ -307,6 +313,8 @@ type Stats struct {
 	// Pipelined counts requests written behind another on one upstream
 	// connection (Config.PipelineDepth).
 	Pipelined uint64
+	// Coalesced counts the loops' batch sleeps (Config.BatchWait).
+	Coalesced uint64
 }
 
 // Loops is the number of event loops Serve runs (Config.Loops, or one per
@@ -328,6 +336,7 @@ func (s *Server) Stats() Stats {
 		st.ForwardRetries += l.retries.Load()
 		st.LightAnswers += l.lights.Load()
 		st.Pipelined += l.piped.Load()
+		st.Coalesced += l.coalesced.Load()
 		st.Upstreams += int(l.nups.Load())
 	}
 	return st
