@@ -27,6 +27,21 @@ type codingsConn interface {
 	TransferCodings(n uint64) string
 }
 
+// closingConn is a connection read through h1.Conn, which ends after a
+// message accepted only through limits.dangerous_framing: tolerate.
+type closingConn interface {
+	ClosesAfter(n uint64) bool
+}
+
+// announceClose sets Connection: close on the answer to the request after
+// which h1.Conn ends the connection (h1.Conn.ClosesAfter), so the client is
+// told rather than finding the connection closed.
+func announceClose(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(closingConn); ok && c.ClosesAfter(ctx.ConnRequestNum()) {
+		ctx.SetConnectionClose()
+	}
+}
+
 // transferCodings returns the codings the request in ctx named before chunked,
 // "" for none. Only a chunked request can have any.
 func transferCodings(ctx *fasthttp.RequestCtx) string {

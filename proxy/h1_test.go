@@ -600,7 +600,18 @@ func testEdgeDangerousFraming(t *testing.T, mode string, stream int) {
 			if fmt.Sprint(codes) != "[200]" || fmt.Sprintf("%q", got) != fmt.Sprintf("%q", []string{tt.seen}) {
 				t.Fatalf("statuses %v, origin saw %q; want [200], %q (and never /after)", codes, got, tt.seen)
 			}
+			if !last.ConnectionClose() {
+				t.Error("the answer does not say Connection: close, though the edge closes after it")
+			}
 		})
+	}
+	if mode == "tolerate" {
+		// An ordinary request pipelined before a tolerated one keeps the
+		// connection open for it: only the tolerated one's answer closes.
+		codes, last := rawExchange(t, e.addr, head+"Content-Length: 5\r\n\r\nhello"+head+te+"Content-Length: 3\r\n"+body+after)
+		if fmt.Sprint(codes) != "[200 200]" || !last.ConnectionClose() {
+			t.Fatalf("ordinary then tolerated: statuses %v, last closes %v; want [200 200], true", codes, last.ConnectionClose())
+		}
 	}
 	// Without Transfer-Encoding, an invalid Content-Length is refused either
 	// way, and ordinary requests keep their connection.

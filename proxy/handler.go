@@ -180,6 +180,9 @@ func (s *Server) fetchFor(ex *exchange) func(req *fasthttp.Request, resp *fastht
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rt := s.rt.Load()
 	ex := s.acquireExchange(ctx, rt)
+	// Last, over whatever answer was copied in (an origin's resets the
+	// Connection flag).
+	defer announceClose(ctx)
 	defer s.finish(ex)
 	defer s.recoverPanic(ctx)
 	if s.admit(ctx, ex) {

@@ -106,6 +106,9 @@ type Conn struct {
 	eof bool
 	// closeNext: CloseAfterMessage.
 	closeNext bool
+	// closeMsg is the number of the message after which the connection
+	// ends (eof), 0 while none (ClosesAfter).
+	closeMsg uint64
 	// msgs counts the messages whose header section the framer accepted
 	// (the first is 1, as fasthttp numbers a connection's requests);
 	// counted: the current one is counted. coded are the ones among them
@@ -145,6 +148,13 @@ func (c *Conn) TransferCodings(n uint64) string {
 	}
 	return codings
 }
+
+// ClosesAfter reports whether the connection ends after its n-th message
+// (1 for the first, as fasthttp.RequestCtx.ConnRequestNum counts): the one
+// the framer accepted only through Limits.TolerateDangerousFraming, or the
+// one CloseAfterMessage marked. The handler then answers with Connection:
+// close, so the client knows; the messages before it keep the connection.
+func (c *Conn) ClosesAfter(n uint64) bool { return c.closeMsg != 0 && n >= c.closeMsg }
 
 // CloseAfterMessage makes the connection end (io.EOF) after the current
 // message, as for a message the framer marks MustClose: for a connection
@@ -380,7 +390,7 @@ func (c *Conn) filter(b []byte) int {
 			if c.f.MustClose() || c.closeNext {
 				// Nothing after this message is read (the bytes left in b
 				// are dropped): the server answers it, then reads io.EOF.
-				c.eof = true
+				c.eof, c.closeMsg = true, c.msgs
 				return w
 			}
 		}
