@@ -18,10 +18,9 @@ import (
 // recorder is an origin that records every request it gets, in order.
 type recorder struct {
 	*origin
-	mu   sync.Mutex
-	seen []string
+	seenLog[string]
 	// leaks: requests in which the origin found droppedMarker.
-	leaks []string
+	leaks seenLog[string]
 }
 
 // droppedMarker is the value tests give trailer fields the edge discards.
@@ -30,12 +29,10 @@ const droppedMarker = "dropped-trailer-field"
 func newRecorder(t testing.TB) *recorder {
 	r := &recorder{}
 	r.origin = newOrigin(t, "rec", func(ctx *fasthttp.RequestCtx) {
-		r.mu.Lock()
-		r.seen = append(r.seen, seenRequest(string(ctx.Method()), string(ctx.RequestURI()), string(ctx.Request.Body())))
+		r.record(seenRequest(string(ctx.Method()), string(ctx.RequestURI()), string(ctx.Request.Body())))
 		if all := ctx.Request.Header.String() + string(ctx.Request.Header.TrailerHeader()) + string(ctx.Request.Body()); strings.Contains(all, droppedMarker) {
-			r.leaks = append(r.leaks, all)
+			r.leaks.record(all)
 		}
-		r.mu.Unlock()
 		ctx.SetBodyString("ok")
 	})
 	return r
@@ -46,21 +43,7 @@ func seenRequest(method, target, body string) string {
 }
 
 // takeLeaks returns and forgets the requests that carried droppedMarker.
-func (r *recorder) takeLeaks() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l := r.leaks
-	r.leaks = nil
-	return l
-}
-
-func (r *recorder) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.seen
-	r.seen = nil
-	return s
-}
+func (r *recorder) takeLeaks() []string { return r.leaks.take() }
 
 // rawExchange writes raw to the edge on one connection, closes its write side
 // and reads answers until the edge closes. It returns the statuses and the

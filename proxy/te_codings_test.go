@@ -10,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -151,8 +150,7 @@ type rawHTTPOrigin struct {
 	http10 bool
 	// cacheControl is every answer's Cache-Control ("" means no-store).
 	cacheControl string
-	mu           sync.Mutex
-	seen         []rawReq
+	seenLog[rawReq]
 }
 
 func newRawHTTPOrigin(t testing.TB, answer func(r rawReq) (int, string)) *rawHTTPOrigin {
@@ -197,20 +195,6 @@ func (o *rawHTTPOrigin) serve(c net.Conn) {
 			return
 		}
 	}
-}
-
-func (o *rawHTTPOrigin) record(r rawReq) {
-	o.mu.Lock()
-	o.seen = append(o.seen, r)
-	o.mu.Unlock()
-}
-
-func (o *rawHTTPOrigin) take() []rawReq {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	s := o.seen
-	o.seen = nil
-	return s
 }
 
 // gzipped is s in the gzip coding.

@@ -20,8 +20,28 @@ import (
 // gets (split by the h1 framer) and answers each with 200 "ok".
 type rawOrigin struct {
 	addr string
+	seenLog[string]
+}
+
+// seenLog keeps what a test origin saw, for the test to take.
+type seenLog[T any] struct {
 	mu   sync.Mutex
-	seen []string
+	seen []T
+}
+
+func (r *seenLog[T]) record(v T) {
+	r.mu.Lock()
+	r.seen = append(r.seen, v)
+	r.mu.Unlock()
+}
+
+// take returns what was recorded since the last take.
+func (r *seenLog[T]) take() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.seen
+	r.seen = nil
+	return s
 }
 
 func newRawOrigin(t testing.TB) *rawOrigin {
@@ -64,20 +84,6 @@ func (o *rawOrigin) serve(c net.Conn) {
 			return
 		}
 	}
-}
-
-func (o *rawOrigin) record(s string) {
-	o.mu.Lock()
-	o.seen = append(o.seen, s)
-	o.mu.Unlock()
-}
-
-func (o *rawOrigin) take() []string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	s := o.seen
-	o.seen = nil
-	return s
 }
 
 // edgeAdded matches the field lines the edge adds to every forwarded request
