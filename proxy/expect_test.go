@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -17,9 +16,7 @@ import (
 // Both I/O cores (EDGE_TEST_IO), body streamed (the default,
 // stream_request_bytes 65536) and read whole (0).
 func TestEdgeExpectContinue(t *testing.T) {
-	for _, stream := range []int{64 << 10, 0} {
-		t.Run(fmt.Sprintf("stream_request_bytes=%d", stream), func(t *testing.T) { testEdgeExpectContinue(t, stream) })
-	}
+	forBodyModes(t, testEdgeExpectContinue)
 }
 
 // Whether a 100 Continue comes for a request whose body came with its header

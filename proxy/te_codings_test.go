@@ -260,9 +260,7 @@ func gunzipOrigin(r rawReq) (int, string) {
 // with parameters stays 501. Both I/O cores (EDGE_TEST_IO=eventloop), body
 // streamed (the default) and read whole.
 func TestEdgeTransferCodings(t *testing.T) {
-	for _, stream := range []int{64 << 10, 0} {
-		t.Run(fmt.Sprintf("stream_request_bytes=%d", stream), func(t *testing.T) { testEdgeCodings(t, stream) })
-	}
+	forBodyModes(t, testEdgeCodings)
 }
 
 func testEdgeCodings(t *testing.T, stream int) {
@@ -339,58 +337,56 @@ func testEdgeCodings(t *testing.T, stream int) {
 // each read: the codings must survive that), then split at every byte of a
 // shorter one: the origin still gets "gzip, chunked" and the body as sent.
 func TestEdgeTransferCodingsInParts(t *testing.T) {
-	for _, stream := range []int{64 << 10, 0} {
-		t.Run(fmt.Sprintf("stream_request_bytes=%d", stream), func(t *testing.T) {
-			o := newRawHTTPOrigin(t, gunzipOrigin)
-			cfg := testConfig(&origin{name: "raw", url: "http://" + o.addr})
-			cfg.Health.Active = false
-			cfg.Limits.StreamRequestBytes = stream
-			e := startEdge(t, cfg, Options{})
-			zipped := gzipped(t, "hello, coded world")
-			req := "POST /p HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunkedEvery(zipped, 7) +
-				"GET /next HTTP/1.1\r\nHost: shop\r\n\r\n"
-			splits := [][]int{{strings.Index(req, "\r\n\r\n") + 4}}
-			for i := 1; i < len(req); i += 3 {
-				splits = append(splits, []int{i})
-			}
-			splits = append(splits, nil) // byte by byte
-			for _, split := range splits {
-				var parts []string
-				if split == nil {
-					for i := range len(req) {
-						parts = append(parts, req[i:i+1])
-					}
-				} else {
-					parts = []string{req[:split[0]], req[split[0]:]}
+	forBodyModes(t, func(t *testing.T, stream int) {
+		o := newRawHTTPOrigin(t, gunzipOrigin)
+		cfg := testConfig(&origin{name: "raw", url: "http://" + o.addr})
+		cfg.Health.Active = false
+		cfg.Limits.StreamRequestBytes = stream
+		e := startEdge(t, cfg, Options{})
+		zipped := gzipped(t, "hello, coded world")
+		req := "POST /p HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunkedEvery(zipped, 7) +
+			"GET /next HTTP/1.1\r\nHost: shop\r\n\r\n"
+		splits := [][]int{{strings.Index(req, "\r\n\r\n") + 4}}
+		for i := 1; i < len(req); i += 3 {
+			splits = append(splits, []int{i})
+		}
+		splits = append(splits, nil) // byte by byte
+		for _, split := range splits {
+			var parts []string
+			if split == nil {
+				for i := range len(req) {
+					parts = append(parts, req[i:i+1])
 				}
-				c, err := net.Dial("tcp", e.addr)
-				if err != nil {
+			} else {
+				parts = []string{req[:split[0]], req[split[0]:]}
+			}
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			for _, p := range parts {
+				if _, err := io.WriteString(c, p); err != nil {
 					t.Fatal(err)
 				}
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				for _, p := range parts {
-					if _, err := io.WriteString(c, p); err != nil {
-						t.Fatal(err)
-					}
-					if split != nil {
-						time.Sleep(5 * time.Millisecond)
-					}
-				}
-				br := bufio.NewReader(c)
-				for k, want := range []string{"hello, coded world", "ok"} {
-					var resp fasthttp.Response
-					if err := resp.Read(br); err != nil || resp.StatusCode() != 200 || string(resp.Body()) != want {
-						t.Fatalf("split %v, answer %d: %d %q, %v", split, k, resp.StatusCode(), resp.Body(), err)
-					}
-				}
-				c.Close()
-				got := o.take()
-				if len(got) != 2 || got[0].te != "gzip, chunked" || !bytes.Equal(got[0].body, zipped) || got[1].target != "/next" || got[1].te != "" {
-					t.Fatalf("split %v: origin got %+v", split, got)
+				if split != nil {
+					time.Sleep(5 * time.Millisecond)
 				}
 			}
-		})
-	}
+			br := bufio.NewReader(c)
+			for k, want := range []string{"hello, coded world", "ok"} {
+				var resp fasthttp.Response
+				if err := resp.Read(br); err != nil || resp.StatusCode() != 200 || string(resp.Body()) != want {
+					t.Fatalf("split %v, answer %d: %d %q, %v", split, k, resp.StatusCode(), resp.Body(), err)
+				}
+			}
+			c.Close()
+			got := o.take()
+			if len(got) != 2 || got[0].te != "gzip, chunked" || !bytes.Equal(got[0].body, zipped) || got[1].target != "/next" || got[1].te != "" {
+				t.Fatalf("split %v: origin got %+v", split, got)
+			}
+		}
+	})
 }
 
 // TestEdgeTransferCodingsOrigin: what the origin says passes through: its 501

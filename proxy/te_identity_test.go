@@ -100,9 +100,7 @@ var edgeAdded = regexp.MustCompile(`(?m)^X-Request-Id: [0-9a-f-]+\r\n`)
 // (other codings: TestEdgeTransferCodings). Both I/O cores
 // (EDGE_TEST_IO=eventloop), body streamed (the default) and read whole.
 func TestEdgeTransferEncodingIdentity(t *testing.T) {
-	for _, stream := range []int{64 << 10, 0} {
-		t.Run(fmt.Sprintf("stream_request_bytes=%d", stream), func(t *testing.T) { testEdgeIdentity(t, stream) })
-	}
+	forBodyModes(t, testEdgeIdentity)
 }
 
 func testEdgeIdentity(t *testing.T, stream int) {
@@ -177,43 +175,41 @@ func testEdgeIdentity(t *testing.T, stream int) {
 // the origin gets the chunked request without identity. Both cores, body
 // streamed and read whole.
 func TestEdgeIdentityInParts(t *testing.T) {
-	for _, stream := range []int{64 << 10, 0} {
-		t.Run(fmt.Sprintf("stream_request_bytes=%d", stream), func(t *testing.T) {
-			o := newRawOrigin(t)
-			cfg := testConfig(&origin{name: "raw", url: "http://" + o.addr})
-			cfg.Health.Active = false
-			cfg.Limits.StreamRequestBytes = stream
-			e := startEdge(t, cfg, Options{})
-			c, err := net.Dial("tcp", e.addr)
-			if err != nil {
+	forBodyModes(t, func(t *testing.T, stream int) {
+		o := newRawOrigin(t)
+		cfg := testConfig(&origin{name: "raw", url: "http://" + o.addr})
+		cfg.Health.Active = false
+		cfg.Limits.StreamRequestBytes = stream
+		e := startEdge(t, cfg, Options{})
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		parts := []string{
+			"POST /p HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: identity\r\nX-A: 1\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
+			"5\r\nhel", "lo\r\n0\r\n\r\n",
+		}
+		for _, p := range parts {
+			if _, err := io.WriteString(c, p); err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			br := bufio.NewReader(c)
-			parts := []string{
-				"POST /p HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: identity\r\nX-A: 1\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
-				"5\r\nhel", "lo\r\n0\r\n\r\n",
-			}
-			for _, p := range parts {
-				if _, err := io.WriteString(c, p); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(30 * time.Millisecond)
-			}
-			var resp fasthttp.Response
-			if err := resp.Read(br); err != nil || resp.StatusCode() != 200 {
-				t.Fatalf("answer %d, %v: %s", resp.StatusCode(), err, resp.Body())
-			}
-			// Streamed, the body goes on in the chunks it came in.
-			want := "Transfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"
-			if stream == 0 {
-				want = "\r\n\r\nhello"
-			}
-			got := o.take()
-			if len(got) != 1 || strings.Contains(strings.ToLower(got[0]), "identity") || !strings.HasSuffix(got[0], want) {
-				t.Fatalf("origin got %q, want it to end %q", got, want)
-			}
-		})
-	}
+			time.Sleep(30 * time.Millisecond)
+		}
+		var resp fasthttp.Response
+		if err := resp.Read(br); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("answer %d, %v: %s", resp.StatusCode(), err, resp.Body())
+		}
+		// Streamed, the body goes on in the chunks it came in.
+		want := "Transfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"
+		if stream == 0 {
+			want = "\r\n\r\nhello"
+		}
+		got := o.take()
+		if len(got) != 1 || strings.Contains(strings.ToLower(got[0]), "identity") || !strings.HasSuffix(got[0], want) {
+			t.Fatalf("origin got %q, want it to end %q", got, want)
+		}
+	})
 }

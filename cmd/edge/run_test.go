@@ -161,23 +161,30 @@ func TestOverridePrecedence(t *testing.T) {
 	}
 }
 
-// TestIOLoopsPrecedence: io_loops comes from the file, then EDGE_IO_LOOPS, then
-// --io-loops, like io/EDGE_IO/--io.
-func TestIOLoopsPrecedence(t *testing.T) {
+// TestIOPrecedence: io_loops and io_batch_wait come from the file, then
+// their environment variable, then their flag, like io/EDGE_IO/--io; a flag
+// of 0 restores the default (one loop per GOMAXPROCS; no coalescing).
+func TestIOPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "edge.yaml")
-	if err := os.WriteFile(file, []byte("io: eventloop\nio_loops: 4\nupstreams: [{url: 'http://127.0.0.1:1'}]\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("io: eventloop\nio_loops: 4\nio_batch_wait: 2ms\nupstreams: [{url: 'http://127.0.0.1:1'}]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	loops := func(c config.Config) string { return fmt.Sprint(c.IOLoops) }
+	wait := func(c config.Config) string { return c.IOBatchWait.String() }
 	tests := []struct {
-		name string
-		env  string
-		args []string
-		want int
+		name, envKey, env string
+		args              []string
+		get               func(config.Config) string
+		want              string
 	}{
-		{"file", "", nil, 4},
-		{"env over file", "3", nil, 3},
-		{"flag over env", "3", []string{"--io-loops", "1"}, 1},
-		{"flag zero restores the default", "3", []string{"--io-loops", "0"}, 0},
+		{"io_loops: file", "EDGE_IO_LOOPS", "", nil, loops, "4"},
+		{"io_loops: env over file", "EDGE_IO_LOOPS", "3", nil, loops, "3"},
+		{"io_loops: flag over env", "EDGE_IO_LOOPS", "3", []string{"--io-loops", "1"}, loops, "1"},
+		{"io_loops: flag zero restores the default", "EDGE_IO_LOOPS", "3", []string{"--io-loops", "0"}, loops, "0"},
+		{"io_batch_wait: file", "EDGE_IO_BATCH_WAIT", "", nil, wait, "2ms"},
+		{"io_batch_wait: env over file", "EDGE_IO_BATCH_WAIT", "500us", nil, wait, "500µs"},
+		{"io_batch_wait: flag over env", "EDGE_IO_BATCH_WAIT", "500us", []string{"--io-batch-wait", "1ms"}, wait, "1ms"},
+		{"io_batch_wait: flag zero turns it off", "EDGE_IO_BATCH_WAIT", "500us", []string{"--io-batch-wait", "0"}, wait, "0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,7 +193,7 @@ func TestIOLoopsPrecedence(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg, err := loadConfig(f, func(k string) string {
-				if k == "EDGE_IO_LOOPS" {
+				if k == tt.envKey {
 					return tt.env
 				}
 				return ""
@@ -194,48 +201,8 @@ func TestIOLoopsPrecedence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.IOLoops != tt.want {
-				t.Fatalf("IOLoops = %d, want %d", cfg.IOLoops, tt.want)
-			}
-		})
-	}
-}
-
-// TestIOBatchWaitPrecedence: io_batch_wait comes from the file, then
-// EDGE_IO_BATCH_WAIT, then --io-batch-wait, like io_loops.
-func TestIOBatchWaitPrecedence(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "edge.yaml")
-	if err := os.WriteFile(file, []byte("io_batch_wait: 2ms\nupstreams: [{url: 'http://127.0.0.1:1'}]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		env  string
-		args []string
-		want time.Duration
-	}{
-		{"file", "", nil, 2 * time.Millisecond},
-		{"env over file", "500us", nil, 500 * time.Microsecond},
-		{"flag over env", "500us", []string{"--io-batch-wait", "1ms"}, time.Millisecond},
-		{"flag zero turns it off", "500us", []string{"--io-batch-wait", "0"}, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, err := parseFlags(append([]string{"--config", file}, tt.args...), &syncBuffer{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := loadConfig(f, func(k string) string {
-				if k == "EDGE_IO_BATCH_WAIT" {
-					return tt.env
-				}
-				return ""
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.IOBatchWait != tt.want {
-				t.Fatalf("IOBatchWait = %s, want %s", cfg.IOBatchWait, tt.want)
+			if got := tt.get(cfg); got != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
 			}
 		})
 	}

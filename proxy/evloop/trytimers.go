@@ -16,7 +16,9 @@ type tryTimer struct {
 
 // tryTimers is a binary min-heap on at. Entries are never removed early:
 // one whose connection moved on (answered, next try, closed) is dropped
-// when it reaches the top, so a try costs one push and no search.
+// when it reaches the top, so a try costs one push and no search. It is not
+// container/heap, whose Push takes an interface: boxing a tryTimer would
+// allocate once per forwarded try.
 type tryTimers struct {
 	h []tryTimer
 	// compactAt is the length at which stale entries are swept out, so a
@@ -43,7 +45,12 @@ func (t *tryTimers) pop() {
 	n := len(t.h) - 1
 	t.h[0] = t.h[n]
 	t.h = t.h[:n]
-	for i := 0; ; {
+	t.down(0)
+}
+
+// down moves the entry at i down to its place.
+func (t *tryTimers) down(i int) {
+	for n := len(t.h); ; {
 		l, m := 2*i+1, i
 		if l < n && t.h[l].at < t.h[m].at {
 			m = l
@@ -93,21 +100,7 @@ func (l *loop) compactTries() {
 	clear(t.h[len(live):])
 	t.h = live
 	for i := len(t.h)/2 - 1; i >= 0; i-- {
-		// sift down from each parent (heapify)
-		for j := i; ; {
-			a, m := 2*j+1, j
-			if a < len(t.h) && t.h[a].at < t.h[m].at {
-				m = a
-			}
-			if b := a + 1; b < len(t.h) && t.h[b].at < t.h[m].at {
-				m = b
-			}
-			if m == j {
-				break
-			}
-			t.h[m], t.h[j] = t.h[j], t.h[m]
-			j = m
-		}
+		t.down(i)
 	}
 	t.compactAt = 4 * len(t.h)
 }
