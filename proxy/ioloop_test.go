@@ -14,6 +14,7 @@ import (
 	"github.com/novashop/edge/internal/testenv"
 	"github.com/novashop/edge/proxy/cache"
 	"github.com/novashop/edge/proxy/config"
+	"github.com/novashop/edge/proxy/evloop"
 )
 
 // On the event-loop core a fresh local hit is answered on the loop (no hand-off),
@@ -183,5 +184,13 @@ func TestEventLoopIOLoops(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBatchWaitBoundsAgree: the config refuses io_batch_wait past the bound
+// the loops clamp to, so the two constants must stay one value.
+func TestBatchWaitBoundsAgree(t *testing.T) {
+	if config.MaxIOBatchWait != evloop.MaxBatchWait {
+		t.Fatalf("config.MaxIOBatchWait %s, evloop.MaxBatchWait %s", config.MaxIOBatchWait, evloop.MaxBatchWait)
 	}
 }
