@@ -688,13 +688,7 @@ func TestFramerIdentity(t *testing.T) {
 			if r.err != nil || strings.Join(r.out, "") != tt.out {
 				t.Fatalf("%v\nwant out %q", r, tt.out)
 			}
-			var req fasthttp.Request
-			if err := req.Read(bufio.NewReader(strings.NewReader(r.out[0]))); err != nil {
-				t.Fatalf("fasthttp on %q: %v", r.out[0], err)
-			}
-			if string(req.Body()) != "hello" || req.Header.ContentLength() != -1 {
-				t.Fatalf("fasthttp read body %q, length %d", req.Body(), req.Header.ContentLength())
-			}
+			wantChunkedHello(t, r.out[0])
 			// The event-loop core's way: the whole message, compacted.
 			b := []byte(tt.in)
 			f.Reset()
@@ -899,13 +893,7 @@ func TestFramerCodings(t *testing.T) {
 					t.Fatalf("the next message has codings %q", c)
 				}
 			}
-			var req fasthttp.Request
-			if err := req.Read(bufio.NewReader(strings.NewReader(r.out[0]))); err != nil {
-				t.Fatalf("fasthttp on %q: %v", r.out[0], err)
-			}
-			if string(req.Body()) != "hello" || req.Header.ContentLength() != -1 {
-				t.Fatalf("fasthttp read body %q, length %d", req.Body(), req.Header.ContentLength())
-			}
+			wantChunkedHello(t, r.out[0])
 			// The event-loop core's way: framed in place with Preserve (the
 			// bytes stay as sent, so framing them again finds the codings
 			// again), then a copy framed without it and compacted.
@@ -968,5 +956,18 @@ func TestFramerCodings(t *testing.T) {
 	r := checkSplits(t, &f, head+"Content-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n"+body+get)
 	if r.err != nil || len(r.msgs) != 1 || r.codings[0] != "gzip" || !r.idle {
 		t.Fatalf("tolerated Content-Length with codings: %v", r)
+	}
+}
+
+// wantChunkedHello checks that fasthttp reads msg, what the framer passed on,
+// as a chunked request whose body is "hello".
+func wantChunkedHello(t *testing.T, msg string) {
+	t.Helper()
+	var req fasthttp.Request
+	if err := req.Read(bufio.NewReader(strings.NewReader(msg))); err != nil {
+		t.Fatalf("fasthttp on %q: %v", msg, err)
+	}
+	if string(req.Body()) != "hello" || req.Header.ContentLength() != -1 {
+		t.Fatalf("fasthttp read body %q, length %d", req.Body(), req.Header.ContentLength())
 	}
 }
