@@ -156,10 +156,12 @@ func attackEdge(t *testing.T, kind string, slow time.Duration, tweak func(*confi
 func TestH2RapidReset(t *testing.T) { forH2Servers(t, testH2RapidReset) }
 
 func testH2RapidReset(t *testing.T, kind string) {
-	e, o := attackEdge(t, kind, 300*time.Millisecond, nil)
+	const slow = 300 * time.Millisecond
+	e, o := attackEdge(t, kind, slow, nil)
 	h := dialH2Raw(t, e.tlsAddr)
 	blk := h.block("GET")
 	sent := 0
+	start := time.Now()
 	for id := uint32(1); id < 2*5000; id += 2 {
 		if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndStream: true, EndHeaders: true}); err != nil {
 			break
@@ -169,6 +171,9 @@ func testH2RapidReset(t *testing.T, kind string) {
 		}
 		sent++
 	}
+	// How long the server took to take the attack in (writes block once its
+	// reading falls behind).
+	sending := time.Since(start)
 	// Either x/net's queue overflowed (GOAWAY ENHANCE_YOUR_CALM, closed), or
 	// the bridge drained the queue by skipping reset streams (a loaded
 	// machine starts handlers slower than the resets arrive); either way the
@@ -186,9 +191,16 @@ func testH2RapidReset(t *testing.T, kind string) {
 	}
 	// x/net runs at most MaxConcurrentStreams handlers and queues at most 4×
 	// that before its GOAWAY; the bridge skips queued streams already reset
-	// (on an idle machine only the first 128 reach the origin).
-	if f.calls.Load() > 5*h2MaxStreams || o.hits.Load() > 5*h2MaxStreams {
-		t.Errorf("%d handlers and %d origin requests for %d reset streams, want at most %d", f.calls.Load(), o.hits.Load(), sent, 5*h2MaxStreams)
+	// (on an idle machine only the first 128 reach the origin). A reset
+	// stream frees its slot while its handler still waits on the origin, so
+	// while a slow reader (a loaded box, the race detector) is still taking
+	// the attack in, x/net starts new handlers as old ones end: each slot
+	// can run one per origin answer time more. Those stay within the
+	// concurrency bound above; beyond them the total is still 5× the bound,
+	// far below one handler per reset stream.
+	allowed := int64(5*h2MaxStreams) + int64(h2MaxStreams)*int64(sending/slow)
+	if f.calls.Load() > allowed || o.hits.Load() > allowed {
+		t.Errorf("%d handlers and %d origin requests for %d reset streams taken in over %s, want at most %d", f.calls.Load(), o.hits.Load(), sent, sending.Round(time.Millisecond), allowed)
 	}
 }
 
